@@ -1,0 +1,1 @@
+"""hl-analytics: Hyperliquid wallet analytics for organisations (command line and settings)."""

@@ -1,0 +1,150 @@
+"""Settings, declared as data and read from the environment once at start-up.
+
+Every setting is one `Setting` row (name, default, help, parser). The README's
+table of environment variables is checked against `SETTINGS` by a test, so the
+documentation cannot drift from the code. A bad value raises `SettingsError`
+naming the variable and what is allowed; the CLI prints it as one line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hl_analytics.errors import SettingsError
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise ValueError(f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value.rstrip("/") if parts.scheme.startswith("http") else value
+
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("a positive number, e.g. 1 or 0.5") from None
+    if not (number > 0 and number < float("inf")):
+        raise ValueError("a positive number, e.g. 1 or 0.5")
+    return number
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a non-empty string")
+    return value
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("one of 1/0, true/false, yes/no, on/off")
+
+
+def _log_level(value: str) -> str:
+    upper = value.strip().upper()
+    if upper not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("one of DEBUG, INFO, WARNING, ERROR")
+    return upper
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+    parse: Callable[[str], Any]
+
+    @property
+    def attr(self) -> str:
+        return self.name.lower()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DATABASE_URL",
+        None,
+        "PostgreSQL connection URL. Unset: an embedded PostgreSQL in HL_ANALYTICS_DATA_DIR.",
+        _url(("postgresql", "postgres")),
+    ),
+    Setting(
+        "HL_ANALYTICS_DATA_DIR",
+        ".hl-analytics",
+        "Folder of the embedded PostgreSQL's data (used only when DATABASE_URL is unset).",
+        _text,
+    ),
+    Setting(
+        "HYPERLIQUID_API_URL",
+        "https://api.hyperliquid.xyz",
+        "Base URL of Hyperliquid's API (or of the simulated exchange).",
+        _url(("http", "https")),
+    ),
+    Setting(
+        "HYPERLIQUID_RPS",
+        "1",
+        "Requests per second to Hyperliquid, shared by all worker processes and hosts.",
+        _positive_float,
+    ),
+    Setting("JWT_SECRET", None, "Shared secret for HS256 tokens.", _text),
+    Setting("JWT_JWKS_URL", None, "JWKS URL for RS256/ES256 tokens.", _url(("http", "https"))),
+    Setting("JWT_AUDIENCE", "authenticated", "Required `aud` claim of tokens.", _text),
+    Setting("JWT_ISSUER", None, "Required `iss` claim of tokens, when set.", _text),
+    Setting(
+        "REDIS_URL",
+        None,
+        "Redis URL for the shared response cache (optional).",
+        _url(("redis", "rediss")),
+    ),
+    Setting("GRAPHIQL", "1", "Serve GraphiQL and allow introspection (1) or not (0).", _flag),
+    Setting("LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", _log_level),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    hl_analytics_data_dir: str
+    hyperliquid_api_url: str
+    hyperliquid_rps: float
+    jwt_secret: str | None
+    jwt_jwks_url: str | None
+    jwt_audience: str
+    jwt_issuer: str | None
+    redis_url: str | None
+    graphiql: bool
+    log_level: str
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.hl_analytics_data_dir).expanduser().resolve()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.name)
+            if raw is None or raw == "":
+                raw = setting.default
+            if raw is None:
+                values[setting.attr] = None
+                continue
+            try:
+                values[setting.attr] = setting.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(
+                    f"{setting.name}={raw!r} is not allowed: expected {exc}"
+                ) from None
+        return cls(**values)

@@ -1,0 +1,1 @@
+"""hlsim package."""

@@ -1,0 +1,85 @@
+"""The embedded default database: a private PostgreSQL from the `pgserver` wheel.
+
+pgserver was chosen because it ships real PostgreSQL binaries inside a wheel
+(nothing to install on the machine) and already coordinates several processes
+on one data folder: each process that opens the folder registers itself, the
+first starts the server, later ones reuse it, and the last one out stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from hl_analytics.errors import HLAnalyticsError
+from hl_analytics.settings import Settings
+from storage.db import with_database
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "hl_analytics"
+_servers: dict[Path, Any] = {}
+
+
+class EmbeddedDatabaseError(HLAnalyticsError):
+    """The embedded PostgreSQL could not be started: check the data folder, or set DATABASE_URL."""
+
+
+def start(data_dir: Path) -> Any:
+    """Starts (or joins) the embedded server whose data lives in `data_dir / "pg"`."""
+    pgdata = (data_dir / "pg").resolve()
+    if pgdata in _servers:
+        return _servers[pgdata]
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            from pgserver.postgres_server import get_server
+
+            server = get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:
+        raise EmbeddedDatabaseError(
+            f"the embedded PostgreSQL in {pgdata} did not start ({exc}); "
+            "remove the folder to start over, or set DATABASE_URL"
+        ) from None
+    _servers[pgdata] = server
+    log.info(
+        "embedded PostgreSQL ready", extra={"action": "embedded_db_ready", "pgdata": str(pgdata)}
+    )
+    return server
+
+
+def server_url(data_dir: Path, database: str = "postgres") -> str:
+    return with_database(str(start(data_dir).get_uri()), database)
+
+
+def ensure_database(admin_url: str, name: str) -> None:
+    """Creates database `name` unless it exists (CREATE DATABASE has no IF NOT EXISTS)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        # another process may create it meanwhile
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL when set; otherwise the embedded server's URL (started on demand)."""
+    if settings.database_url:
+        return settings.database_url
+    ensure_database(server_url(settings.data_dir), EMBEDDED_DATABASE)
+    return server_url(settings.data_dir, EMBEDDED_DATABASE)
+
+
+def stop(data_dir: Path) -> None:
+    """Releases this process's handle; the server stops when no process holds one."""
+    server = _servers.pop((data_dir / "pg").resolve(), None)
+    if server is not None:
+        server.cleanup()

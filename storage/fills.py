@@ -1,0 +1,151 @@
+"""Raw fills (`hl_fills_raw`), their monthly partitions and the quarantine.
+
+Fills are appended idempotently: a batch is copied into a temporary table with
+`COPY`, then moved with one `INSERT … ON CONFLICT DO NOTHING` keyed on
+(wallet, tid, oid, time). Re-inserting a fill, or a batch holding the same fill
+twice, stores it once; a self-trade (same tid, two oids) keeps both sides.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+EPOCH = date(1970, 1, 1)
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One Hyperliquid fill of one wallet, typed; field order is the COPY order."""
+
+    time: int
+    tid: int
+    oid: int
+    coin: str
+    side: str
+    px: Decimal
+    sz: Decimal
+    dir: str
+    start_position: Decimal
+    closed_pnl: Decimal
+    fee: Decimal
+    fee_token: str
+    builder_fee: Decimal | None
+    hash: str
+    crossed: bool
+    cloid: str | None = None
+    twap_id: int | None = None
+    liquidated_user: str | None = None
+    liquidation_mark_px: Decimal | None = None
+    liquidation_method: str | None = None
+
+    @property
+    def day(self) -> date:
+        return day_of(self.time)
+
+
+FILL_COLUMNS = tuple(f.name for f in fields(Fill))
+_COLUMN_LIST = ", ".join(FILL_COLUMNS)
+
+
+def day_of(time_ms: int) -> date:
+    """The UTC day of an epoch-millisecond timestamp."""
+    return EPOCH + timedelta(days=time_ms // DAY_MS)
+
+
+def day_bounds_ms(day: date) -> tuple[int, int]:
+    start = (day - EPOCH).days * DAY_MS
+    return start, start + DAY_MS
+
+
+CREATE_INCOMING = """
+CREATE TEMP TABLE IF NOT EXISTS hl_fills_incoming
+    (LIKE hl_fills_raw INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+TRUNCATE_INCOMING = "TRUNCATE hl_fills_incoming"
+COPY_INCOMING = f"COPY hl_fills_incoming (wallet_id, {_COLUMN_LIST}) FROM STDIN"
+# Returns, per UTC day, how many of the batch's fills were new.
+MOVE_INCOMING = f"""
+WITH inserted AS (
+    INSERT INTO hl_fills_raw (wallet_id, {_COLUMN_LIST})
+    SELECT wallet_id, {_COLUMN_LIST} FROM hl_fills_incoming
+    ON CONFLICT ON CONSTRAINT hl_fills_raw_identity DO NOTHING
+    RETURNING time
+)
+SELECT time / {DAY_MS} AS day_number, count(*) FROM inserted GROUP BY 1 ORDER BY 1
+"""
+ENSURE_PARTITIONS = "SELECT hl_ensure_fill_partitions(%s)"
+CREATE_PARTITION = "SELECT hl_create_fill_partition(%s)"
+SELECT_PARTITION_OF = """
+SELECT tableoid::regclass::text FROM hl_fills_raw WHERE wallet_id = %s AND tid = %s AND oid = %s
+"""
+COUNT_WALLET_FILLS = "SELECT count(*) FROM hl_fills_raw WHERE wallet_id = %s"
+INSERT_QUARANTINE = "INSERT INTO hl_fills_quarantine (wallet_id, raw, reason) VALUES (%s, %s, %s)"
+COUNT_QUARANTINE = "SELECT count(*) FROM hl_fills_quarantine WHERE wallet_id = %s"
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    """What an append stored: new fills per UTC day (days without new fills absent)."""
+
+    new_per_day: dict[date, int]
+
+    @property
+    def inserted(self) -> int:
+        return sum(self.new_per_day.values())
+
+
+def insert_fills(conn: psycopg.Connection, wallet_id: int, batch: Sequence[Fill]) -> InsertResult:
+    """Appends the batch idempotently, in the caller's transaction."""
+    if not batch:
+        return InsertResult({})
+    with conn.cursor() as cur:
+        cur.execute(CREATE_INCOMING)
+        cur.execute(TRUNCATE_INCOMING)
+        with cur.copy(COPY_INCOMING) as copy:
+            for fill in batch:
+                copy.write_row((wallet_id, *astuple(fill)))
+        rows = cur.execute(MOVE_INCOMING).fetchall()
+    return InsertResult({EPOCH + timedelta(days=int(day)): int(count) for day, count in rows})
+
+
+def quarantine(conn: psycopg.Connection, wallet_id: int, raw: Any, reason: str) -> None:
+    """Keeps a fill that failed validation, with why, for inspection."""
+    conn.execute(INSERT_QUARANTINE, (wallet_id, json.dumps(raw, default=str), reason))
+
+
+def quarantined_count(conn: psycopg.Connection, wallet_id: int) -> int:
+    row = conn.execute(COUNT_QUARANTINE, (wallet_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def ensure_partitions(conn: psycopg.Connection, months_ahead: int = 3) -> int:
+    """Creates missing monthly partitions; returns how many it created."""
+    row = conn.execute(ENSURE_PARTITIONS, (months_ahead,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def create_partition(conn: psycopg.Connection, month: date) -> bool:
+    row = conn.execute(CREATE_PARTITION, (month,)).fetchone()
+    return bool(row and row[0])
+
+
+def partition_of(conn: psycopg.Connection, wallet_id: int, tid: int, oid: int) -> str | None:
+    row = conn.execute(SELECT_PARTITION_OF, (wallet_id, tid, oid)).fetchone()
+    return str(row[0]) if row else None
+
+
+def count_fills(conn: psycopg.Connection, wallet_id: int) -> int:
+    row = conn.execute(COUNT_WALLET_FILLS, (wallet_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def days_of(fills_: Iterable[Fill]) -> set[date]:
+    return {f.day for f in fills_}

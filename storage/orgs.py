@@ -1,0 +1,173 @@
+"""Organisations, wallets, the links between them, and user profiles."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from storage.errors import InvalidAddress, InvalidRole, OrgNotFound, StorageError
+
+ROLES = ("admin", "viewer")
+_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+INSERT_ORG = "INSERT INTO orgs (name) VALUES (%s) RETURNING id, name, created_at"
+SELECT_ORG = "SELECT id, name, created_at FROM orgs WHERE id = %s"
+SELECT_ORGS = "SELECT id, name, created_at FROM orgs ORDER BY created_at, id"
+UPSERT_USER = """
+INSERT INTO user_profiles (user_id, org_id, role) VALUES (%s, %s, %s)
+ON CONFLICT (user_id) DO UPDATE SET org_id = EXCLUDED.org_id, role = EXCLUDED.role
+RETURNING user_id, org_id, role
+"""
+SELECT_PROFILE = "SELECT user_id, org_id, role FROM user_profiles WHERE user_id = %s"
+# Inserts the wallets that are new and returns the ids of all of them, in one round trip.
+UPSERT_WALLETS = """
+WITH input AS (SELECT unnest(%s::text[]) AS address),
+inserted AS (
+    INSERT INTO wallets (address) SELECT address FROM input
+    ON CONFLICT (address) DO NOTHING RETURNING id, address
+)
+SELECT id, address FROM inserted
+UNION ALL
+SELECT w.id, w.address FROM wallets w JOIN input USING (address)
+"""
+LINK_WALLETS = """
+INSERT INTO org_wallets (org_id, wallet_id) SELECT %s, unnest(%s::bigint[])
+ON CONFLICT DO NOTHING RETURNING wallet_id
+"""
+UNLINK_WALLET = """
+DELETE FROM org_wallets ow USING wallets w
+WHERE ow.wallet_id = w.id AND ow.org_id = %s AND w.address = %s
+RETURNING w.id
+"""
+SELECT_TRACKED = """
+SELECT w.id, w.address FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+WHERE ow.org_id = %s ORDER BY w.address
+"""
+SELECT_ALL_TRACKED = """
+SELECT DISTINCT w.id, w.address FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+ORDER BY w.address
+"""
+SELECT_WALLET_ORGS = "SELECT org_id FROM org_wallets WHERE wallet_id = %s ORDER BY org_id"
+
+
+@dataclass(frozen=True)
+class Org:
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Profile:
+    user_id: str
+    org_id: uuid.UUID
+    role: str
+
+
+@dataclass(frozen=True)
+class Wallet:
+    id: int
+    address: str
+
+
+def normalize_address(address: str) -> str:
+    """`0x` + 40 hex digits, lowercased; anything else raises InvalidAddress."""
+    candidate = address.strip()
+    if not _ADDRESS_RE.match(candidate):
+        raise InvalidAddress(
+            f"{address!r} is not a wallet address: expected 0x followed by 40 hexadecimal digits"
+        )
+    return candidate.lower()
+
+
+def parse_org_id(value: str | uuid.UUID) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise OrgNotFound(
+            f"{value!r} is not an organisation id (a UUID, as printed by `orgs create`)"
+        ) from None
+
+
+def create_org(conn: psycopg.Connection, name: str) -> Org:
+    if not name.strip() or len(name.strip()) > 200:
+        raise StorageError("an organisation name must have 1 to 200 characters")
+    row = conn.execute(INSERT_ORG, (name.strip(),)).fetchone()
+    assert row is not None
+    return Org(*row)
+
+
+def get_org(conn: psycopg.Connection, org_id: str | uuid.UUID) -> Org:
+    row = conn.execute(SELECT_ORG, (parse_org_id(org_id),)).fetchone()
+    if row is None:
+        raise OrgNotFound(
+            f"no organisation has id {org_id}: list them with `hl-analytics orgs list`"
+        )
+    return Org(*row)
+
+
+def list_orgs(conn: psycopg.Connection) -> list[Org]:
+    return [Org(*row) for row in conn.execute(SELECT_ORGS)]
+
+
+def add_user(conn: psycopg.Connection, user_id: str, org_id: str | uuid.UUID, role: str) -> Profile:
+    """Creates the profile, or moves an existing user to this org and role."""
+    if role not in ROLES:
+        raise InvalidRole(f"{role!r} is not a role: use admin or viewer")
+    if not user_id or len(user_id) > 255:
+        raise StorageError("a user id must have 1 to 255 characters")
+    org = get_org(conn, org_id)
+    row = conn.execute(UPSERT_USER, (user_id, org.id, role)).fetchone()
+    assert row is not None
+    return Profile(*row)
+
+
+def get_profile(conn: psycopg.Connection, user_id: str) -> Profile | None:
+    row = conn.execute(SELECT_PROFILE, (user_id,)).fetchone()
+    return Profile(*row) if row else None
+
+
+def upsert_wallets(conn: psycopg.Connection, addresses: Iterable[str]) -> list[Wallet]:
+    """Validates every address first, so one bad address writes nothing."""
+    normalized = sorted({normalize_address(a) for a in addresses})
+    rows = conn.execute(UPSERT_WALLETS, (normalized,)).fetchall()
+    return sorted((Wallet(*row) for row in rows), key=lambda w: w.address)
+
+
+def track_wallets(
+    conn: psycopg.Connection, org_id: str | uuid.UUID, addresses: Sequence[str]
+) -> tuple[list[Wallet], list[Wallet]]:
+    """Links the addresses to the org; returns (all wallets given, newly linked ones)."""
+    org = get_org(conn, org_id)
+    wallets = upsert_wallets(conn, addresses)
+    linked = {row[0] for row in conn.execute(LINK_WALLETS, (org.id, [w.id for w in wallets]))}
+    return wallets, [w for w in wallets if w.id in linked]
+
+
+def untrack_wallet(
+    conn: psycopg.Connection, org_id: str | uuid.UUID, address: str
+) -> Wallet | None:
+    """Unlinks the wallet; returns it, or None when the org did not track it."""
+    normalized = normalize_address(address)
+    row = conn.execute(UNLINK_WALLET, (parse_org_id(org_id), normalized)).fetchone()
+    return Wallet(row[0], normalized) if row else None
+
+
+def tracked_wallets(
+    conn: psycopg.Connection, org_id: str | uuid.UUID | None = None
+) -> list[Wallet]:
+    """The org's tracked wallets, or every wallet tracked by any org."""
+    if org_id is None:
+        return [Wallet(*row) for row in conn.execute(SELECT_ALL_TRACKED)]
+    return [Wallet(*row) for row in conn.execute(SELECT_TRACKED, (parse_org_id(org_id),))]
+
+
+def wallet_orgs(conn: psycopg.Connection, wallet_id: int) -> list[uuid.UUID]:
+    return [row[0] for row in conn.execute(SELECT_WALLET_ORGS, (wallet_id,))]
