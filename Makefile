@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 QUICK  ?=
 
-.PHONY: demo test lint typecheck pytest bench chaos clean venv
+.PHONY: demo test lint typecheck pytest bench chaos clean venv graphiql-assets
 
 venv: $(STAMP)
 
@@ -15,7 +15,18 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@$(MAKE) --no-print-directory graphiql-assets
 	@touch $(STAMP)
+
+# GraphiQL's page is served with its scripts from this machine, not from a CDN:
+# the npm packages are installed into the virtualenv. Without npm the API still
+# serves GraphQL, and its GraphiQL page says how to get the assets.
+GRAPHIQL_PACKAGES := react@18.2.0 react-dom@18.2.0 graphiql@3.8.3 @graphiql/plugin-explorer@1.0.2 js-cookie@3.0.5
+graphiql-assets:
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --silent --no-audit --no-fund --no-save --prefix $(VENV)/graphiql $(GRAPHIQL_PACKAGES) \
+		|| echo "warning: npm could not install GraphiQL's assets; GraphiQL will not load"; \
+	else echo "note: npm not found; GraphiQL's assets are not installed (GraphQL itself works)"; fi
 
 demo: $(STAMP)
 	$(BIN)/hl-analytics demo
