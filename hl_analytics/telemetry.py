@@ -1,0 +1,97 @@
+"""Prometheus metrics of the API and the workers.
+
+prometheus_client was chosen because it is the reference client and is what
+Dramatiq's own Prometheus middleware uses: in worker processes both write to the
+same multiprocess folder (PROMETHEUS_MULTIPROC_DIR, set by that middleware before
+any metric is created), and one exposition server serves the sum of all
+processes. Metrics are therefore created lazily, on first use, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+
+@dataclass(frozen=True)
+class ApiMetrics:
+    requests: Counter
+    latency: Histogram
+    errors: Counter
+
+
+@dataclass(frozen=True)
+class WorkerMetrics:
+    fills_ingested: Counter
+    fills_quarantined: Counter
+    hl_requests: Counter
+    hl_rate_limited: Counter
+    rollup_seconds: Histogram
+    oldest_queued_age: Gauge
+
+
+@cache
+def api_metrics() -> ApiMetrics:
+    return ApiMetrics(
+        requests=Counter(
+            "hla_api_requests_total",
+            "GraphQL requests by operation and HTTP status.",
+            ["operation", "status"],
+        ),
+        latency=Histogram(
+            "hla_api_request_seconds",
+            "GraphQL request latency by operation.",
+            ["operation"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        ),
+        errors=Counter(
+            "hla_api_errors_total",
+            "GraphQL requests answered with errors, by operation and kind.",
+            ["operation", "kind"],
+        ),
+    )
+
+
+@cache
+def worker_metrics() -> WorkerMetrics:
+    return WorkerMetrics(
+        fills_ingested=Counter("hla_fills_ingested_total", "New fills stored."),
+        fills_quarantined=Counter("hla_fills_quarantined_total", "Fills rejected by validation."),
+        hl_requests=Counter(
+            "hla_hyperliquid_requests_total",
+            "Requests to Hyperliquid by type and HTTP status.",
+            ["type", "status"],
+        ),
+        hl_rate_limited=Counter("hla_hyperliquid_429_total", "Hyperliquid answers 429."),
+        rollup_seconds=Histogram(
+            "hla_rollup_seconds",
+            "Duration of rollup statements.",
+            ["level"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+        ),
+        oldest_queued_age=Gauge(
+            "hla_jobs_oldest_queued_seconds",
+            "Age of the oldest queued job.",
+            multiprocess_mode="max",
+        ),
+    )
+
+
+def exposition() -> tuple[bytes, str]:
+    """The current metrics as Prometheus text, summed over processes when multiprocess."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
