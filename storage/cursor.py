@@ -1,0 +1,151 @@
+"""The per-wallet ingest cursor (`hl_ingest_cursor`): how far ingestion got.
+
+`synced_until_ms` says every fill of the wallet up to that time is stored. It
+only moves forward (GREATEST), and only in the transaction that stored the
+fills it covers, so a crash between pages leaves a cursor that is behind,
+never ahead: the next run re-fetches a little and stores nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+SELECT_CURSOR = """
+SELECT wallet_id, synced_until_ms, last_fill_ms, fills_stored, history_truncated,
+       last_success_at, last_error, last_error_at
+FROM hl_ingest_cursor WHERE wallet_id = %s
+"""
+# Moves the cursor forward with the fills of one page, in the transaction that stored them.
+ADVANCE = """
+INSERT INTO hl_ingest_cursor AS c
+    (wallet_id, synced_until_ms, last_fill_ms, fills_stored, history_truncated)
+VALUES (%(wallet_id)s, %(synced_until_ms)s, %(last_fill_ms)s, %(stored)s, %(truncated)s)
+ON CONFLICT (wallet_id) DO UPDATE SET
+    synced_until_ms = GREATEST(c.synced_until_ms, EXCLUDED.synced_until_ms),
+    last_fill_ms = GREATEST(c.last_fill_ms, EXCLUDED.last_fill_ms),
+    fills_stored = c.fills_stored + EXCLUDED.fills_stored,
+    history_truncated = c.history_truncated OR EXCLUDED.history_truncated,
+    updated_at = now()
+"""
+RECORD_SUCCESS = """
+INSERT INTO hl_ingest_cursor AS c (wallet_id, last_success_at) VALUES (%s, now())
+ON CONFLICT (wallet_id) DO UPDATE SET
+    last_success_at = now(), last_error = NULL, last_error_at = NULL, updated_at = now()
+"""
+RECORD_ERROR = """
+INSERT INTO hl_ingest_cursor AS c (wallet_id, last_error, last_error_at) VALUES (%s, %s, now())
+ON CONFLICT (wallet_id) DO UPDATE SET
+    last_error = EXCLUDED.last_error, last_error_at = now(), updated_at = now()
+"""
+# Every tracked wallet with what the scheduler's policy needs: recent activity and the
+# last time anything (a success, an error, a queued ingest) happened to it.
+SELECT_SCHEDULE = """
+SELECT w.id, w.address, c.last_fill_ms,
+       GREATEST(c.last_success_at, c.last_error_at, c.last_scheduled_at) AS last_attempt_at
+FROM wallets w
+LEFT JOIN hl_ingest_cursor c ON c.wallet_id = w.id
+WHERE EXISTS (SELECT 1 FROM org_wallets ow WHERE ow.wallet_id = w.id)
+ORDER BY w.id
+"""
+MARK_SCHEDULED = """
+INSERT INTO hl_ingest_cursor AS c (wallet_id, last_scheduled_at)
+SELECT unnest(%s::bigint[]), now()
+ON CONFLICT (wallet_id) DO UPDATE SET last_scheduled_at = now()
+"""
+# Progress of a sync: wallets that finished (either way) since it started, and fills stored.
+SELECT_PROGRESS = """
+SELECT count(*) FILTER (WHERE GREATEST(last_success_at, last_error_at) >= %(since)s)::integer,
+       count(*) FILTER (WHERE last_error_at >= %(since)s)::integer,
+       coalesce(sum(fills_stored), 0)::bigint
+FROM hl_ingest_cursor WHERE wallet_id = ANY(%(wallet_ids)s)
+"""
+SELECT_NOW = "SELECT now()"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    wallet_id: int
+    synced_until_ms: int | None
+    last_fill_ms: int | None
+    fills_stored: int
+    history_truncated: bool
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    wallet_id: int
+    address: str
+    last_fill_ms: int | None
+    last_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    finished: int
+    failed: int
+    fills_stored: int
+
+
+def get_cursor(conn: psycopg.Connection, wallet_id: int) -> Cursor | None:
+    row = conn.execute(SELECT_CURSOR, (wallet_id,)).fetchone()
+    return Cursor(*row) if row else None
+
+
+def advance(
+    conn: psycopg.Connection,
+    wallet_id: int,
+    *,
+    synced_until_ms: int,
+    last_fill_ms: int | None,
+    stored: int,
+    truncated: bool = False,
+) -> None:
+    """Moves the cursor forward (never back) in the caller's transaction."""
+    conn.execute(
+        ADVANCE,
+        {
+            "wallet_id": wallet_id,
+            "synced_until_ms": synced_until_ms,
+            "last_fill_ms": last_fill_ms,
+            "stored": stored,
+            "truncated": truncated,
+        },
+    )
+
+
+def record_success(conn: psycopg.Connection, wallet_id: int) -> None:
+    conn.execute(RECORD_SUCCESS, (wallet_id,))
+
+
+def record_error(conn: psycopg.Connection, wallet_id: int, message: str) -> None:
+    conn.execute(RECORD_ERROR, (wallet_id, message[:2000]))
+
+
+def schedule_rows(conn: psycopg.Connection) -> list[ScheduleRow]:
+    return [ScheduleRow(*row) for row in conn.execute(SELECT_SCHEDULE)]
+
+
+def mark_scheduled(conn: psycopg.Connection, wallet_ids: Sequence[int]) -> None:
+    if wallet_ids:
+        conn.execute(MARK_SCHEDULED, (list(wallet_ids),))
+
+
+def progress(conn: psycopg.Connection, wallet_ids: Sequence[int], since: datetime) -> Progress:
+    row = conn.execute(SELECT_PROGRESS, {"since": since, "wallet_ids": list(wallet_ids)}).fetchone()
+    assert row is not None
+    return Progress(int(row[0]), int(row[1]), int(row[2]))
+
+
+def database_now(conn: psycopg.Connection) -> datetime:
+    """The database's clock, which every timestamp of this table is written with."""
+    row = conn.execute(SELECT_NOW).fetchone()
+    assert row is not None
+    value: datetime = row[0]
+    return value

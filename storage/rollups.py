@@ -1,0 +1,199 @@
+"""Derived daily metrics: `wallet_day_metrics` and `global_day_metrics`.
+
+Every rebuild is one set-based statement that recomputes a row from its source
+(never an increment), so running it twice, concurrently, or after a crash gives
+the same numbers. The domain rules of DESIGN.md live here and nowhere else:
+
+- a fill belongs to the UTC day of its `time`; the day's range is computed in
+  Python (`day_bounds_ms`) so the partition and index on `time` are used;
+- spot = `coin` starts with `@` or contains `/`; every other coin is perp;
+- volume = `px × sz`; fees in USD = `fee` when `fee_token` is USDC, else
+  `fee × px` (`fee` already includes `builder_fee`, which is never added);
+- realized PnL = sum of `closed_pnl`; trade count = number of fills;
+- an org-day sums the wallet-days of the wallets the org tracks *now*;
+  DAU = those wallets with at least one fill that day;
+  `avg_volume_per_user` = round(total / DAU, 2).
+
+Rows exist only for activity: a wallet-day whose fills are gone, and an
+org-day none of whose tracked wallets traded, are deleted rather than kept as
+zeros. Readers (the API) turn a missing day into zeros. All sums are NUMERIC.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import psycopg
+
+from storage.fills import day_bounds_ms
+
+# One aggregate per wallet over the fills of [lo, hi); shared by the rebuilds below.
+_WALLET_AGGREGATE = """
+SELECT wallet_id,
+       count(*)::integer AS trade_count,
+       coalesce(sum(px * sz) FILTER (WHERE left(coin, 1) = '@' OR strpos(coin, '/') > 0), 0)
+           AS spot_volume_usd,
+       coalesce(sum(px * sz) FILTER (WHERE NOT (left(coin, 1) = '@' OR strpos(coin, '/') > 0)), 0)
+           AS perp_volume_usd,
+       sum(CASE WHEN fee_token = 'USDC' THEN fee ELSE fee * px END) AS fees_usd,
+       sum(closed_pnl) AS realized_pnl_usd
+FROM hl_fills_raw
+WHERE time >= %(lo)s AND time < %(hi)s {wallet_filter}
+GROUP BY wallet_id
+"""
+_UPSERT_WALLET_DAYS = """
+INSERT INTO wallet_day_metrics (wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd,
+                                fees_usd, realized_pnl_usd)
+SELECT wallet_id, %(day)s, trade_count, spot_volume_usd, perp_volume_usd, fees_usd,
+       realized_pnl_usd
+FROM agg
+ON CONFLICT (wallet_id, day) DO UPDATE SET
+    trade_count = EXCLUDED.trade_count,
+    spot_volume_usd = EXCLUDED.spot_volume_usd,
+    perp_volume_usd = EXCLUDED.perp_volume_usd,
+    fees_usd = EXCLUDED.fees_usd,
+    realized_pnl_usd = EXCLUDED.realized_pnl_usd,
+    updated_at = now()
+"""
+# Rebuilds the given wallets' rows of one day; a wallet left without fills loses its row.
+REBUILD_WALLET_DAYS = f"""
+WITH agg AS ({_WALLET_AGGREGATE.format(wallet_filter="AND wallet_id = ANY(%(wallet_ids)s)")}),
+gone AS (
+    DELETE FROM wallet_day_metrics m
+    WHERE m.day = %(day)s AND m.wallet_id = ANY(%(wallet_ids)s)
+      AND NOT EXISTS (SELECT 1 FROM agg WHERE agg.wallet_id = m.wallet_id)
+)
+{_UPSERT_WALLET_DAYS}
+"""
+# Rebuilds every wallet's row of one day in one pass over the day's fills.
+REBUILD_ALL_WALLET_DAYS = f"""
+WITH agg AS ({_WALLET_AGGREGATE.format(wallet_filter="")}),
+gone AS (
+    DELETE FROM wallet_day_metrics m
+    WHERE m.day = %(day)s AND NOT EXISTS (SELECT 1 FROM agg WHERE agg.wallet_id = m.wallet_id)
+)
+{_UPSERT_WALLET_DAYS}
+"""
+# Rebuilds one org-day from the wallet-days of the wallets the org tracks; no activity → no row.
+REBUILD_ORG_DAY = """
+WITH agg AS (
+    SELECT count(*)::integer AS dau,
+           sum(m.trade_count)::integer AS trade_count,
+           sum(m.spot_volume_usd) AS spot_volume_usd,
+           sum(m.perp_volume_usd) AS perp_volume_usd,
+           sum(m.total_volume_usd) AS total_volume_usd,
+           sum(m.fees_usd) AS fees_usd,
+           sum(m.realized_pnl_usd) AS realized_pnl_usd
+    FROM org_wallets ow
+    JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id AND m.day = %(day)s
+    WHERE ow.org_id = %(org_id)s AND m.trade_count > 0
+),
+gone AS (
+    DELETE FROM global_day_metrics
+    WHERE org_id = %(org_id)s AND day = %(day)s AND (SELECT dau FROM agg) = 0
+)
+INSERT INTO global_day_metrics (org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd,
+                                total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user)
+SELECT %(org_id)s, %(day)s, dau, trade_count, spot_volume_usd, perp_volume_usd,
+       total_volume_usd, fees_usd, realized_pnl_usd, round(total_volume_usd / dau, 2)
+FROM agg
+WHERE dau > 0
+ON CONFLICT (org_id, day) DO UPDATE SET
+    dau = EXCLUDED.dau,
+    trade_count = EXCLUDED.trade_count,
+    spot_volume_usd = EXCLUDED.spot_volume_usd,
+    perp_volume_usd = EXCLUDED.perp_volume_usd,
+    total_volume_usd = EXCLUDED.total_volume_usd,
+    fees_usd = EXCLUDED.fees_usd,
+    realized_pnl_usd = EXCLUDED.realized_pnl_usd,
+    avg_volume_per_user = EXCLUDED.avg_volume_per_user,
+    updated_at = now()
+"""
+# Tells API instances that an org's numbers changed; delivered only if the transaction commits.
+NOTIFY_METRICS_CHANGED = "SELECT pg_notify('hl_metrics_changed', %s)"
+METRICS_CHANGED_CHANNEL = "hl_metrics_changed"
+# The days on which any of the wallets has metrics: what tracking them changes in an org.
+SELECT_ACTIVE_DAYS = """
+SELECT DISTINCT day FROM wallet_day_metrics WHERE wallet_id = ANY(%s) ORDER BY day
+"""
+SELECT_WALLET_DAY = """
+SELECT wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,
+       fees_usd, realized_pnl_usd
+FROM wallet_day_metrics WHERE wallet_id = %s AND day = %s
+"""
+SELECT_ORG_DAYS = """
+SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,
+       fees_usd, realized_pnl_usd, avg_volume_per_user
+FROM global_day_metrics WHERE org_id = %s ORDER BY day
+"""
+
+
+@dataclass(frozen=True)
+class WalletDay:
+    wallet_id: int
+    day: date
+    trade_count: int
+    spot_volume_usd: Decimal
+    perp_volume_usd: Decimal
+    total_volume_usd: Decimal
+    fees_usd: Decimal
+    realized_pnl_usd: Decimal
+
+
+@dataclass(frozen=True)
+class OrgDay:
+    org_id: uuid.UUID
+    day: date
+    dau: int
+    trade_count: int
+    spot_volume_usd: Decimal
+    perp_volume_usd: Decimal
+    total_volume_usd: Decimal
+    fees_usd: Decimal
+    realized_pnl_usd: Decimal
+    avg_volume_per_user: Decimal
+
+
+def _day_params(day: date) -> dict[str, object]:
+    lo, hi = day_bounds_ms(day)
+    return {"day": day, "lo": lo, "hi": hi}
+
+
+def rebuild_wallet_days(conn: psycopg.Connection, wallet_ids: Sequence[int], day: date) -> int:
+    """Recomputes the wallets' metrics of `day` from their raw fills; returns rows written."""
+    params = {**_day_params(day), "wallet_ids": list(wallet_ids)}
+    return conn.execute(REBUILD_WALLET_DAYS, params).rowcount
+
+
+def rebuild_wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> bool:
+    """Recomputes one wallet-day; returns whether the wallet traded that day."""
+    return rebuild_wallet_days(conn, [wallet_id], day) > 0
+
+
+def rebuild_all_wallet_days(conn: psycopg.Connection, day: date) -> int:
+    """Recomputes every wallet's metrics of `day` in one statement; returns rows written."""
+    return conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day)).rowcount
+
+
+def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> bool:
+    """Recomputes one org-day and notifies listeners on commit; returns whether it had activity."""
+    written = conn.execute(REBUILD_ORG_DAY, {"org_id": org_id, "day": day}).rowcount
+    conn.execute(NOTIFY_METRICS_CHANGED, (str(org_id),))
+    return written > 0
+
+
+def active_days(conn: psycopg.Connection, wallet_ids: Sequence[int]) -> list[date]:
+    return [row[0] for row in conn.execute(SELECT_ACTIVE_DAYS, (list(wallet_ids),))]
+
+
+def wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> WalletDay | None:
+    row = conn.execute(SELECT_WALLET_DAY, (wallet_id, day)).fetchone()
+    return WalletDay(*row) if row else None
+
+
+def org_days(conn: psycopg.Connection, org_id: uuid.UUID) -> list[OrgDay]:
+    return [OrgDay(*row) for row in conn.execute(SELECT_ORG_DAYS, (org_id,))]
