@@ -1,0 +1,79 @@
+"""Faults injected on demand: error statuses, slow answers, broken bodies.
+
+A plan is queued (through `POST /_sim/faults` or the Python API) and spent by
+the next `count` requests it matches. Several plans queue in order; the first
+matching one with requests left applies.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+class InvalidFaultPlan(ValueError):
+    """A fault plan has an unknown field or a value of the wrong type."""
+
+
+@dataclass
+class FaultPlan:
+    status: int | None = None  # answer this status instead (429, 500, 400, …)
+    retry_after: float | None = None  # with a 429/503: the Retry-After header, in seconds
+    delay_s: float = 0.0  # answer this much later (beyond a client timeout: a timeout)
+    truncate: bool = False  # cut the body in half: invalid JSON
+    malformed: bool = False  # corrupt one fill of the answer
+    count: int = 1  # how many matching requests it applies to
+    type: str | None = None  # only requests of this type
+    user: str | None = None  # only requests about this wallet
+
+    @classmethod
+    def from_json(cls, data: Any) -> FaultPlan:
+        if not isinstance(data, dict):
+            raise InvalidFaultPlan("a fault plan is a JSON object")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidFaultPlan(
+                f"unknown fault fields {sorted(unknown)}; known: {sorted(known)}"
+            )
+        plan = cls(**data)
+        if plan.count < 1 or plan.delay_s < 0:
+            raise InvalidFaultPlan("count must be >= 1 and delay_s >= 0")
+        if plan.user:
+            plan.user = plan.user.lower()
+        return plan
+
+    def matches(self, request_type: str, user: str | None) -> bool:
+        return (self.type is None or self.type == request_type) and (
+            self.user is None or self.user == (user or "").lower()
+        )
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._plans: list[FaultPlan] = []
+        self._lock = threading.Lock()
+
+    def add(self, plan: FaultPlan) -> None:
+        with self._lock:
+            self._plans.append(plan)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plans.clear()
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(p) for p in self._plans]
+
+    def take(self, request_type: str, user: str | None) -> FaultPlan | None:
+        """The plan that applies to this request, if any, spending one of its uses."""
+        with self._lock:
+            for plan in self._plans:
+                if plan.matches(request_type, user):
+                    plan.count -= 1
+                    if plan.count == 0:
+                        self._plans.remove(plan)
+                    return plan
+        return None

@@ -1,0 +1,186 @@
+"""The simulated market: every wallet's fills, and the `/info` queries over them.
+
+The market answers like Hyperliquid's API does (looked up in its docs, not
+guessed): `userFillsByTime` returns at most 2000 fills, oldest first, from
+`startTime` to `endTime` inclusive, and only a wallet's 10,000 most recent
+fills are reachable at all; `userFills` returns the latest 2000, newest first.
+Only fills at or before the market clock (`now_ms`) exist for clients.
+
+Tests use the Python API to plant exact situations (`add_fill`, `add_burst`,
+`add_raw` for malformed fills) and to read the ground truth (`fills`).
+Methods are thread-safe: the server runs in another thread than the test.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hlsim.coins import BY_NAME, spot_meta
+from hlsim.trader import DAY_MS, RawFill, Trader
+
+PAGE_LIMIT = 2000
+HORIZON = 10_000
+
+
+@dataclass
+class WalletBook:
+    """One wallet's fills, sorted by time; equal times keep insertion order."""
+
+    times: list[int] = field(default_factory=list)
+    items: list[Any] = field(default_factory=list)
+
+    def add(self, time_ms: int, raw: Any) -> None:
+        at = bisect.bisect_right(self.times, time_ms)
+        self.times.insert(at, time_ms)
+        self.items.insert(at, raw)
+
+    def extend_sorted(self, fills: Iterable[RawFill]) -> None:
+        for raw in fills:
+            if self.times and raw["time"] < self.times[-1]:
+                self.add(raw["time"], raw)
+            else:
+                self.times.append(raw["time"])
+                self.items.append(raw)
+
+
+def wallet_address(seed: int, index: int) -> str:
+    return "0x" + hashlib.sha256(f"hlsim-wallet:{seed}:{index}".encode()).hexdigest()[:40]
+
+
+class Market:
+    """Deterministic from its seed: the same calls give byte-identical answers."""
+
+    def __init__(self, seed: int = 1, *, now_ms: int) -> None:
+        self.seed = seed
+        self.now_ms = now_ms
+        self._books: dict[str, WalletBook] = {}
+        self._traders: list[Trader] = []
+        self._planters: dict[str, Trader] = {}
+        self._next_index = 0
+        self._lock = threading.RLock()
+
+    @classmethod
+    def generate(
+        cls,
+        seed: int = 1,
+        *,
+        wallets: int = 8,
+        days: float = 3,
+        now_ms: int,
+        fills_per_day: tuple[float, float] = (10, 400),
+    ) -> Market:
+        """A market of `wallets` traders with `days` of history up to `now_ms`.
+
+        Activity levels are spread log-uniformly over `fills_per_day`, so a few
+        wallets are busy and most are quiet.
+        """
+        market = cls(seed, now_ms=now_ms)
+        low, high = fills_per_day
+        for index in range(wallets):
+            share = index / max(wallets - 1, 1)
+            rate = low * (high / low) ** share if low > 0 else high * share
+            market.add_wallet(fills_per_day=rate, since_ms=now_ms - int(days * DAY_MS))
+        return market
+
+    # -- building ---------------------------------------------------------------
+
+    def add_wallet(
+        self, address: str | None = None, *, fills_per_day: float = 0, since_ms: int | None = None
+    ) -> str:
+        """A wallet trading `fills_per_day` from `since_ms` on (0: only planted fills)."""
+        with self._lock:
+            index = self._next_index
+            self._next_index += 1
+            address = (address or wallet_address(self.seed, index)).lower()
+            self._books.setdefault(address, WalletBook())
+            if fills_per_day > 0:
+                start = self.now_ms if since_ms is None else since_ms
+                trader = Trader(address, index, self.seed, fills_per_day, start)
+                self._traders.append(trader)
+                self._books[address].extend_sorted(trader.fills_until(self.now_ms))
+            return address
+
+    def add_fill(self, address: str, time_ms: int, **overrides: Any) -> RawFill:
+        """Plants one well-formed fill at `time_ms`; `overrides` replace its fields."""
+        with self._lock:
+            trader = self._planter(address)
+            coin = BY_NAME[str(overrides.pop("coin", "ETH"))]
+            raw = trader.fill(coin, time_ms, str(overrides.pop("side", "B")), crossed=True)
+            raw.update(overrides)
+            self._books[address.lower()].add(time_ms, raw)
+            return raw
+
+    def add_burst(self, address: str, time_ms: int, count: int, coin: str = "BTC") -> list[RawFill]:
+        """Plants one taker order swept through `count` makers in the same millisecond."""
+        with self._lock:
+            fills = self._planter(address).sweep(BY_NAME[coin], time_ms, count)
+            book = self._books[address.lower()]
+            for raw in fills:
+                book.add(time_ms, raw)
+            return fills
+
+    def add_raw(self, address: str, time_ms: int, raw: Any) -> None:
+        """Plants anything as a fill (for malformed ones); sorted at `time_ms`."""
+        with self._lock:
+            self._books.setdefault(address.lower(), WalletBook()).add(time_ms, raw)
+
+    def _planter(self, address: str) -> Trader:
+        # A separate generator per planted wallet, so planting never perturbs the traders' streams.
+        key = address.lower()
+        self._books.setdefault(key, WalletBook())
+        if key not in self._planters:
+            index = 1_000 + len(self._planters)
+            self._planters[key] = Trader(key, index, self.seed, 1, self.now_ms)
+        return self._planters[key]
+
+    def advance(self, now_ms: int) -> int:
+        """Moves the clock forward, letting every trader trade; returns the new fill count."""
+        with self._lock:
+            if now_ms <= self.now_ms:
+                return 0
+            self.now_ms = now_ms
+            added = 0
+            for trader in self._traders:
+                fills = trader.fills_until(now_ms)
+                self._books[trader.address].extend_sorted(fills)
+                added += len(fills)
+            return added
+
+    # -- reading ----------------------------------------------------------------
+
+    @property
+    def wallets(self) -> list[str]:
+        with self._lock:
+            return list(self._books)
+
+    def fills(self, address: str) -> list[Any]:
+        """Ground truth: every fill of the wallet up to the clock, horizon ignored."""
+        with self._lock:
+            book = self._books.get(address.lower(), WalletBook())
+            return book.items[: bisect.bisect_right(book.times, self.now_ms)]
+
+    def user_fills_by_time(self, address: str, start_ms: int, end_ms: int | None) -> list[Any]:
+        with self._lock:
+            book = self._books.get(address.lower(), WalletBook())
+            visible = bisect.bisect_right(book.times, self.now_ms)
+            reachable = max(0, visible - HORIZON)
+            end = (
+                visible if end_ms is None else min(visible, bisect.bisect_right(book.times, end_ms))
+            )
+            lo = max(reachable, bisect.bisect_left(book.times, start_ms))
+            return book.items[lo : min(end, lo + PAGE_LIMIT)]
+
+    def user_fills(self, address: str) -> list[Any]:
+        with self._lock:
+            book = self._books.get(address.lower(), WalletBook())
+            visible = bisect.bisect_right(book.times, self.now_ms)
+            return book.items[max(0, visible - PAGE_LIMIT) : visible][::-1]
+
+    @staticmethod
+    def spot_meta() -> dict[str, object]:
+        return spot_meta()

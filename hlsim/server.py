@@ -1,0 +1,132 @@
+"""Serving the simulated exchange: in a background thread, or as `hl-analytics simulate`.
+
+uvicorn serves the Starlette app. `SimServer` binds its socket itself (port 0
+picks a free one) and runs uvicorn in a daemon thread, which is how tests and
+the demo embed the exchange in their own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from hl_analytics.settings import Settings
+from hlsim.app import SimState, create_app
+from hlsim.market import Market
+
+log = logging.getLogger(__name__)
+
+DEMO_WALLETS = 30
+DEMO_DAYS = 7
+PROGRESS_EVERY_S = 30.0
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SimServer:
+    """The simulated exchange on 127.0.0.1 (or `host`), in a thread; use as a context manager."""
+
+    def __init__(self, state: SimState, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = state
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = self._sock.getsockname()[:2]
+        config = uvicorn.Config(
+            create_app(state), log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="hlsim"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def market(self) -> Market:
+        return self.state.market
+
+    def start(self, timeout_s: float = 10.0) -> SimServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the simulated exchange did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def demo_market(seed: int, *, wallets: int = DEMO_WALLETS, days: float = DEMO_DAYS) -> Market:
+    """A few dozen wallets with a week of history up to now, trading on in real time."""
+    return Market.generate(
+        seed, wallets=wallets, days=days, now_ms=wall_ms(), fills_per_day=(5, 600)
+    )
+
+
+def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    """`hl-analytics simulate`: serve a live demo market until interrupted."""
+    print(f"generating the market (seed {args.seed}) …", flush=True)
+    market = demo_market(args.seed)
+    state = SimState(market, clock=wall_ms)
+    try:
+        server = SimServer(state, host=args.host, port=args.port)
+    except OSError as exc:
+        print(
+            f"hl-analytics: error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+            "pick another --port"
+        )
+        return 1
+    with server:
+        total = sum(len(market.fills(w)) for w in market.wallets)
+        print(
+            f"simulated Hyperliquid API on {server.url}: "
+            f"{len(market.wallets)} wallets, {total} fills"
+        )
+        for address in market.wallets:
+            print(f"  {address}  {len(market.fills(address))} fills")
+        print(
+            f"point the system at it: HYPERLIQUID_API_URL={server.url}   (Ctrl+C stops it)",
+            flush=True,
+        )
+        served = 0
+        try:
+            while True:
+                time.sleep(PROGRESS_EVERY_S)
+                entries = state.log.entries()
+                log.info(
+                    "%d requests in the last %.0fs, %d answered 429",
+                    len(entries) - served,
+                    PROGRESS_EVERY_S,
+                    sum(1 for e in entries[served:] if e.status == 429),
+                    extra={"action": "sim_progress"},
+                )
+                served = len(entries)
+        except KeyboardInterrupt:
+            print("stopped")
+    return 0

@@ -1,0 +1,309 @@
+"""An async client of Hyperliquid's `POST /info`, built on httpx.
+
+What it relies on, from Hyperliquid's API docs: `userFillsByTime` answers at
+most 2000 fills, oldest first, from `startTime` to `endTime` (epoch ms), and
+only a wallet's 10,000 most recent fills are reachable at all; each request
+weighs 20 plus 1 per 20 fills returned, against 1200 a minute per IP.
+
+Paging without gaps: many fills share one millisecond (a sweep through the
+book), so the next page starts at the last fill's time *inclusive* and drops
+fills already delivered in this pass by (tid, oid); `last + 1` would lose the
+rest of a millisecond cut by the page boundary. A full page whose fills all
+share one millisecond cannot be paged into (the API takes no finer cursor):
+the pass steps past that millisecond, logs it, and marks the page truncated,
+since some of its fills may be out of reach.
+
+A pass covers `[start_ms, end_ms]`; without `end_ms` the pass pins `end_ms` to
+this host's clock when it starts, so every page asks the same window and the
+final page can say how far the pass is complete. Fills newer than that are
+the next pass's (ingest overlaps passes by minutes, which also absorbs skew).
+
+Errors: 429 (waiting out `Retry-After`, which also pushes back the shared
+schedule so other workers wait too), 5xx, timeouts, connection errors and
+unreadable bodies are retried with exponential backoff and jitter, then raise
+`HyperliquidUnavailable`; other 4xx raise `HyperliquidRejected` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from hl_analytics.settings import Settings
+from jobs.errors import HyperliquidRejected, HyperliquidUnavailable
+from jobs.hl_parse import parse_fills
+from jobs.ratelimit import (
+    STANDARD_WEIGHT,
+    PostgresRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
+from storage.fills import Fill
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 2000
+HORIZON = 10_000
+ITEMS_PER_WEIGHT = 20
+USER_AGENT = "hl-analytics"
+
+
+@dataclass(frozen=True)
+class FillPage:
+    """One page of a pass over a wallet's fills.
+
+    `fills` are validated and new within the pass, oldest first; `rejected` are
+    (raw fill, reason) pairs to quarantine. Every fill with time below
+    `complete_until_ms` has been delivered by this page or an earlier one of the
+    pass. `truncated` is True when the API hides some of the wallet's fills: its
+    history reaches past the 10,000-fill horizon, or a single millisecond held
+    more fills than one page.
+    """
+
+    fills: list[Fill]
+    rejected: list[tuple[object, str]]
+    complete_until_ms: int
+    truncated: bool
+
+
+@dataclass
+class _Pass:
+    seen: set[tuple[int, int]] = field(default_factory=set)
+    seen_rejects: set[str] = field(default_factory=set)
+    truncated: bool = False
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HyperliquidClient:
+    """Use one client per event loop; close it with `aclose()` or `async with`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        limiter: RateLimiter,
+        timeout_s: float = 10.0,
+        max_attempts: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.limiter = limiter
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._timeout = httpx.Timeout(timeout_s)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=self._timeout,
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, database_url: str) -> HyperliquidClient:
+        """A client whose limiter is shared through Redis when REDIS_URL is set, else PostgreSQL."""
+        limiter: RateLimiter
+        if settings.redis_url:
+            limiter = RedisRateLimiter(settings.redis_url, settings.hyperliquid_rps)
+        else:
+            limiter = PostgresRateLimiter(database_url, settings.hyperliquid_rps)
+        return cls(settings.hyperliquid_api_url, limiter=limiter)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self.limiter.aclose()
+
+    async def __aenter__(self) -> HyperliquidClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- requests -----------------------------------------------------------------
+
+    async def info(self, body: dict[str, Any], *, expect: type = list) -> Any:
+        """One `/info` request through the limiter, retried as the module docstring says."""
+        what = f"{body.get('type')} for {body.get('user', 'the exchange')}"
+        key = str(body.get("user", body.get("type")))
+        reason = ""
+        for attempt in range(1, self.max_attempts + 1):
+            await self.limiter.acquire(key)
+            wait: float | None = None
+            try:
+                response = await self._http.post(
+                    "/info", content=json.dumps(body), timeout=self._timeout
+                )
+            except httpx.TimeoutException as exc:
+                reason = f"timed out ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                reason = f"connection failed ({type(exc).__name__}: {exc})"
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        data = json.loads(response.content, parse_float=Decimal)
+                    except ValueError:
+                        data = None
+                        reason = "answered a body that is not valid JSON"
+                    if isinstance(data, expect):
+                        await self._charge_items(body, data)
+                        return data
+                    reason = reason or f"answered {type(data).__name__}, not {expect.__name__}"
+                elif status == 429 or status >= 500:
+                    reason = f"answered HTTP {status}"
+                    wait = _retry_after_s(response) if status in (429, 503) else None
+                else:
+                    raise HyperliquidRejected(
+                        f"Hyperliquid rejected {what} with HTTP {status}: "
+                        f"{response.text[:200].strip()!r}; fix the request, retrying will not help"
+                    )
+            if attempt == self.max_attempts:
+                break
+            if wait is not None:
+                # The budget is per IP: push back everyone's schedule, not only this request.
+                await self.limiter.charge(wait * self.limiter.rps)
+                delay = 0.0
+            else:
+                ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+                delay = ceiling * random.uniform(0.5, 1.0)
+            log.warning(
+                "Hyperliquid %s: %s; attempt %d of %d, retrying in %.2fs",
+                what,
+                reason,
+                attempt,
+                self.max_attempts,
+                delay if wait is None else wait,
+                extra={"action": "hl_retry", "attempt": attempt, "reason": reason},
+            )
+            await asyncio.sleep(delay)
+        raise HyperliquidUnavailable(
+            f"Hyperliquid {what} failed {self.max_attempts} times (last: {reason}); "
+            "the job will be retried later"
+        )
+
+    async def _charge_items(self, body: dict[str, Any], data: Any) -> None:
+        if body.get("type") in ("userFills", "userFillsByTime") and isinstance(data, list):
+            extra = len(data) // ITEMS_PER_WEIGHT
+            if extra:
+                await self.limiter.charge(extra / STANDARD_WEIGHT)
+
+    async def user_fills_by_time(self, address: str, start_ms: int, end_ms: int) -> list[Any]:
+        body = {
+            "type": "userFillsByTime",
+            "user": address,
+            "startTime": start_ms,
+            "endTime": end_ms,
+            "aggregateByTime": False,
+        }
+        result: list[Any] = await self.info(body)
+        return result
+
+    async def latest_fills(self, address: str) -> tuple[list[Fill], list[tuple[object, str]]]:
+        """The wallet's most recent fills (`userFills`: up to 2000, newest first)."""
+        raw = await self.info({"type": "userFills", "user": address, "aggregateByTime": False})
+        return parse_fills(raw)
+
+    async def spot_pairs(self) -> dict[str, str]:
+        """Spot coin as it appears in fills (`@N`, `PURR/USDC`) → `BASE/QUOTE`."""
+        meta = await self.info({"type": "spotMeta"}, expect=dict)
+        tokens = {t["index"]: t["name"] for t in meta.get("tokens", [])}
+        pairs: dict[str, str] = {}
+        for pair in meta.get("universe", []):
+            base, quote = pair["tokens"]
+            pairs[pair["name"]] = f"{tokens.get(base, base)}/{tokens.get(quote, quote)}"
+        return pairs
+
+    # -- paging -------------------------------------------------------------------
+
+    async def fill_pages(
+        self, address: str, start_ms: int, end_ms: int | None = None
+    ) -> AsyncIterator[FillPage]:
+        """Every fill of the wallet in `[start_ms, end_ms]`, page by page (see the module doc)."""
+        address = address.lower()
+        end = end_ms if end_ms is not None else int(time.time() * 1000)
+        state = _Pass()
+        cursor = start_ms
+        while True:
+            raw = await self.user_fills_by_time(address, cursor, end)
+            fills, rejected = parse_fills(raw)
+            page_fills = self._new_fills(state, fills)
+            page_rejected = self._new_rejects(state, address, rejected)
+            if len(state.seen) >= HORIZON:
+                state.truncated = True
+            if len(raw) < PAGE_LIMIT:
+                yield FillPage(page_fills, page_rejected, max(end, cursor), state.truncated)
+                return
+            last = max((f.time for f in fills), default=cursor)
+            if last <= cursor:
+                # A full page inside one millisecond: the API cannot page into it.
+                log.warning(
+                    "wallet %s has more than %d fills at %d ms; the rest of that millisecond "
+                    "is out of the API's reach",
+                    address,
+                    PAGE_LIMIT,
+                    cursor,
+                    extra={"action": "fill_burst_overflow", "wallet": address, "time_ms": cursor},
+                )
+                state.truncated = True
+                last = cursor + 1
+            yield FillPage(page_fills, page_rejected, last, state.truncated)
+            cursor = last
+
+    @staticmethod
+    def _new_fills(state: _Pass, fills: list[Fill]) -> list[Fill]:
+        new: list[Fill] = []
+        for fill in fills:
+            key = (fill.tid, fill.oid)
+            if key not in state.seen:
+                state.seen.add(key)
+                new.append(fill)
+        return new
+
+    @staticmethod
+    def _new_rejects(
+        state: _Pass, address: str, rejected: list[tuple[object, str]]
+    ) -> list[tuple[object, str]]:
+        new: list[tuple[object, str]] = []
+        for raw, reason in rejected:
+            key = json.dumps(raw, sort_keys=True, default=str)
+            if key in state.seen_rejects:
+                continue
+            state.seen_rejects.add(key)
+            new.append((raw, reason))
+            log.warning(
+                "rejected a fill of wallet %s: %s",
+                address,
+                reason,
+                extra={"action": "fill_rejected", "wallet": address, "reason": reason},
+            )
+        return new
