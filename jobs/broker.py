@@ -1,0 +1,524 @@
+"""A Dramatiq broker over PostgreSQL: the project's own `jobs` table, no Redis or RabbitMQ.
+
+Why our own: the PyPI brokers (dramatiq-postgres, dramatiq-pg) have neither
+de-duplication keys nor sending inside the caller's transaction, and the ingest
+pipeline needs both. Dramatiq itself is kept whole: its worker, actors and
+middleware (Retries, TimeLimit, AgeLimit, Callbacks, Pipelines,
+ShutdownNotifications) run unchanged on this broker. All SQL is in storage/jobs.py.
+
+Guarantees
+- At least once: a message is delivered until a worker acks it (done), rejects it
+  (failed), or its de-duplication key is merged into another queued message.
+  Actors must be idempotent, as Dramatiq requires of every broker.
+- Transactional send: inside `with broker.transaction(conn):` messages are inserted
+  on `conn`, so they exist if and only if the caller's transaction commits.
+- De-duplication: a message sent with option `dedup_key` is not queued while a
+  message with that key is queued (or, sent with `dedup_running=True`, running); the
+  unique index makes this one atomic statement, never a read-then-write race.
+- Batches: option `batch` tags a message; messages sent while a tagged message is
+  processed inherit its batches, and a de-duplicated send adds its batch to the
+  message that absorbed it. `storage.jobs.batch_progress` counts a batch's states.
+- Leases: a claimed message is leased to its worker for `lease_s`; the worker's
+  heartbeat (every `lease_s / 3`) renews the leases of all messages it holds. When
+  a worker dies (even `kill -9`), any live worker re-delivers its messages at its
+  next heartbeat after the lease ran out: within `lease_s + lease_s / 3`. After
+  `max_deliveries` expired leases a message is failed rather than crash more workers.
+- Delays and retries: `delay` and Dramatiq's retry backoff set the row's `run_at`;
+  a retry updates the same row (attempts, last error). Consumers sleep until the
+  next `run_at`, a NOTIFY (sent at commit), or `poll_s`, whichever comes first.
+- Dead letters: a rejected message stays as a `failed` row with its attempts and
+  last error. Done rows are purged after `keep_done_s`, failed ones after
+  `keep_failed_s`, by any worker's heartbeat and by `purge_finished`.
+
+Messages are stored as jsonb, so their arguments must be JSON values (Dramatiq's
+default encoder has the same rule).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import dramatiq
+import psycopg
+from dramatiq.broker import Consumer, MessageProxy
+from dramatiq.errors import ConnectionClosed, QueueJoinTimeout
+from dramatiq.middleware import Middleware
+from psycopg_pool import ConnectionPool
+
+from hl_analytics.errors import HLAnalyticsError
+from storage import jobs as store
+from storage.errors import DatabaseUnavailable, first_line
+
+log = logging.getLogger(__name__)
+
+# Messages a consumer claims in one round trip at most, whatever its prefetch.
+CLAIM_MAX = 64
+# The shortest sleep of an idle consumer: due messages may be locked by a sender's
+# open transaction (an ON CONFLICT merge), and must not make the consumer spin.
+MIN_WAIT_S = 0.02
+PURGE_EVERY_S = 60.0
+
+_transaction: ContextVar[tuple[PostgresBroker, psycopg.Connection] | None] = ContextVar(
+    "hl_jobs_transaction", default=None
+)
+_processing = threading.local()
+
+
+class DedupOptionsInvalid(HLAnalyticsError):
+    """Option dedup_running=True needs a dedup_key: pass both, or neither."""
+
+
+class _JobProxy(MessageProxy):
+    """A delivered message and the row it came from; `attempts` fences stale workers."""
+
+    def __init__(self, message: dramatiq.Message[Any], job_id: int, attempts: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.attempts = attempts
+
+
+def _decode(payload: dict[str, Any]) -> dramatiq.Message[Any]:
+    return dramatiq.Message(**{**payload, "args": tuple(payload["args"])})
+
+
+def _error_of(message: MessageProxy) -> str | None:
+    exc = getattr(message, "_exception", None)
+    if exc is not None:
+        return f"{type(exc).__name__}: {exc}"[:4000]
+    traceback = message.options.get("traceback")
+    return traceback.strip().splitlines()[-1] if traceback else None
+
+
+def _connection_closed(exc: BaseException) -> ConnectionClosed:
+    return ConnectionClosed(first_line(exc))  # type: ignore[no-untyped-call]
+
+
+def _current_job(broker: PostgresBroker) -> _JobProxy | None:
+    current = getattr(_processing, "job", None)
+    return current[1] if current is not None and current[0] is broker else None
+
+
+class _Lifecycle(Middleware):
+    """Ties the heartbeat to Dramatiq's worker and remembers which message a thread runs."""
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        assert isinstance(broker, PostgresBroker)
+        broker._start_heartbeat()
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        assert isinstance(broker, PostgresBroker)
+        broker._stop_heartbeat()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        if isinstance(message, _JobProxy):
+            _processing.job = (broker, message)
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        _processing.job = None
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        _processing.job = None
+
+
+class PostgresBroker(dramatiq.Broker):
+    """Dramatiq broker on the `jobs` table; see the module docstring for its guarantees."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        middleware: list[Middleware] | None = None,
+        lease_s: float = 30.0,
+        poll_s: float = 1.0,
+        pool_size: int = 4,
+        max_deliveries: int = 10,
+        keep_done_s: float = 3600.0,
+        keep_failed_s: float = 7 * 86400.0,
+    ) -> None:
+        super().__init__(middleware=middleware)
+        # First, so that its after_* hooks run last: the Retries middleware re-sends
+        # a message from its own after_process_message, while it is still "current".
+        self.middleware.insert(0, _Lifecycle())
+        self.database_url = database_url
+        self.queues: set[str] = set()
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.pool_size = pool_size
+        self.max_deliveries = max_deliveries
+        self.keep_done_s = keep_done_s
+        self.keep_failed_s = keep_failed_s
+        self.worker_id = self._new_worker_id()
+        self._pool: ConnectionPool | None = None
+        self._pool_lock = threading.Lock()
+        self._heartbeat: _Heartbeat | None = None
+
+    # -- sending --------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, conn: psycopg.Connection) -> Iterator[None]:
+        """Messages sent inside this block are inserted on `conn`, in the caller's transaction."""
+        token = _transaction.set((self, conn))
+        try:
+            yield
+        finally:
+            _transaction.reset(token)
+
+    def enqueue(
+        self, message: dramatiq.Message[Any], *, delay: int | None = None
+    ) -> dramatiq.Message[Any]:
+        if isinstance(message, _JobProxy):
+            # Only the Retries middleware sends a delivered message again.
+            return self._retry(message, delay or 0)
+        options = message.options
+        if options.get("dedup_running") and not options.get("dedup_key"):
+            raise DedupOptionsInvalid()
+        parent = _current_job(self)
+        if parent is not None and "batch" not in options and parent.options.get("batch"):
+            message = message.copy(options={"batch": parent.options["batch"]})
+        batch = message.options.get("batch")
+        fields: dict[str, Any] = {
+            "delay_ms": int(delay or 0),
+            "dedup_key": message.options.get("dedup_key"),
+            "dedup_running": bool(message.options.get("dedup_running", False)),
+            "batches": [str(batch)] if batch else [],
+            "parent_id": parent.job_id if parent is not None else None,
+        }
+        self.emit_before("enqueue", message, delay)
+        current = _transaction.get()
+        if current is not None and current[0] is self:
+            store.insert_job(current[1], message.asdict(), **fields)
+        else:
+            self._insert_with_retry(message.asdict(), fields)
+        self.emit_after("enqueue", message, delay)
+        return message
+
+    def _insert_with_retry(self, payload: dict[str, Any], fields: dict[str, Any]) -> None:
+        # One retry: a pooled connection may have died with a database restart.
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    store.insert_job(conn, payload, **fields)
+                return
+            except ConnectionClosed as exc:
+                if attempt == 2:
+                    raise DatabaseUnavailable(
+                        f"cannot queue a job ({exc}): check DATABASE_URL and that "
+                        "PostgreSQL is running"
+                    ) from None
+
+    def _retry(self, message: _JobProxy, delay_ms: int) -> dramatiq.Message[Any]:
+        self.emit_before("enqueue", message, delay_ms)
+        with self._connection() as conn:
+            store.requeue_job(
+                conn,
+                message.job_id,
+                message.attempts,
+                delay_ms=delay_ms,
+                message=message.asdict(),
+                error=_error_of(message),
+            )
+        self.emit_after("enqueue", message, delay_ms)
+        return message._message
+
+    # -- Dramatiq's broker interface -------------------------------------------------
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> Consumer:
+        return _Consumer(self, queue_name, prefetch, timeout)
+
+    def declare_queue(self, queue_name: str) -> None:
+        # No delay queues: a delayed message waits in the table until its run_at.
+        if queue_name not in self.queues:
+            self.emit_before("declare_queue", queue_name)
+            self.queues.add(queue_name)
+            self.emit_after("declare_queue", queue_name)
+
+    def get_declared_queues(self) -> set[str]:
+        return set(self.queues)
+
+    def flush(self, queue_name: str) -> None:
+        with self._connection() as conn:
+            store.delete_queued(conn, queue_name)
+
+    def flush_all(self) -> None:
+        for queue_name in self.get_declared_queues():
+            self.flush(queue_name)
+
+    def join(self, queue_name: str, *, timeout: int | None = None, interval: int = 50) -> None:
+        """Waits until the queue has nothing queued or running (for tests and scripts)."""
+        deadline = None if timeout is None else time.monotonic() + timeout / 1000
+        while True:
+            with self._connection() as conn:
+                if store.unfinished_count(conn, queue_name) == 0:
+                    return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise QueueJoinTimeout(queue_name)  # type: ignore[no-untyped-call]
+            time.sleep(interval / 1000)
+
+    def close(self) -> None:
+        self._stop_heartbeat()
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    # -- housekeeping ---------------------------------------------------------------
+
+    def requeue_expired(self) -> int:
+        """Re-delivers messages whose lease expired; returns how many (failed ones included)."""
+        count = 0
+        with self._connection() as conn:
+            for job_id, attempts, owner in store.expired_jobs(conn):
+                if attempts >= self.max_deliveries:
+                    error = f"lease expired {attempts} times (last worker {owner}): gave up"
+                    done = store.finish_job(
+                        conn, job_id, attempts, failed=True, error=error, expired_only=True
+                    )
+                else:
+                    error = f"lease of worker {owner} expired: delivered again"
+                    done = (
+                        store.requeue_job(conn, job_id, attempts, error=error, expired_only=True)
+                        is not None
+                    )
+                if done:
+                    count += 1
+                    log.warning(
+                        "job %s: %s",
+                        job_id,
+                        error,
+                        extra={"action": "requeue_expired", "job_id": job_id},
+                    )
+        return count
+
+    def purge_finished(self, older_than_s: float, failed_older_than_s: float | None = None) -> int:
+        """Deletes done jobs older than `older_than_s` and failed ones older than
+        `failed_older_than_s` (default `keep_failed_s`); returns how many."""
+        failed_s = self.keep_failed_s if failed_older_than_s is None else failed_older_than_s
+        with self._connection() as conn:
+            return store.purge_finished(conn, older_than_s, failed_s)
+
+    def _beat(self, purge: bool) -> None:
+        with self._connection() as conn:
+            store.heartbeat(conn, self.worker_id, socket.gethostname(), os.getpid(), self.lease_s)
+        self.requeue_expired()
+        if purge:
+            self.purge_finished(self.keep_done_s)
+            with self._connection() as conn:
+                store.remove_stale_workers(conn, max(self.keep_done_s, 10 * self.lease_s))
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            self.worker_id = self._new_worker_id()
+            self._heartbeat = _Heartbeat(self)
+            self._heartbeat.start()
+
+    def _stop_heartbeat(self) -> None:
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
+            try:
+                with self._connection() as conn:
+                    store.remove_worker(conn, self.worker_id)
+            except ConnectionClosed:
+                pass  # the row is removed later, as a stale worker
+
+    # -- connections ----------------------------------------------------------------
+
+    @staticmethod
+    def _new_worker_id() -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def _get_pool(self) -> ConnectionPool:
+        # Opened on first use, so that building the broker at import time (as
+        # Dramatiq's actor modules do) touches no database and survives a fork.
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self.database_url,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    kwargs={"autocommit": True, "application_name": "hl-analytics-broker"},
+                    open=False,
+                    name="hl-analytics-broker",
+                )
+                self._pool.open(wait=False)
+            return self._pool
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled autocommit connection; database trouble becomes Dramatiq's ConnectionClosed,
+        which its worker answers by retrying the ack later."""
+        try:
+            with self._get_pool().connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise _connection_closed(exc) from exc
+
+
+class _Consumer(Consumer):
+    """Claims messages of one queue under a lease, up to `prefetch` not yet acked.
+
+    Its own connection LISTENs for `hl_jobs` and claims; acks come from worker
+    threads and go through the broker's pool.
+    """
+
+    def __init__(self, broker: PostgresBroker, queue_name: str, prefetch: int, timeout: int):
+        self.broker = broker
+        self.queue_name = queue_name
+        self.prefetch = max(1, prefetch)
+        self.timeout_s = timeout / 1000
+        self._conn: psycopg.Connection | None = None
+        self._buffer: deque[_JobProxy] = deque()
+        self._outstanding: set[int] = set()
+        self._lock = threading.Lock()
+        self._freed = threading.Event()
+
+    def __next__(self) -> MessageProxy | None:
+        try:
+            if not self._buffer:
+                self._claim()
+            if not self._buffer:
+                self._wait()
+                self._claim()
+        except psycopg.OperationalError as exc:
+            self._drop_connection()
+            raise _connection_closed(exc) from exc
+        return self._buffer.popleft() if self._buffer else None
+
+    def ack(self, message: MessageProxy) -> None:
+        self._finish(message, failed=False)
+
+    def nack(self, message: MessageProxy) -> None:
+        self._finish(message, failed=True)
+
+    def requeue(self, messages: Iterable[MessageProxy]) -> None:
+        """Releases claimed but unprocessed messages (worker shutdown)."""
+        proxies = [m for m in messages if isinstance(m, _JobProxy)]
+        if not proxies:
+            return
+        with self.broker._connection() as conn:
+            for proxy in proxies:
+                store.requeue_job(conn, proxy.job_id, proxy.attempts)
+        self._release(*(p.job_id for p in proxies))
+
+    def close(self) -> None:
+        try:
+            buffered, self._buffer = list(self._buffer), deque()
+            self.requeue(buffered)
+        finally:
+            self._drop_connection()
+
+    def _finish(self, message: MessageProxy, *, failed: bool) -> None:
+        assert isinstance(message, _JobProxy)
+        try:
+            with self.broker._connection() as conn:
+                store.finish_job(
+                    conn,
+                    message.job_id,
+                    message.attempts,
+                    failed=failed,
+                    error=_error_of(message) if failed else None,
+                )
+        finally:
+            self._release(message.job_id)
+
+    def _release(self, *job_ids: int) -> None:
+        with self._lock:
+            self._outstanding.difference_update(job_ids)
+        self._freed.set()
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                self.broker.database_url,
+                autocommit=True,
+                application_name="hl-analytics-consumer",
+            )
+            self._conn.execute(f"LISTEN {store.CHANNEL}")
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _claim(self) -> None:
+        with self._lock:
+            free = self.prefetch - len(self._outstanding)
+        if free <= 0:
+            return
+        claimed = store.claim_jobs(
+            self._connection(),
+            self.queue_name,
+            self.broker.worker_id,
+            min(free, CLAIM_MAX),
+            self.broker.lease_s,
+        )
+        with self._lock:
+            self._outstanding.update(c.id for c in claimed)
+        self._buffer.extend(_JobProxy(_decode(c.message), c.id, c.attempts) for c in claimed)
+
+    def _wait(self) -> None:
+        """Sleeps until a message may be ready: a NOTIFY, the next run_at, or the poll interval."""
+        seconds = min(self.timeout_s, self.broker.poll_s)
+        with self._lock:
+            full = len(self._outstanding) >= self.prefetch
+        if full:
+            self._freed.wait(seconds)
+            self._freed.clear()
+            return
+        conn = self._connection()
+        due = store.next_run_in_s(conn, self.queue_name)
+        if due is not None:
+            seconds = min(seconds, due)
+        seconds = max(seconds, MIN_WAIT_S)
+        for notify in conn.notifies(timeout=seconds):
+            if notify.payload == self.queue_name:
+                break
+
+
+class _Heartbeat(threading.Thread):
+    """Renews this worker's leases, re-delivers expired ones, and purges old rows."""
+
+    def __init__(self, broker: PostgresBroker) -> None:
+        super().__init__(daemon=True, name="hl-jobs-heartbeat")
+        self.broker = broker
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = self.broker.lease_s / 3
+        last_purge = 0.0
+        while not self._stopped.is_set():
+            purge = time.monotonic() - last_purge >= PURGE_EVERY_S
+            try:
+                self.broker._beat(purge)
+                if purge:
+                    last_purge = time.monotonic()
+            except Exception as exc:
+                log.warning(
+                    "broker heartbeat failed (%s); retrying in %.1fs",
+                    exc,
+                    interval,
+                    extra={"action": "heartbeat_failed"},
+                )
+            self._stopped.wait(interval)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)
