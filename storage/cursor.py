@@ -149,3 +149,20 @@ def database_now(conn: psycopg.Connection) -> datetime:
     assert row is not None
     value: datetime = row[0]
     return value
+
+
+# Two ingests of one wallet never run at once: a session-level advisory lock per
+# wallet, held across the ingest's page transactions and released with the
+# session if its process dies. The first key names this lock family.
+_INGEST_LOCK_CLASS = 0x686C6931
+TRY_LOCK_WALLET = "SELECT pg_try_advisory_lock(%s, (%s %% 2147483647)::integer)"
+UNLOCK_WALLET = "SELECT pg_advisory_unlock(%s, (%s %% 2147483647)::integer)"
+
+
+def try_lock_wallet(conn: psycopg.Connection, wallet_id: int) -> bool:
+    row = conn.execute(TRY_LOCK_WALLET, (_INGEST_LOCK_CLASS, wallet_id)).fetchone()
+    return bool(row and row[0])
+
+
+def unlock_wallet(conn: psycopg.Connection, wallet_id: int) -> None:
+    conn.execute(UNLOCK_WALLET, (_INGEST_LOCK_CLASS, wallet_id))
