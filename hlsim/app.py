@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hlsim.faults import FaultPlan, Faults, InvalidFaultPlan
+from hlsim.faults import Faults, InvalidFaultPlan
 from hlsim.market import Market
 from hlsim.requestlog import LoggedRequest, RequestLog, now
 from hlsim.weights import DEFAULT_PER_MINUTE, WeightBudget, weight
@@ -148,10 +148,9 @@ def create_app(state: SimState) -> Starlette:
 
     async def add_fault(request: Request) -> Response:
         try:
-            plan = FaultPlan.from_json(json.loads(await request.body()))
+            state.faults.add_json(json.loads(await request.body()))
         except (ValueError, TypeError, InvalidFaultPlan) as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
-        state.faults.add(plan)
         return JSONResponse({"pending": state.faults.pending()})
 
     async def clear_faults(request: Request) -> Response:

@@ -59,6 +59,12 @@ class Faults:
         with self._lock:
             self._plans.append(plan)
 
+    def add_json(self, data: Any) -> FaultPlan:
+        """Queues a plan given as JSON data (what `POST /_sim/faults` takes)."""
+        plan = FaultPlan.from_json(data)
+        self.add(plan)
+        return plan
+
     def clear(self) -> None:
         with self._lock:
             self._plans.clear()

@@ -43,20 +43,25 @@ def weight(request_type: str, items: int) -> int:
 
 
 class WeightBudget:
-    """Per-client token buckets holding `per_minute` weight each."""
+    """Per-client token buckets refilled at `per_minute`, holding at most `capacity`."""
 
     def __init__(
-        self, per_minute: float = DEFAULT_PER_MINUTE, clock: Callable[[], float] = time.monotonic
+        self,
+        per_minute: float = DEFAULT_PER_MINUTE,
+        *,
+        capacity: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_minute = per_minute
+        self.capacity = per_minute if capacity is None else capacity
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
         self._lock = threading.Lock()
 
     def _level(self, client: str) -> float:
         now = self._clock()
-        tokens, at = self._buckets.get(client, (self.per_minute, now))
-        tokens = min(self.per_minute, tokens + (now - at) * self.per_minute / 60)
+        tokens, at = self._buckets.get(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - at) * self.per_minute / 60)
         self._buckets[client] = (tokens, now)
         return tokens
 

@@ -191,7 +191,7 @@ class HyperliquidClient:
                 break
             if wait is not None:
                 # The budget is per IP: push back everyone's schedule, not only this request.
-                await self.limiter.charge(wait * self.limiter.rps)
+                await self.limiter.pause(wait)
                 delay = 0.0
             else:
                 ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))

@@ -54,6 +54,9 @@ class RateLimiter(Protocol):
     async def charge(self, cost: float) -> None:
         """Pays `cost` more requests' worth after the fact, delaying later requests."""
 
+    async def pause(self, seconds: float) -> None:
+        """Holds every slot back until `seconds` from now (a 429's Retry-After)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -72,6 +75,9 @@ class _Scheduled:
     def _charge(self, cost_s: float) -> None:
         raise NotImplementedError
 
+    def _pause(self, seconds: float) -> None:
+        raise NotImplementedError
+
     async def acquire(self, key: str, cost: float = 1.0) -> None:
         wait = await asyncio.to_thread(self._reserve, cost / self.rps)
         if wait > 0:
@@ -81,6 +87,10 @@ class _Scheduled:
     async def charge(self, cost: float) -> None:
         if cost > 0:
             await asyncio.to_thread(self._charge, cost / self.rps)
+
+    async def pause(self, seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.to_thread(self._pause, seconds)
 
 
 class LocalRateLimiter(_Scheduled):
@@ -100,6 +110,10 @@ class LocalRateLimiter(_Scheduled):
     def _charge(self, cost_s: float) -> None:
         with self._lock:
             self._next = max(self._next, time.monotonic()) + cost_s
+
+    def _pause(self, seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
 
     async def aclose(self) -> None:
         return None
@@ -139,6 +153,9 @@ class PostgresRateLimiter(_Scheduled):
     def _charge(self, cost_s: float) -> None:
         self._run(schedule.charge, cost_s)
 
+    def _pause(self, seconds: float) -> None:
+        self._run(schedule.pause, seconds)
+
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -149,15 +166,18 @@ class PostgresRateLimiter(_Scheduled):
             self._close()
 
 
-# KEYS[1] holds the next free slot in microseconds of Redis's clock.
-# ARGV: [1] cost in microseconds, [2] 1 to reserve (return the wait) or 0 to charge.
+# KEYS[1] holds the next free slot in microseconds of Redis's clock. ARGV[1] is
+# microseconds; ARGV[2] the operation: reserve (returns the wait), charge, pause.
 _SCHEDULE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local us = tonumber(ARGV[1])
 local slot = math.max(nxt, now)
-redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[1])), 'PX', 3600000)
-if ARGV[2] == '1' then return slot - now end
+local after = slot + us
+if ARGV[2] == 'pause' then after = math.max(nxt, now + us) end
+redis.call('SET', KEYS[1], string.format('%d', after), 'PX', 3600000)
+if ARGV[2] == 'reserve' then return slot - now end
 return 0
 """
 
@@ -173,11 +193,11 @@ class RedisRateLimiter(_Scheduled):
         self._script = self._redis.register_script(_SCHEDULE_LUA)
         self.key = f"hl-analytics:ratelimit:{name}"
 
-    def _call(self, cost_s: float, reserve: bool) -> float:
+    def _call(self, seconds: float, operation: str) -> float:
         import redis
 
         try:
-            waited_us = self._script(keys=[self.key], args=[int(cost_s * 1e6), int(reserve)])
+            waited_us = self._script(keys=[self.key], args=[int(seconds * 1e6), operation])
         except redis.RedisError as exc:
             raise RateLimiterUnavailable(
                 f"the rate limiter's Redis is unreachable ({exc}); check REDIS_URL"
@@ -185,10 +205,13 @@ class RedisRateLimiter(_Scheduled):
         return int(waited_us) / 1e6
 
     def _reserve(self, cost_s: float) -> float:
-        return self._call(cost_s, True)
+        return self._call(cost_s, "reserve")
 
     def _charge(self, cost_s: float) -> None:
-        self._call(cost_s, False)
+        self._call(cost_s, "charge")
+
+    def _pause(self, seconds: float) -> None:
+        self._call(seconds, "pause")
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._redis.close)

@@ -28,6 +28,14 @@ SET next_slot = greatest(r.next_slot, clock_timestamp()) + make_interval(secs =>
 WHERE name = %(name)s
 """
 
+# Nobody's slot comes before `pause_s` from now (the API asked us to wait that long).
+PAUSE = """
+UPDATE hl_rate_limit AS r
+SET next_slot = greatest(r.next_slot, clock_timestamp() + make_interval(secs => %(pause_s)s)),
+    updated_at = now()
+WHERE name = %(name)s
+"""
+
 
 def reserve_slot(conn: psycopg.Connection, name: str, cost_s: float) -> float:
     """Reserves the next `cost_s` seconds of the schedule; returns the wait before them."""
@@ -37,3 +45,7 @@ def reserve_slot(conn: psycopg.Connection, name: str, cost_s: float) -> float:
 
 def charge(conn: psycopg.Connection, name: str, cost_s: float) -> None:
     conn.execute(CHARGE, {"name": name, "cost_s": cost_s})
+
+
+def pause(conn: psycopg.Connection, name: str, pause_s: float) -> None:
+    conn.execute(PAUSE, {"name": name, "pause_s": pause_s})
