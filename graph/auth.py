@@ -1,0 +1,144 @@
+"""Bearer JWT → caller (user, org, role), and the `token` command.
+
+PyJWT verifies the signature, `exp` (with a small leeway), `aud`, and `iss`
+when JWT_ISSUER is set. The key is chosen from the token's `alg` header among
+the algorithms this server accepts, and PyJWT is told to accept exactly that
+one: HS256 only with JWT_SECRET, RS256/ES256 only with a JWKS key whose own
+algorithm matches, so `alg: none` and HS/RS confusion are impossible.
+Profiles (`sub` → org and role) are cached for a few seconds, so a cached
+answer does not need the database, while every request is still authenticated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import jwt
+
+from graph.context import Caller
+from graph.errors import NoProfile, Unauthenticated
+from graph.jwks import JwksKeys
+from hl_analytics.errors import SettingsError
+from hl_analytics.settings import Settings
+from storage import metrics
+from storage.orgs import Profile
+
+LEEWAY_S = 10
+ASYMMETRIC = ("RS256", "ES256")
+PROFILE_TTL_S = 10.0
+NO_PROFILE_TTL_S = 2.0
+MAX_PROFILES = 10_000
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise Unauthenticated(
+            "no bearer token: send `Authorization: Bearer <JWT>` "
+            "(a development token: `hl-analytics token USER_ID`)"
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthenticated("malformed Authorization header: expected `Bearer <JWT>`")
+    return token
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings, jwks: JwksKeys | None) -> None:
+        self.secret = settings.jwt_secret
+        self.audience = settings.jwt_audience
+        self.issuer = settings.jwt_issuer
+        self.jwks = jwks
+        self.required = ["exp", "sub", "aud"] + (["iss"] if self.issuer else [])
+
+    async def _key(self, token: str) -> tuple[Any, str]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("the bearer token is not a JWT") from None
+        alg = header.get("alg")
+        if alg == "HS256" and self.secret:
+            return self.secret, alg
+        if alg in ASYMMETRIC and self.jwks is not None:
+            kid = header.get("kid")
+            jwk = await self.jwks.key_for(kid if isinstance(kid, str) else None, alg)
+            return jwk.key, alg
+        raise Unauthenticated(f"tokens signed with alg {alg!r} are not accepted here")
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims; Unauthenticated when anything is wrong with it."""
+        key, alg = await self._key(token)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_S,
+                options={"require": self.required},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired: get a new one") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated(f"the token's audience is not {self.audience!r}") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated(f"the token's issuer is not {self.issuer!r}") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the token is not valid: {exc}") from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise Unauthenticated("the token's `sub` claim must be a non-empty string")
+        return claims
+
+
+class Callers:
+    """`sub` → Caller through `user_profiles`, with a short-lived cache."""
+
+    def __init__(self, services_pool: Any, pool_timeout: float) -> None:
+        self.pool = services_pool
+        self.pool_timeout = pool_timeout
+        self._cache: dict[str, tuple[float, Profile | None]] = {}
+
+    async def caller(self, user_id: str) -> Caller:
+        now = time.monotonic()
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] > now:
+            profile = cached[1]
+        else:
+            async with metrics.borrow(self.pool, self.pool_timeout) as conn:
+                profile = await metrics.get_profile(conn, user_id)
+            if len(self._cache) >= MAX_PROFILES:
+                self._cache.clear()
+            ttl = PROFILE_TTL_S if profile else NO_PROFILE_TTL_S
+            self._cache[user_id] = (now + ttl, profile)
+        if profile is None:
+            raise NoProfile(
+                f"user {user_id!r} has no profile: an admin adds it with "
+                "`hl-analytics users add USER_ID --org ORG_ID --role viewer`"
+            )
+        return Caller(profile.user_id, profile.org_id, profile.role)
+
+
+def issue_token(settings: Settings, user_id: str, ttl_s: int) -> str:
+    """A development token signed with JWT_SECRET, accepted by this API."""
+    if not settings.jwt_secret:
+        raise SettingsError("JWT_SECRET is not set: set it to sign development tokens")
+    if ttl_s <= 0:
+        raise SettingsError(f"--ttl {ttl_s} is not allowed: give a positive number of seconds")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def token_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    print(issue_token(settings, args.user_id, args.ttl))
+    return 0

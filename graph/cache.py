@@ -1,0 +1,142 @@
+"""The response cache: a repeated (org, document, variables) is answered without GraphQL.
+
+aiocache holds the entries: in process memory by default, in Redis when
+REDIS_URL is set so several API instances share them. A key is made of the org,
+the org's current version, the UTC day (day series end today), and a digest of
+the request (which names the fields and their arguments); its TTL is the
+smallest of its root fields' (summary 60 s, global metrics 300 s, top wallets
+120 s). When an org's numbers change, its version changes, so none of its old
+keys is ever read again (they expire on their own). Concurrent misses for one
+key compute once: later callers wait for the first one's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import redis.exceptions
+from aiocache import RedisCache, SimpleMemoryCache
+from aiocache.serializers import NullSerializer
+
+log = logging.getLogger(__name__)
+
+TTL_S = {"dashboardSummary": 60, "globalMetrics": 300, "topWallets": 120, "wallet": 60}
+DEFAULT_TTL_S = 60
+REDIS_TIMEOUT_S = 1.0
+_CACHE_ERRORS = (OSError, asyncio.TimeoutError, redis.exceptions.RedisError)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response to send: its status, JSON body, and for how long it may be reused."""
+
+    status: int
+    body: bytes
+    ttl: int | None = None
+
+
+def ttl_for(root_fields: frozenset[str]) -> int:
+    return min((TTL_S.get(name, DEFAULT_TTL_S) for name in root_fields), default=DEFAULT_TTL_S)
+
+
+def _redis(url: str) -> RedisCache:
+    parts = urlsplit(url)
+    db = parts.path.strip("/") or "0"
+    return RedisCache(
+        endpoint=parts.hostname or "127.0.0.1",
+        port=parts.port or 6379,
+        db=int(db),
+        password=parts.password,
+        ssl=parts.scheme == "rediss",
+        namespace="hla",
+        serializer=NullSerializer(encoding=None),
+        timeout=REDIS_TIMEOUT_S,
+    )
+
+
+class ResponseCache:
+    def __init__(self, redis_url: str | None = None, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.shared = redis_url is not None
+        # No per-call timeout in memory: a dict lookup cannot hang, and
+        # asyncio.wait_for would cost more than the lookup.
+        self.backend = _redis(redis_url) if redis_url else SimpleMemoryCache(timeout=None)
+        self._versions: dict[uuid.UUID, str] = {}
+        # Part of every key: changed when notifications may have been missed.
+        self._epoch = uuid.uuid4().hex[:8]
+        self._inflight: dict[str, asyncio.Future[Answer]] = {}
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    async def version(self, org_id: uuid.UUID) -> str:
+        if not self.shared:
+            return self._versions.get(org_id, "0")
+        try:
+            value = await self.backend.get(f"v:{org_id}")
+        except _CACHE_ERRORS as exc:
+            log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
+            return "unavailable"
+        return value.decode() if value else "0"
+
+    async def invalidate(self, org_id: uuid.UUID) -> None:
+        """Hides every cached answer of the org, on every instance sharing the cache."""
+        version = uuid.uuid4().hex
+        self._versions[org_id] = version
+        if self.shared:
+            try:
+                await self.backend.set(f"v:{org_id}", version.encode())
+            except _CACHE_ERRORS as exc:
+                log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
+        log.info("cache invalidated", extra={"action": "cache_invalidated", "org_id": str(org_id)})
+
+    def invalidate_all(self) -> None:
+        """Hides every answer this instance cached before (after a lost notification link)."""
+        self._epoch = uuid.uuid4().hex[:8]
+        self._versions.clear()
+
+    async def key(self, org_id: uuid.UUID, day: str, digest: str) -> str:
+        return f"r:{org_id}:{await self.version(org_id)}:{self._epoch}:{day}:{digest}"
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value: bytes | None = await self.backend.get(key)
+        except _CACHE_ERRORS as exc:
+            log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
+            return None
+        return value
+
+    async def _store(self, key: str, answer: Answer) -> None:
+        if answer.ttl is None or answer.status != 200:
+            return
+        try:
+            await self.backend.set(key, answer.body, ttl=answer.ttl)
+        except _CACHE_ERRORS as exc:
+            log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
+
+    async def compute_once(self, key: str, compute: Callable[[], Awaitable[Answer]]) -> Answer:
+        """The answer for `key`, computed by the first of concurrent callers only."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            answer = await compute()
+            await self._store(key, answer)
+            future.set_result(answer)
+            return answer
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # marks it retrieved when nobody else waited
+            raise
+        finally:
+            del self._inflight[key]

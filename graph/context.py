@@ -1,0 +1,53 @@
+"""What a resolver gets: the verified caller, the shared services, the UTC day.
+
+The org id comes only from here, i.e. from the caller's profile: no resolver
+takes an org id argument.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from storage import metrics
+
+if TYPE_CHECKING:
+    from graph.cache import ResponseCache
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user_id: str
+    org_id: uuid.UUID
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class Services:
+    """Opened once in the app's lifespan and shared by every request."""
+
+    pool: AsyncConnectionPool
+    database_url: str
+    pool_timeout: float
+    cache: ResponseCache
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    caller: Caller
+    services: Services
+    today: date
+    request_id: str
+
+    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        return metrics.borrow(self.services.pool, self.services.pool_timeout)

@@ -1,0 +1,68 @@
+"""Keeps the response cache honest: LISTEN for `hl_metrics_changed` and drop that org's answers.
+
+The pipeline's rollup notifies with the org id when an org's numbers change.
+The link reconnects on its own (with backoff); after any gap every answer this
+instance cached is dropped, since a notification may have been missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from graph.cache import ResponseCache
+from storage import metrics
+from storage.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
+
+
+class ChangeListener:
+    def __init__(self, database_url: str, cache: ResponseCache) -> None:
+        self.database_url = database_url
+        self.cache = cache
+        self.listening = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hl-metrics-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _on_listening(self) -> None:
+        self.cache.invalidate_all()
+        self.listening.set()
+        log.info("listening for metric changes", extra={"action": "listener_started"})
+
+    async def _changed(self, payload: str) -> None:
+        try:
+            org_id = uuid.UUID(payload)
+        except ValueError:
+            self.cache.invalidate_all()
+            return
+        await self.cache.invalidate(org_id)
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while True:
+            try:
+                async for payload in metrics.listen_changes(self.database_url, self._on_listening):
+                    backoff = BACKOFF_MIN_S
+                    await self._changed(payload)
+            except DatabaseUnavailable as exc:
+                self.listening.clear()
+                log.warning(
+                    "%s; retrying in %.1f s",
+                    exc.message,
+                    backoff,
+                    extra={"action": "listener_lost"},
+                )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)

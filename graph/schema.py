@@ -1,0 +1,65 @@
+"""The Strawberry schema, its exact Decimal scalar, and the exported SDL.
+
+`python -m graph.schema` rewrites `graph/schema.graphql`, the file frontends
+generate code from; a test fails when it differs from what the code declares.
+"""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+
+from graph.limits import extensions
+from graph.resolvers import Mutation, Query
+
+SDL_PATH = Path(__file__).with_name("schema.graphql")
+
+
+def _serialize_decimal(value: Decimal) -> str:
+    # Fixed-point always: str() would give "0E-10" for a NUMERIC zero of scale 10.
+    return format(value, "f")
+
+
+def _parse_decimal(value: object) -> Decimal:
+    try:
+        parsed = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not parsed.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal number")
+    return parsed
+
+
+DECIMAL = strawberry.scalar(
+    name="Decimal",
+    description="An exact decimal number, as a string (never a float)",
+    serialize=_serialize_decimal,
+    parse_value=_parse_decimal,
+)
+
+
+def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions(introspection=introspection),
+        config=StrawberryConfig(scalar_map={Decimal: DECIMAL}),
+    )
+
+
+def sdl() -> str:
+    return build_schema().as_str() + "\n"
+
+
+def main() -> int:
+    SDL_PATH.write_text(sdl())
+    print(f"wrote {SDL_PATH.name}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

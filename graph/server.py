@@ -1,0 +1,41 @@
+"""`hl-analytics api`: the app under uvicorn, one process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from graph.app import create_app
+from hl_analytics.errors import SettingsError
+from hl_analytics.settings import Settings
+from storage import embedded
+
+log = logging.getLogger(__name__)
+
+
+def api_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.jwt_secret and not settings.jwt_jwks_url:
+        raise SettingsError(
+            "set JWT_SECRET (HS256 tokens) or JWT_JWKS_URL (RS256/ES256 tokens): "
+            "without either no request could be authenticated"
+        )
+    app = create_app(settings, embedded.database_url(settings))
+    log.info(
+        "serving GraphQL at http://%s:%d/graphql%s",
+        args.host,
+        args.port,
+        " (GraphiQL in a browser)" if settings.graphiql else "",
+        extra={"action": "api_start"},
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,  # keep the program's logging (JSON lines off a terminal)
+        access_log=False,
+        ws="none",
+        lifespan="on",
+    )
+    return 0

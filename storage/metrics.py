@@ -1,0 +1,335 @@
+"""Read queries of the metric tables for the API, one round trip per GraphQL field.
+
+The work happens in SQL: day series are zero-filled with `generate_series`,
+rankings are `ORDER BY … LIMIT`, and every statement is filtered by the org id
+it is given (the caller's, from a verified token) so no query can reach another
+organisation's rows. The pipeline's rebuild statements live in `rollups.py`.
+Connection errors are translated into `DatabaseUnavailable` here, so the API
+never handles psycopg's exceptions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from storage.errors import DatabaseUnavailable, first_line
+from storage.orgs import SELECT_PROFILE, Profile
+
+CHANNEL = "hl_metrics_changed"
+RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
+ORDERS = {
+    "VOLUME": "sum(m.total_volume_usd)",
+    "TRADES": "sum(m.trade_count)",
+    "PNL": "sum(m.realized_pnl_usd)",
+    "FEES": "sum(m.fees_usd)",
+}
+
+PING = "SELECT 1"
+LISTEN = f"LISTEN {CHANNEL}"
+NOTIFY = "SELECT pg_notify(%s, %s)"
+
+_DAY_VALUES = (
+    "dau",
+    "trade_count",
+    "spot_volume_usd",
+    "perp_volume_usd",
+    "total_volume_usd",
+    "fees_usd",
+    "realized_pnl_usd",
+)
+
+
+def _day_columns(alias: str) -> str:
+    """The DayMetrics columns of one global_day_metrics row, zeros when it is absent."""
+    values = [f"coalesce({alias}.{name}, 0)" for name in _DAY_VALUES]
+    # 2 decimals as the contract says, whatever scale the rollup stored.
+    values.append(f"round(coalesce({alias}.avg_volume_per_user, 0), 2)")
+    return ", ".join(values)
+
+
+SELECT_GLOBAL_SERIES = f"""
+SELECT d.day::date, {_day_columns("g")}
+FROM generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
+LEFT JOIN global_day_metrics g ON g.org_id = %(org_id)s AND g.day = d.day::date
+ORDER BY d.day
+"""
+
+SELECT_SUMMARY = f"""
+WITH latest AS (
+    SELECT max(day) AS day FROM global_day_metrics
+    WHERE org_id = %(org_id)s AND trade_count > 0
+)
+SELECT
+    l.day,
+    {_day_columns("cur")},
+    {_day_columns("prev")},
+    (SELECT count(*) FROM org_wallets WHERE org_id = %(org_id)s),
+    (SELECT max(c.last_success_at)
+       FROM hl_ingest_cursor c JOIN org_wallets ow ON ow.wallet_id = c.wallet_id
+      WHERE ow.org_id = %(org_id)s)
+FROM latest l
+LEFT JOIN global_day_metrics cur ON cur.org_id = %(org_id)s AND cur.day = l.day
+LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.day - 1
+"""
+
+_TOP_WALLETS = """
+SELECT
+    row_number() OVER (ORDER BY {key} DESC, w.address),
+    w.address,
+    sum(m.trade_count), sum(m.spot_volume_usd), sum(m.perp_volume_usd),
+    sum(m.total_volume_usd), sum(m.fees_usd), sum(m.realized_pnl_usd), count(*)
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
+WHERE ow.org_id = %(org_id)s AND m.day BETWEEN %(start)s AND %(end)s AND m.trade_count > 0
+GROUP BY w.address
+ORDER BY {key} DESC, w.address
+LIMIT %(limit)s
+"""
+# One statement per ordering, built once here: the ranking key is never user text.
+SELECT_TOP_WALLETS = {order: _TOP_WALLETS.format(key=key) for order, key in ORDERS.items()}
+
+# The series and its totals (window sums over the series) in one statement; no
+# row at all when the org does not track the address.
+SELECT_WALLET_SERIES = """
+WITH tracked AS (
+    SELECT w.id, w.address FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+    WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+),
+series AS (
+    SELECT t.id, t.address, d.day::date AS day,
+           coalesce(m.trade_count, 0) AS trade_count,
+           coalesce(m.spot_volume_usd, 0) AS spot,
+           coalesce(m.perp_volume_usd, 0) AS perp,
+           coalesce(m.total_volume_usd, 0) AS total,
+           coalesce(m.fees_usd, 0) AS fees,
+           coalesce(m.realized_pnl_usd, 0) AS pnl
+    FROM tracked t
+    CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
+    LEFT JOIN wallet_day_metrics m ON m.wallet_id = t.id AND m.day = d.day::date
+)
+SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.total, s.fees, s.pnl,
+       sum(s.trade_count) OVER (), sum(s.spot) OVER (), sum(s.perp) OVER (),
+       sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
+       count(*) FILTER (WHERE s.trade_count > 0) OVER (),
+       c.last_success_at
+FROM series s
+LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id
+ORDER BY s.day
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DayMetrics:
+    day: date
+    dau: int
+    trade_count: int
+    spot_volume_usd: Decimal
+    perp_volume_usd: Decimal
+    total_volume_usd: Decimal
+    fees_usd: Decimal
+    realized_pnl_usd: Decimal
+    avg_volume_per_user: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    day: date | None
+    latest: DayMetrics | None
+    previous: DayMetrics | None
+    tracked_wallets: int
+    last_synced_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WalletRank:
+    rank: int
+    address: str
+    trade_count: int
+    spot_volume_usd: Decimal
+    perp_volume_usd: Decimal
+    total_volume_usd: Decimal
+    fees_usd: Decimal
+    realized_pnl_usd: Decimal
+    active_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalletDay:
+    day: date
+    trade_count: int
+    spot_volume_usd: Decimal
+    perp_volume_usd: Decimal
+    total_volume_usd: Decimal
+    fees_usd: Decimal
+    realized_pnl_usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class WalletTotals:
+    trade_count: int
+    spot_volume_usd: Decimal
+    perp_volume_usd: Decimal
+    total_volume_usd: Decimal
+    fees_usd: Decimal
+    realized_pnl_usd: Decimal
+    active_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalletSeries:
+    address: str
+    days: list[WalletDay]
+    totals: WalletTotals
+    last_synced_at: datetime | None
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _translated(
+    func: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turns a lost connection into DatabaseUnavailable (the API answers 503)."""
+
+    @wraps(func)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await func(*args, **kwargs)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"the database went away ({first_line(exc)})") from None
+
+    return run
+
+
+@asynccontextmanager
+async def borrow(
+    pool: AsyncConnectionPool, timeout: float
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled connection, or DatabaseUnavailable when none comes within `timeout`."""
+    try:
+        async with pool.connection(timeout=timeout) as conn:
+            yield conn
+    except psycopg.OperationalError as exc:  # PoolTimeout is one too
+        raise DatabaseUnavailable(f"the database is unavailable ({first_line(exc)})") from None
+
+
+def range_bounds(range_name: str, today: date) -> tuple[date, date]:
+    """First and last UTC day of a named range ending today (D7, D30, D90)."""
+    return today - timedelta(days=RANGE_DAYS[range_name] - 1), today
+
+
+@_translated
+async def ping(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(PING)
+
+
+@_translated
+async def get_profile(conn: psycopg.AsyncConnection[Any], user_id: str) -> Profile | None:
+    """The async twin of `orgs.get_profile`, with its statement."""
+    cur = await conn.execute(SELECT_PROFILE, (user_id,))
+    row = await cur.fetchone()
+    return Profile(*row) if row else None
+
+
+@_translated
+async def global_series(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, range_name: str, today: date
+) -> list[DayMetrics]:
+    start, end = range_bounds(range_name, today)
+    cur = await conn.execute(SELECT_GLOBAL_SERIES, {"org_id": org_id, "start": start, "end": end})
+    return [DayMetrics(*row) for row in await cur.fetchall()]
+
+
+@_translated
+async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summary:
+    cur = await conn.execute(SELECT_SUMMARY, {"org_id": org_id})
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns a row
+    day, tracked, synced = row[0], row[17], row[18]
+    if day is None:
+        return Summary(None, None, None, tracked, synced)
+    latest = DayMetrics(day, *row[1:9])
+    previous = DayMetrics(day - timedelta(days=1), *row[9:17])
+    return Summary(day, latest, previous, tracked, synced)
+
+
+@_translated
+async def top_wallets(
+    conn: psycopg.AsyncConnection[Any],
+    org_id: uuid.UUID,
+    range_name: str,
+    today: date,
+    limit: int,
+    order: str,
+) -> list[WalletRank]:
+    start, end = range_bounds(range_name, today)
+    params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
+    cur = await conn.execute(SELECT_TOP_WALLETS[order], params)
+    return [WalletRank(*row) for row in await cur.fetchall()]
+
+
+@_translated
+async def wallet_series(
+    conn: psycopg.AsyncConnection[Any],
+    org_id: uuid.UUID,
+    address: str,
+    range_name: str,
+    today: date,
+) -> WalletSeries | None:
+    """The wallet's days and totals, or None when the org does not track it."""
+    start, end = range_bounds(range_name, today)
+    params = {"org_id": org_id, "address": address, "start": start, "end": end}
+    cur = await conn.execute(SELECT_WALLET_SERIES, params)
+    rows = await cur.fetchall()
+    if not rows:
+        return None
+    first = rows[0]
+    return WalletSeries(
+        address=first[0],
+        days=[WalletDay(*row[1:8]) for row in rows],
+        totals=WalletTotals(*first[8:15]),
+        last_synced_at=first[15],
+    )
+
+
+async def listen_changes(
+    database_url: str, on_listening: Callable[[], Awaitable[None] | None]
+) -> AsyncIterator[str]:
+    """Payloads of `hl_metrics_changed` notifications (org ids), until the link drops.
+
+    `on_listening` runs once LISTEN is in place. A lost connection raises
+    DatabaseUnavailable; the caller reconnects.
+    """
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, application_name="hl-analytics-api-listen"
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot listen for changes ({first_line(exc)})") from None
+    try:
+        async with conn:
+            await conn.execute(LISTEN)
+            started = on_listening()
+            if started is not None:
+                await started
+            async for notify in conn.notifies():
+                yield notify.payload
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"lost the change notifications ({first_line(exc)})") from None
+
+
+def notify_changed(conn: psycopg.Connection, org_id: uuid.UUID) -> None:
+    """Tells every API instance, at commit, that the org's numbers changed."""
+    conn.execute(NOTIFY, (CHANNEL, str(org_id)))
