@@ -90,4 +90,5 @@ def create_app(
     )
     app.state.services = services
     app.state.listener = listener
+    app.state.jwks = jwks
     return app

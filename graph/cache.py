@@ -119,18 +119,21 @@ class ResponseCache:
         except _CACHE_ERRORS as exc:
             log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
 
-    async def compute_once(self, key: str, compute: Callable[[], Awaitable[Answer]]) -> Answer:
-        """The answer for `key`, computed by the first of concurrent callers only."""
+    async def compute_once(
+        self, key: str, compute: Callable[[], Awaitable[Answer]]
+    ) -> tuple[Answer, bool]:
+        """The answer for `key`, computed by the first of concurrent callers only;
+        True when it was another caller's."""
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            return await asyncio.shield(pending), True
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             answer = await compute()
             await self._store(key, answer)
             future.set_result(answer)
-            return answer
+            return answer, False
         except asyncio.CancelledError:
             future.cancel()
             raise

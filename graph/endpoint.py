@@ -198,6 +198,7 @@ class GraphQLEndpoint:
         async def run() -> Answer:
             return await self._execute(read, caller, today.isoformat(), request_id)
 
+        source = "off"
         if not self.cache.enabled:
             answer = await run()
         else:
@@ -206,10 +207,11 @@ class GraphQLEndpoint:
             cached = await self.cache.get(key)
             if cached is not None:
                 return Response(cached, 200, media_type=JSON, headers={"x-cache": "hit"})
-            answer = await self.cache.compute_once(key, run)
-        if answer.status == 503:
-            return self._unavailable()
-        return self._respond(answer)
+            answer, shared = await self.cache.compute_once(key, run)
+            source = "shared" if shared else "miss"
+        response = self._unavailable() if answer.status == 503 else self._respond(answer)
+        response.headers["x-cache"] = source
+        return response
 
     async def _execute(
         self, read: GraphQLRequest, caller: Caller, day: str, request_id: str
