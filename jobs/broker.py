@@ -433,7 +433,9 @@ class _Consumer(Consumer):
                     message.job_id,
                     message.attempts,
                     failed=failed,
+                    # A dead letter keeps its last options (retries, traceback) for inspection.
                     error=_error_of(message) if failed else None,
+                    message=message.asdict() if failed else None,
                 )
         finally:
             self._release(message.job_id)

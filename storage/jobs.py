@@ -61,6 +61,7 @@ SELECT extract(epoch FROM min(run_at) - now()) FROM jobs WHERE queue = %s AND st
 """
 FINISH_JOB = """
 UPDATE jobs SET state = %(state)s, last_error = coalesce(%(error)s, last_error),
+    message = coalesce(%(message)s, message),
     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
 WHERE id = %(id)s AND state = 'running' AND attempts = %(attempts)s
   AND (NOT %(expired_only)s OR lease_expires_at < now())
@@ -244,6 +245,7 @@ def finish_job(
     *,
     failed: bool,
     error: str | None = None,
+    message: dict[str, Any] | None = None,
     expired_only: bool = False,
 ) -> bool:
     """Marks a delivery done or failed; False when it is no longer that delivery."""
@@ -252,6 +254,7 @@ def finish_job(
         {
             "state": "failed" if failed else "done",
             "error": error,
+            "message": None if message is None else Jsonb(message),
             "id": job_id,
             "attempts": attempts,
             "expired_only": expired_only,

@@ -1,0 +1,141 @@
+"""De-duplication keys: one queued (or running) message per key, batches merged into it."""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+import psycopg
+
+from jobs.broker import PostgresBroker
+from storage import jobs as store
+
+
+def _rows(conn: psycopg.Connection) -> list[tuple[str, list[str]]]:
+    return [
+        (r[0], sorted(r[1]))
+        for r in conn.execute(
+            "SELECT state, batches FROM jobs WHERE dedup_key IS NOT NULL ORDER BY id"
+        )
+    ]
+
+
+def test_key_is_deduplicated_while_queued_only(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    rollup = dramatiq.actor(lambda day: None, broker=broker, actor_name="rollup")
+    for _ in range(3):
+        rollup.send_with_options(args=("2026-01-01",), dedup_key="rollup:1")
+    assert _rows(conn) == [("queued", [])]
+    consumer = broker.consume("default", prefetch=1, timeout=100)
+    running = next(consumer)
+    assert running is not None
+    # Running does not hold the key: the next send queues a fresh message.
+    rollup.send_with_options(args=("2026-01-01",), dedup_key="rollup:1")
+    rollup.send_with_options(args=("2026-01-01",), dedup_key="rollup:1")
+    assert _rows(conn) == [("running", []), ("queued", [])]
+    consumer.ack(running)
+    consumer.close()
+    assert _rows(conn) == [("done", []), ("queued", [])]
+
+
+def test_key_is_deduplicated_while_running_when_asked(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    ingest = dramatiq.actor(lambda address: None, broker=broker, actor_name="ingest")
+
+    def send(batch: str) -> None:
+        ingest.send_with_options(
+            args=("0xabc",), dedup_key="ingest:0xabc", dedup_running=True, batch=batch
+        )
+
+    send("b1")
+    consumer = broker.consume("default", prefetch=1, timeout=100)
+    running = next(consumer)
+    assert running is not None
+    send("b2")
+    # Absorbed by the running message, which now also counts for batch b2.
+    assert _rows(conn) == [("running", ["b1", "b2"])]
+    assert store.batch_progress(conn, "b2") == (0, 1, 0, 0)
+    consumer.ack(running)
+    assert store.batch_progress(conn, "b2") == (0, 0, 1, 0)
+    send("b3")
+    assert _rows(conn) == [("done", ["b1", "b2"]), ("queued", ["b3"])]
+    consumer.close()
+
+
+def test_deduplicated_send_adds_its_batch_to_the_queued_message(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    rollup = dramatiq.actor(lambda: None, broker=broker, actor_name="rollup")
+    rollup.send_with_options(dedup_key="k", batch="b1")
+    rollup.send_with_options(dedup_key="k", batch="b2")
+    rollup.send_with_options(dedup_key="k", batch="b2")
+    rollup.send_with_options(dedup_key="k")
+    assert _rows(conn) == [("queued", ["b1", "b2"])]
+    assert store.batch_progress(conn, "b1") == store.batch_progress(conn, "b2") == (1, 0, 0, 0)
+
+
+def test_concurrent_senders_queue_one_message(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    rollup = dramatiq.actor(lambda: None, broker=broker, actor_name="rollup")
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def send(i: int) -> None:
+        try:
+            start.wait()
+            for _ in range(10):
+                rollup.send_with_options(dedup_key="org-day", batch=f"b{i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _rows(conn) == [("queued", sorted(f"b{i}" for i in range(8)))]
+
+
+def test_transactional_sends_deduplicate_against_each_other(
+    broker: PostgresBroker, db_url: str, conn: psycopg.Connection
+) -> None:
+    rollup = dramatiq.actor(lambda: None, broker=broker, actor_name="rollup")
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url) as second:
+        with broker.transaction(first):
+            rollup.send_with_options(dedup_key="k", batch="first")
+        done = threading.Event()
+
+        def send_second() -> None:
+            with broker.transaction(second):
+                rollup.send_with_options(dedup_key="k", batch="second")
+            second.commit()
+            done.set()
+
+        thread = threading.Thread(target=send_second)
+        thread.start()
+        # The second send waits on the first's uncommitted key instead of racing it.
+        assert not done.wait(0.3)
+        first.commit()
+        thread.join(5)
+    assert done.is_set()
+    assert _rows(conn) == [("queued", ["first", "second"])]
+
+
+def test_retry_merges_into_a_queued_holder_of_its_key(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    rollup = dramatiq.actor(lambda: None, broker=broker, actor_name="rollup")
+    rollup.send_with_options(dedup_key="k", batch="b1")
+    consumer = broker.consume("default", prefetch=1, timeout=100)
+    running = next(consumer)
+    assert running is not None
+    rollup.send_with_options(dedup_key="k", batch="b2")
+    # Released (as on shutdown) while another message holds the key: the holder
+    # takes over its batches, and it ends without a second queued copy.
+    consumer.requeue([running])
+    consumer.close()
+    assert _rows(conn) == [("done", ["b1"]), ("queued", ["b1", "b2"])]
