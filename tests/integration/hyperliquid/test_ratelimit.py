@@ -1,0 +1,162 @@
+"""The shared rate limiter: several worker processes together hold the configured rate.
+
+The rate is measured from the simulated exchange's own request log, not from
+the limiter. The exchange's weight budget is set to exactly the limiter's rate
+(20 weight per slot), so any overshoot would also show up as 429s.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hlsim.market import Market
+from hlsim.requestlog import LoggedRequest
+from jobs.ratelimit import LocalRateLimiter, PostgresRateLimiter
+from tests.simulator import FIXED_NOW_MS, StartSimulator
+
+ROOT = Path(__file__).resolve().parents[3]
+REDIS_URL = "redis://127.0.0.1:6379/15"
+PROCESSES = 3
+RPS = 12.0
+SECONDS = 4.0
+pytestmark = pytest.mark.slow
+
+
+def _market() -> tuple[Market, list[list[str]]]:
+    """Per process: one busy wallet (several full pages a pass) and three quiet ones."""
+    market = Market(11, now_ms=FIXED_NOW_MS)
+    since = FIXED_NOW_MS - 86_400_000
+    groups = []
+    for _ in range(PROCESSES):
+        busy = market.add_wallet(fills_per_day=4_500, since_ms=since)
+        quiet = [market.add_wallet(fills_per_day=8, since_ms=since) for _ in range(3)]
+        groups.append([busy, *quiet])
+    return market, groups
+
+
+def _run_workers(url: str, store: list[str], groups: list[list[str]]) -> list[dict[str, int]]:
+    start_at = time.time() + 2.5  # after every process has imported its modules
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.hyperliquid.hammer",
+                "--url",
+                url,
+                *store,
+                "--rps",
+                str(RPS),
+                "--name",
+                name,
+                "--start-at",
+                str(start_at),
+                "--seconds",
+                str(SECONDS),
+                "--end-ms",
+                str(FIXED_NOW_MS),
+                *wallets,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for wallets in groups
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def _check(entries: list[LoggedRequest], groups: list[list[str]]) -> None:
+    assert entries, "the workers sent nothing"
+    entries = sorted(entries, key=lambda e: e.at)
+    span = entries[-1].at - entries[0].at
+    # A slot is one 20-weight request. The item weight of an answer is paid by later
+    # slots, so each wallet's last answer pays for time after the measured span.
+    last_of = {e.user: e for e in entries}
+    unpaid = sum(e.weight - 20 for e in last_of.values())
+    slots = (sum(e.weight for e in entries) - unpaid) / 20
+    assert slots <= RPS * span + 2, f"{slots:.1f} slots in {span:.2f}s exceeds {RPS}/s"
+    assert _max_in_window([e.at for e in entries], 1.0) <= RPS + 2
+    assert slots >= 0.6 * RPS * SECONDS, "the limiter throttled far below the configured rate"
+    per_wallet = Counter(e.user for e in entries)
+    every = [w for group in groups for w in group]
+    assert set(per_wallet) == set(every), "a wallet was never served"
+    assert min(per_wallet.values()) >= 0.4 * max(per_wallet.values()), per_wallet
+    assert all(e.status == 200 for e in entries), Counter(e.status for e in entries)
+
+
+def test_worker_processes_share_one_rate_through_postgres(
+    start_simulator: StartSimulator, db_url: str
+) -> None:
+    market, groups = _market()
+    server = start_simulator(market, weight_per_minute=RPS * 20 * 60, weight_capacity=RPS * 20 * 2)
+    results = _run_workers(server.url, ["--database", db_url], groups)
+    assert all(sum(r.values()) > 0 for r in results), results
+    _check(server.state.log.entries(), groups)
+
+
+def test_worker_processes_share_one_rate_through_redis(start_simulator: StartSimulator) -> None:
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    market, groups = _market()
+    server = start_simulator(market, weight_per_minute=RPS * 20 * 60, weight_capacity=RPS * 20 * 2)
+    _run_workers(server.url, ["--redis", REDIS_URL], groups)
+    _check(server.state.log.entries(), groups)
+
+
+def test_per_process_limiters_would_break_the_rate(start_simulator: StartSimulator) -> None:
+    """The measurement above catches a limiter that only counts its own process."""
+    market, groups = _market()
+    server = start_simulator(market)
+    _run_workers(server.url, ["--local"], groups)
+    with pytest.raises(AssertionError, match="exceeds"):
+        _check(server.state.log.entries(), groups)
+
+
+async def test_slots_are_spaced_by_the_rate_in_one_process() -> None:
+    limiter = LocalRateLimiter(50)
+    started = time.monotonic()
+    for _ in range(11):
+        await limiter.acquire("w")
+    assert 0.19 <= time.monotonic() - started < 0.6
+
+
+async def test_the_postgres_schedule_hands_out_consecutive_slots(db_url: str) -> None:
+    limiter = PostgresRateLimiter(db_url, 20, name="consecutive")
+    started = time.monotonic()
+    for _ in range(6):
+        await limiter.acquire("w")
+    await limiter.charge(4)  # four more slots' worth of weight: 0.2 s
+    await limiter.acquire("w")
+    await limiter.pause(0.3)
+    await limiter.acquire("w")
+    elapsed = time.monotonic() - started
+    await limiter.aclose()
+    assert 0.25 + 0.2 + 0.3 - 0.05 <= elapsed < 1.5
