@@ -96,5 +96,8 @@ def wallets_list(settings: Settings, args: argparse.Namespace) -> int:
 def _after_tracking_changed(
     conn: psycopg.Connection, org_id: object, wallet_ids: list[int]
 ) -> None:
-    """Hook for the pipeline: tracking changes which wallets an org's numbers include."""
-    return None
+    """Tracking changes which wallets an org's numbers include: queue the follow-up work
+    (ingest of new wallets, recomputation of the org's days) in the same transaction."""
+    from jobs.pipeline import tracking_changed
+
+    tracking_changed(conn, orgs.parse_org_id(str(org_id)), wallet_ids)

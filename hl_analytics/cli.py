@@ -96,10 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--wait", action="store_true", help="block until ingest and its rollups are done"
     )
+    p.add_argument("--inline", action="store_true", help="also run the jobs here (implies --wait)")
     p = command("worker", "jobs.worker:worker_cmd", "run Dramatiq worker processes")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--threads", type=int, default=4)
-    command("scheduler", "jobs.scheduler:scheduler_cmd", "re-ingest tracked wallets periodically")
+    p.add_argument(
+        "--lease", type=float, default=30.0, help="seconds before a dead worker's jobs rerun"
+    )
+    p.add_argument(
+        "--shutdown-timeout", type=float, default=30.0, help="seconds to finish jobs on SIGTERM"
+    )
+    p = command(
+        "scheduler", "jobs.scheduler:scheduler_cmd", "re-ingest tracked wallets periodically"
+    )
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between ticks")
+    p.add_argument("--once", action="store_true", help="run one tick and exit")
     p = command("api", "graph.server:api_cmd", "serve GraphQL at /graphql")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

@@ -166,3 +166,15 @@ def try_lock_wallet(conn: psycopg.Connection, wallet_id: int) -> bool:
 
 def unlock_wallet(conn: psycopg.Connection, wallet_id: int) -> None:
     conn.execute(UNLOCK_WALLET, (_INGEST_LOCK_CLASS, wallet_id))
+
+
+# One scheduler tick at a time across processes: the leader of a tick is whoever
+# takes this transaction-level lock; the others skip the tick.
+_SCHEDULER_LOCK = 0x686C5F7363686564
+TRY_SCHEDULER_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
+
+
+def try_lead_tick(conn: psycopg.Connection) -> bool:
+    """Call inside a transaction; True when this process schedules this tick."""
+    row = conn.execute(TRY_SCHEDULER_LOCK, (_SCHEDULER_LOCK,)).fetchone()
+    return bool(row and row[0])

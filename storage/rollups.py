@@ -164,7 +164,11 @@ def _day_params(day: date) -> dict[str, object]:
 
 
 def rebuild_wallet_days(conn: psycopg.Connection, wallet_ids: Sequence[int], day: date) -> int:
-    """Recomputes the wallets' metrics of `day` from their raw fills; returns rows written."""
+    """Recomputes the wallets' metrics of `day` from their raw fills; returns rows written.
+
+    Call it inside a transaction: it first waits for other rebuilds of these wallets.
+    """
+    lock_wallet_days(conn, wallet_ids)
     params = {**_day_params(day), "wallet_ids": list(wallet_ids)}
     return conn.execute(REBUILD_WALLET_DAYS, params).rowcount
 
@@ -175,12 +179,20 @@ def rebuild_wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> b
 
 
 def rebuild_all_wallet_days(conn: psycopg.Connection, day: date) -> int:
-    """Recomputes every wallet's metrics of `day` in one statement; returns rows written."""
+    """Recomputes every wallet's metrics of `day` in one statement; returns rows written.
+
+    Call it inside a transaction: it first waits for rebuilds in flight to commit.
+    """
+    lock_all_wallet_days(conn)
     return conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day)).rowcount
 
 
 def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> bool:
-    """Recomputes one org-day and notifies listeners on commit; returns whether it had activity."""
+    """Recomputes one org-day and notifies listeners on commit; returns whether it had activity.
+
+    Call it inside a transaction: it first waits for other rebuilds of this org-day.
+    """
+    lock_org_day(conn, org_id, day)
     written = conn.execute(REBUILD_ORG_DAY, {"org_id": org_id, "day": day}).rowcount
     conn.execute(NOTIFY_METRICS_CHANGED, (str(org_id),))
     return written > 0
@@ -197,3 +209,28 @@ def wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> WalletDay
 
 def org_days(conn: psycopg.Connection, org_id: uuid.UUID) -> list[OrgDay]:
     return [OrgDay(*row) for row in conn.execute(SELECT_ORG_DAYS, (org_id,))]
+
+
+# Rebuilds of one row are serialised, and each waits for the previous one to commit
+# before its statement takes its snapshot: otherwise a rebuild that read fewer fills
+# could commit last and overwrite a fresher one. Keys: a lock family, then the row.
+_WALLET_LOCK_CLASS = 0x686C7277
+_ORG_LOCK_CLASS = 0x686C7267
+LOCK_WALLET_DAYS = """
+SELECT pg_advisory_xact_lock(%s, (id %% 2147483647)::integer)
+FROM unnest(%s::bigint[]) AS id ORDER BY id
+"""
+LOCK_ALL_WALLET_DAYS = "LOCK TABLE wallet_day_metrics IN SHARE ROW EXCLUSIVE MODE"
+LOCK_ORG_DAY = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+
+
+def lock_wallet_days(conn: psycopg.Connection, wallet_ids: Sequence[int]) -> None:
+    conn.execute(LOCK_WALLET_DAYS, (_WALLET_LOCK_CLASS, sorted(set(wallet_ids))))
+
+
+def lock_all_wallet_days(conn: psycopg.Connection) -> None:
+    conn.execute(LOCK_ALL_WALLET_DAYS)
+
+
+def lock_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> None:
+    conn.execute(LOCK_ORG_DAY, (_ORG_LOCK_CLASS, f"{org_id}:{day.isoformat()}"))

@@ -1,0 +1,121 @@
+"""The pipeline's wiring: a broker for one database and the project's actors on it.
+
+`Pipeline` is built, not imported: every actor is declared on the pipeline's
+own broker, so a process (a test, the `sync` command) can hold pipelines for
+several databases, and nothing touches a database at import time. Dramatiq's
+`dramatiq` command needs a module-level broker: `jobs.worker_entry` builds the
+pipeline from the environment for it.
+
+Queues: `ingest` (paced by Hyperliquid's rate limit) and `rollups` (database
+only), so a long backlog of ingests never delays the rollups that make
+already-stored fills visible.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+from psycopg_pool import ConnectionPool
+
+from hl_analytics.settings import Settings
+from jobs import actors
+from jobs.broker import PostgresBroker
+from jobs.errors import HyperliquidRejected
+
+QUEUE_INGEST = "ingest"
+QUEUE_ROLLUPS = "rollups"
+
+INGEST_OPTIONS: dict[str, Any] = {
+    "queue_name": QUEUE_INGEST,
+    "max_retries": 8,
+    "min_backoff": 5_000,
+    "max_backoff": 300_000,
+    "time_limit": 15 * 60_000,
+    # Hyperliquid refused the request: retrying cannot help, the job fails at once.
+    "throws": (HyperliquidRejected,),
+}
+ROLLUP_OPTIONS: dict[str, Any] = {
+    "queue_name": QUEUE_ROLLUPS,
+    "max_retries": 10,
+    "min_backoff": 1_000,
+    "max_backoff": 60_000,
+    "time_limit": 5 * 60_000,
+}
+
+
+@dataclass
+class Pipeline:
+    """The broker, the actors declared on it, and the database pool the actors use."""
+
+    settings: Settings
+    database_url: str
+    broker: PostgresBroker
+    pool_size: int = 4
+    ingest_wallet: dramatiq.Actor[..., None] = field(init=False)
+    rollup_wallet_day: dramatiq.Actor[..., None] = field(init=False)
+    rollup_global_day: dramatiq.Actor[..., None] = field(init=False)
+    _pool: ConnectionPool | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        def ingest_wallet(address: str) -> None:
+            actors.ingest_wallet(self, address)
+
+        def rollup_wallet_day(address: str, day: str) -> None:
+            actors.rollup_wallet_day(self, address, day)
+
+        def rollup_global_day(org_id: str, day: str) -> None:
+            actors.rollup_global_day(self, org_id, day)
+
+        self.ingest_wallet = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_wallet)
+        # One decorator per actor: Dramatiq's decorator remembers the first name it gave.
+        self.rollup_wallet_day = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
+            rollup_wallet_day
+        )
+        self.rollup_global_day = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
+            rollup_global_day
+        )
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """Autocommit connections for the actors; opened on first use (after any fork)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self.database_url,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    kwargs={"autocommit": True, "application_name": "hl-analytics-worker"},
+                    check=ConnectionPool.check_connection,
+                    open=False,
+                    name="hl-analytics-worker",
+                )
+                self._pool.open(wait=False)
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+        self.broker.close()
+
+
+def build(
+    settings: Settings,
+    database_url: str,
+    *,
+    lease_s: float = 30.0,
+    poll_s: float = 1.0,
+    pool_size: int = 4,
+    middleware: list[Middleware] | None = None,
+) -> Pipeline:
+    """A pipeline on `database_url`; `lease_s` bounds how late a killed worker's jobs rerun."""
+    broker = PostgresBroker(
+        database_url, middleware=middleware, lease_s=lease_s, poll_s=poll_s, pool_size=pool_size
+    )
+    return Pipeline(settings, database_url, broker, pool_size=pool_size)

@@ -1,0 +1,132 @@
+"""`hl-analytics scheduler`: keeps every tracked wallet fresh, runs the housekeeping.
+
+Every tick (`--interval`, 5 s by default) one scheduler — whichever takes the
+tick's transaction-level advisory lock; others skip the tick — reads every
+tracked wallet's activity, picks the due ones under jobs.polling's policy,
+marks them scheduled and queues their ingest, all in one transaction. So with
+several scheduler processes each due wallet is still queued once; the ingest's
+de-duplication key would also merge a second send into the queued one.
+
+Housekeeping, by the leader of a tick: monthly fill partitions are ensured
+every hour (storage.fills.ensure_partitions), finished jobs are purged and
+expired leases re-delivered every minute (the broker's own routines; workers
+do the same, this covers the time when none runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+import psycopg
+
+from hl_analytics.errors import HLAnalyticsError
+from hl_analytics.settings import Settings
+from jobs import actors, polling
+from jobs.app import Pipeline, build
+from storage import cursor, embedded, fills
+from storage.db import connect
+
+log = logging.getLogger(__name__)
+
+PARTITIONS_EVERY_S = 3600.0
+HOUSEKEEPING_EVERY_S = 60.0
+
+
+class SchedulerOptionInvalid(HLAnalyticsError):
+    """A scheduler option is out of range."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    led: bool
+    tracked: int
+    queued: int
+    stretch: float
+
+
+def tick(p: Pipeline, conn: psycopg.Connection) -> Tick:
+    """One scheduling pass; `conn` must be in autocommit mode (the tick is one transaction)."""
+    with conn.transaction():
+        if not cursor.try_lead_tick(conn):
+            return Tick(False, 0, 0, 1.0)
+        rows = cursor.schedule_rows(conn)
+        result = polling.plan(rows, cursor.database_now(conn), p.settings.hyperliquid_rps)
+        cursor.mark_scheduled(conn, [r.wallet_id for r in result.due])
+        with p.broker.transaction(conn):
+            actors.send_ingests(p, [r.address for r in result.due])
+    return Tick(True, len(rows), len(result.due), result.stretch)
+
+
+def ensure_partitions(conn: psycopg.Connection) -> int:
+    with conn.transaction():
+        return fills.ensure_partitions(conn)
+
+
+def housekeeping(p: Pipeline) -> tuple[int, int]:
+    """Re-delivers expired leases and purges finished jobs; returns (requeued, purged)."""
+    return p.broker.requeue_expired(), p.broker.purge_finished(p.broker.keep_done_s)
+
+
+def run(p: Pipeline, interval_s: float, stop: threading.Event, *, once: bool = False) -> None:
+    conn = connect(p.database_url, autocommit=True, application_name="hl-analytics-scheduler")
+    last_partitions = last_housekeeping = float("-inf")
+    try:
+        while True:
+            now = time.monotonic()
+            if now - last_partitions >= PARTITIONS_EVERY_S:
+                created = ensure_partitions(conn)
+                last_partitions = now
+                if created:
+                    log.info(
+                        "created %d fill partition(s)", created, extra={"action": "partitions"}
+                    )
+            result = tick(p, conn)
+            if result.led and now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
+                requeued, purged = housekeeping(p)
+                last_housekeeping = now
+                if requeued or purged:
+                    log.info(
+                        "housekeeping: %d expired lease(s) re-delivered, %d finished job(s) purged",
+                        requeued,
+                        purged,
+                        extra={"action": "housekeeping"},
+                    )
+            if result.queued:
+                log.info(
+                    "queued ingest of %d of %d tracked wallet(s) (intervals ×%.2f for the budget)",
+                    result.queued,
+                    result.tracked,
+                    result.stretch,
+                    extra={"action": "schedule", "queued": result.queued},
+                )
+            if once or stop.wait(interval_s):
+                return
+    finally:
+        conn.close()
+
+
+def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    interval_s = float(getattr(args, "interval", 5.0))
+    if not interval_s > 0:
+        raise SchedulerOptionInvalid(f"--interval must be above 0 (got {interval_s})")
+    url = embedded.database_url(settings)
+    p = build(settings, url, pool_size=2)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"scheduler: a tick every {interval_s:g} s; SIGTERM or Ctrl-C stops", flush=True)
+    try:
+        run(p, interval_s, stop, once=bool(getattr(args, "once", False)))
+    finally:
+        p.close()
+    return 0

@@ -1,0 +1,136 @@
+"""`hl-analytics sync [--org ORG] [--wait] [--inline]`: ingest the tracked wallets now.
+
+It queues one ingest per tracked wallet (of one org, or of all), tagged with a
+new batch; every rollup those ingests cause inherits the batch (the broker
+propagates it, and merges it into a de-duplicated message that absorbs a send).
+A wallet whose ingest is already queued is not queued twice: that message
+joins the batch instead.
+
+With `--wait` it blocks until the batch has nothing queued or running, showing
+progress (wallets done/total, fills stored, jobs by state), and exits 1 if any
+job of the batch ended failed, listing them. The jobs are processed by
+`hl-analytics worker` processes running anywhere on the same database; with
+`--inline` (implies `--wait`) this process also runs a Dramatiq worker itself,
+so a sync works with no other process at all. An inline worker takes any due
+job of the pipeline, not only the batch's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TextIO
+
+import dramatiq
+import psycopg
+
+from hl_analytics.settings import Settings
+from jobs import actors
+from jobs.app import Pipeline, build
+from storage import cursor, embedded, orgs
+from storage import jobs as job_store
+from storage.db import connect
+
+POLL_S = 0.5
+REPORT_EVERY_S = 2.0
+INLINE_THREADS = 4
+
+
+@dataclass(frozen=True)
+class Queued:
+    batch: str
+    wallets: list[orgs.Wallet]
+    since: datetime
+    fills_before: int
+
+
+def queue_sync(p: Pipeline, conn: psycopg.Connection, org_id: uuid.UUID | None) -> Queued:
+    """Queues ingest of the tracked wallets in one transaction (nothing runs before it
+    commits, so the counts read in it are the baseline of the progress)."""
+    batch = f"sync:{uuid.uuid4()}"
+    with conn.transaction():
+        wallets = orgs.tracked_wallets(conn, org_id)
+        since = cursor.database_now(conn)
+        before = cursor.progress(conn, [w.id for w in wallets], since).fills_stored
+        with p.broker.transaction(conn):
+            actors.send_ingests(p, [w.address for w in wallets], batch=batch)
+    return Queued(batch, wallets, since, before)
+
+
+def _line(done: int, total: int, fills: int, progress: job_store.BatchProgress) -> str:
+    return (
+        f"wallets {done}/{total} · fills stored {fills:,} · jobs: {progress.queued} queued, "
+        f"{progress.running} running, {progress.done} done, {progress.failed} failed"
+    )
+
+
+def wait_for(
+    conn: psycopg.Connection, queued: Queued, *, out: TextIO | None = None
+) -> job_store.BatchProgress:
+    """Blocks until the batch is finished, printing progress; returns its final counts."""
+    stream = out or sys.stdout
+    wallet_ids = [w.id for w in queued.wallets]
+    last_report = 0.0
+    while True:
+        progress = job_store.batch_progress(conn, queued.batch)
+        mine = cursor.progress(conn, wallet_ids, queued.since)
+        line = _line(
+            min(mine.finished, len(wallet_ids)),
+            len(wallet_ids),
+            mine.fills_stored - queued.fills_before,
+            progress,
+        )
+        now = time.monotonic()
+        if progress.finished or now - last_report >= REPORT_EVERY_S:
+            stream.write(line + "\n")
+            stream.flush()
+            last_report = now
+        if progress.finished:
+            return progress
+        time.sleep(POLL_S)
+
+
+def sync_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    org_id = orgs.parse_org_id(args.org_id) if args.org_id else None
+    inline = bool(getattr(args, "inline", False))
+    url = embedded.database_url(settings)
+    p = build(settings, url, pool_size=INLINE_THREADS + 1)
+    conn = connect(url, autocommit=True, application_name="hl-analytics-sync")
+    worker: dramatiq.Worker | None = None
+    try:
+        if org_id is not None:
+            orgs.get_org(conn, org_id)
+        queued = queue_sync(p, conn, org_id)
+        scope = f"organisation {org_id}" if org_id else "all organisations"
+        print(
+            f"queued ingest of {len(queued.wallets)} wallet(s) of {scope} (batch {queued.batch})",
+            flush=True,
+        )
+        if not (args.wait or inline):
+            print("run `hl-analytics worker` to process it; add --wait to follow it")
+            return 0
+        if inline:
+            worker = dramatiq.Worker(p.broker, worker_threads=INLINE_THREADS)
+            worker.start()
+        progress = wait_for(conn, queued)
+        if progress.failed:
+            print(f"{progress.failed} job(s) of this sync failed:", file=sys.stderr)
+            for job in job_store.failed_jobs(conn, batch=queued.batch, limit=20):
+                print(f"  {job.actor}{tuple(job.args)}: {job.last_error}", file=sys.stderr)
+            print(
+                "see each wallet's last error with `hl-analytics status`; "
+                "fix the cause and run the sync again",
+                file=sys.stderr,
+            )
+            return 1
+        print("sync finished: every ingest and rollup it caused is done")
+        return 0
+    finally:
+        if worker is not None:
+            worker.stop()
+        conn.close()
+        p.close()

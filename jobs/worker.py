@@ -1,0 +1,72 @@
+"""`hl-analytics worker`: Dramatiq worker processes for the pipeline's actors.
+
+Dramatiq's own command-line runner (`dramatiq.cli`) does the process work — it
+forks the worker processes, restarts nothing silently (one dying stops all, so a
+supervisor notices), and turns SIGTERM or Ctrl-C into a graceful stop: each
+process stops claiming, hands back messages it claimed but had not started, and
+lets running ones finish for up to `--shutdown-timeout` seconds. A message still
+running after that (or in a process killed with SIGKILL) keeps its lease until
+it expires, and is then delivered again (after at most `--lease` + `--lease`/3
+seconds). Ingest and rollups are idempotent, so a second delivery is harmless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from hl_analytics.errors import HLAnalyticsError
+from hl_analytics.settings import Settings
+from storage import embedded
+
+LEASE_ENV = "HL_ANALYTICS_WORKER_LEASE_S"
+THREADS_ENV = "HL_ANALYTICS_WORKER_THREADS"
+ENTRY = "jobs.worker_entry:broker"
+
+
+class WorkerOptionInvalid(HLAnalyticsError):
+    """A worker option is out of range."""
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise WorkerOptionInvalid(f"--{name} must be above 0 (got {value})")
+
+
+def worker_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    from dramatiq.cli import main, make_argument_parser
+
+    processes = int(args.processes)
+    threads = int(args.threads)
+    lease_s = float(getattr(args, "lease", 30.0))
+    shutdown_s = float(getattr(args, "shutdown_timeout", 30.0))
+    for name, value in (
+        ("processes", processes),
+        ("threads", threads),
+        ("lease", lease_s),
+        ("shutdown-timeout", shutdown_s),
+    ):
+        _positive(name, value)
+    # Resolved here, once: with no DATABASE_URL this starts the embedded server,
+    # which this process keeps alive while its forked workers use it.
+    os.environ["DATABASE_URL"] = embedded.database_url(settings)
+    os.environ[LEASE_ENV] = str(lease_s)
+    os.environ[THREADS_ENV] = str(threads)
+    print(
+        f"worker: {processes} process(es) × {threads} thread(s) on queues ingest and rollups; "
+        "SIGTERM or Ctrl-C stops gracefully",
+        flush=True,
+    )
+    dramatiq_args = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]
+        [
+            ENTRY,
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--worker-shutdown-timeout",
+            str(int(shutdown_s * 1000)),
+            "--skip-logging",
+        ]
+    )
+    return int(main(dramatiq_args) or 0)  # type: ignore[no-untyped-call]
