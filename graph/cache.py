@@ -44,10 +44,29 @@ def ttl_for(root_fields: frozenset[str]) -> int:
     return min((TTL_S.get(name, DEFAULT_TTL_S) for name in root_fields), default=DEFAULT_TTL_S)
 
 
+class _RedisCache(RedisCache):  # type: ignore[misc]
+    """aiocache 0.12's Redis backend with the calls redis-py 6+ deprecates replaced."""
+
+    async def _set(
+        self,
+        key: str,
+        value: bytes,
+        ttl: int | None = None,
+        _cas_token: object = None,
+        _conn: object = None,
+    ) -> object:
+        if _cas_token is not None:
+            return await super()._set(key, value, ttl, _cas_token, _conn)
+        return await self.client.set(key, value, ex=ttl)
+
+    async def _close(self, *args: object, _conn: object = None, **kwargs: object) -> None:
+        await self.client.aclose()
+
+
 def _redis(url: str) -> RedisCache:
     parts = urlsplit(url)
     db = parts.path.strip("/") or "0"
-    return RedisCache(
+    return _RedisCache(
         endpoint=parts.hostname or "127.0.0.1",
         port=parts.port or 6379,
         db=int(db),
@@ -67,7 +86,7 @@ class ResponseCache:
         # asyncio.wait_for would cost more than the lookup.
         self.backend = _redis(redis_url) if redis_url else SimpleMemoryCache(timeout=None)
         self._versions: dict[uuid.UUID, str] = {}
-        # Part of every key: changed when notifications may have been missed.
+        # Part of every key (in memory): changed when notifications may have been missed.
         self._epoch = uuid.uuid4().hex[:8]
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
 
@@ -75,33 +94,39 @@ class ResponseCache:
         await self.backend.close()
 
     async def version(self, org_id: uuid.UUID) -> str:
+        """The org's version and the all-orgs version, as one key part."""
         if not self.shared:
-            return self._versions.get(org_id, "0")
+            return f"{self._versions.get(org_id, '0')}:{self._epoch}"
         try:
-            value = await self.backend.get(f"v:{org_id}")
+            values = await self.backend.multi_get([f"v:{org_id}", "v:all"])
         except _CACHE_ERRORS as exc:
             log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
-            return "unavailable"
-        return value.decode() if value else "0"
+            return uuid.uuid4().hex  # a key nobody has: a miss
+        return ":".join(v.decode() if v else "0" for v in values)
+
+    async def _set_version(self, name: str, version: str) -> None:
+        try:
+            await self.backend.set(name, version.encode())
+        except _CACHE_ERRORS as exc:
+            log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
 
     async def invalidate(self, org_id: uuid.UUID) -> None:
         """Hides every cached answer of the org, on every instance sharing the cache."""
         version = uuid.uuid4().hex
         self._versions[org_id] = version
         if self.shared:
-            try:
-                await self.backend.set(f"v:{org_id}", version.encode())
-            except _CACHE_ERRORS as exc:
-                log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
+            await self._set_version(f"v:{org_id}", version)
         log.info("cache invalidated", extra={"action": "cache_invalidated", "org_id": str(org_id)})
 
-    def invalidate_all(self) -> None:
-        """Hides every answer this instance cached before (after a lost notification link)."""
+    async def invalidate_all(self) -> None:
+        """Hides every cached answer (after the notification link was down)."""
         self._epoch = uuid.uuid4().hex[:8]
         self._versions.clear()
+        if self.shared:
+            await self._set_version("v:all", self._epoch)
 
     async def key(self, org_id: uuid.UUID, day: str, digest: str) -> str:
-        return f"r:{org_id}:{await self.version(org_id)}:{self._epoch}:{day}:{digest}"
+        return f"r:{org_id}:{await self.version(org_id)}:{day}:{digest}"
 
     async def get(self, key: str) -> bytes | None:
         try:

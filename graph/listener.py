@@ -37,7 +37,7 @@ class ChangeListener:
                 await self._task
 
     async def _on_listening(self) -> None:
-        self.cache.invalidate_all()
+        await self.cache.invalidate_all()
         self.listening.set()
         log.info("listening for metric changes", extra={"action": "listener_started"})
 
@@ -45,7 +45,7 @@ class ChangeListener:
         try:
             org_id = uuid.UUID(payload)
         except ValueError:
-            self.cache.invalidate_all()
+            await self.cache.invalidate_all()
             return
         await self.cache.invalidate(org_id)
 

@@ -1,0 +1,197 @@
+"""The response cache: hits skip the database, a rollup's notification shows new numbers,
+orgs never share answers, concurrent misses compute once, Redis shares it all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from graph.cache import ttl_for
+from storage.db import with_database
+from tests.integration.graph.conftest import Api, running_api, settings
+from tests.integration.graph.seed import W2, Seeded
+
+SUMMARY = "{ dashboardSummary { day latest { tradeCount totalVolumeUsd } trackedWallets } }"
+BUMP = """
+UPDATE global_day_metrics SET trade_count = trade_count + 100, total_volume_usd = 7777.77
+WHERE org_id = %s AND day = %s
+"""
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+@asynccontextmanager
+async def database_away(url: str) -> AsyncIterator[None]:
+    """The API's pool loses its connections and cannot open new ones, until the end."""
+    name = database_name(url)
+    admin = with_database(url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND application_name = 'hl-analytics-api'",
+            (name,),
+        )
+    try:
+        yield
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name))
+            )
+
+
+def notify(url: str, org_id: object) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify('hl_metrics_changed', %s)", (str(org_id),))
+
+
+async def eventually(check: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():  # type: ignore[operator]
+            return
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+def test_ttls_follow_the_original_design() -> None:
+    assert ttl_for(frozenset({"dashboardSummary"})) == 60
+    assert ttl_for(frozenset({"globalMetrics"})) == 300
+    assert ttl_for(frozenset({"topWallets"})) == 120
+    assert ttl_for(frozenset({"globalMetrics", "topWallets"})) == 120
+    assert ttl_for(frozenset()) == 60
+
+
+async def test_hit_does_not_touch_the_database_and_503_then_recovery(
+    db_url: str, seeded: Seeded
+) -> None:
+    async with running_api(db_url, seeded, pool_timeout=1.0) as api:
+        first = await api.post(SUMMARY)
+        assert first.headers["x-cache"] == "miss"
+        async with database_away(db_url):
+            again = await api.post(SUMMARY)
+            assert again.status_code == 200
+            assert again.headers["x-cache"] == "hit"
+            assert again.content == first.content
+            # Proof the database is away: anything not cached is a 503, not a 500.
+            uncached = await api.post("{ globalMetrics(range: D7) { day } }")
+            assert uncached.status_code == 503
+            assert uncached.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+            assert uncached.headers["retry-after"]
+            assert (await api.client.get(api.url + "/readyz")).status_code == 503
+            assert (await api.client.get(api.url + "/healthz")).status_code == 200
+
+        async def recovered() -> bool:
+            response = await api.post("{ globalMetrics(range: D7) { day } }")
+            return response.status_code == 200
+
+        await eventually(recovered)
+        assert (await api.client.get(api.url + "/readyz")).status_code == 200
+
+
+async def test_notification_serves_new_numbers(api: Api) -> None:
+    seeded = api.seeded
+    before = await api.data(SUMMARY)
+    before_b = await api.post(SUMMARY, user="bob")
+    with psycopg.connect(api.db_url, autocommit=True) as conn:
+        conn.execute(BUMP, (seeded.org_a, seeded.today))
+    stale = await api.post(SUMMARY)
+    assert stale.headers["x-cache"] == "hit"
+    assert stale.json()["data"] == before  # still cached: nothing announced the change
+    notify(api.db_url, seeded.org_a)
+
+    async def fresh() -> bool:
+        data = (await api.post(SUMMARY)).json()["data"]
+        return bool(data["dashboardSummary"]["latest"]["tradeCount"] == 105)
+
+    await eventually(fresh, timeout=5)
+    data = await api.data(SUMMARY)
+    assert data["dashboardSummary"]["latest"] == {"tradeCount": 105, "totalVolumeUsd": "7777.77"}
+    # Another org's answers are untouched by A's change.
+    after_b = await api.post(SUMMARY, user="bob")
+    assert after_b.headers["x-cache"] == "hit"
+    assert after_b.content == before_b.content
+
+
+async def test_orgs_never_share_answers(api: Api) -> None:
+    query = "{ topWallets { address } dashboardSummary { latest { tradeCount } } }"
+    alice = await api.post(query, user="alice")
+    bob = await api.post(query, user="bob")
+    assert alice.headers["x-cache"] == bob.headers["x-cache"] == "miss"
+    assert alice.json()["data"]["dashboardSummary"]["latest"]["tradeCount"] == 5
+    assert bob.json()["data"]["dashboardSummary"]["latest"]["tradeCount"] == 9
+    andy = await api.post(query, user="andy")  # same org as alice: her answer is his
+    assert andy.headers["x-cache"] == "hit"
+    assert andy.content == alice.content
+    variables = "query ($r: MetricsRange!) { globalMetrics(range: $r) { day } }"
+    assert len((await api.data(variables, {"r": "D7"}))["globalMetrics"]) == 7
+    assert len((await api.data(variables, {"r": "D30"}))["globalMetrics"]) == 30
+
+
+async def test_concurrent_misses_compute_once(api: Api) -> None:
+    query = "{ globalMetrics(range: D90) { day totalVolumeUsd } topWallets { address } }"
+    responses = await asyncio.gather(*(api.post(query) for _ in range(30)))
+    assert all(r.status_code == 200 for r in responses)
+    sources = [r.headers["x-cache"] for r in responses]
+    assert sources.count("miss") == 1
+    assert set(sources) <= {"miss", "shared", "hit"}
+    assert len({r.content for r in responses}) == 1
+
+
+async def test_errors_are_not_cached(api: Api) -> None:
+    query = '{ wallet(address: "nope") { address } }'
+    assert (await api.post(query)).headers["x-cache"] == "miss"
+    assert (await api.post(query)).headers["x-cache"] == "miss"
+
+
+def redis_url() -> str | None:
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return url
+    except OSError:
+        return None
+
+
+async def test_redis_shares_answers_and_versions_between_instances(
+    db_url: str, seeded: Seeded
+) -> None:
+    url = redis_url()
+    if url is None:
+        pytest.skip("no Redis on 127.0.0.1:6379 (set TEST_REDIS_URL)")
+    config = settings(REDIS_URL=url)
+    async with (
+        running_api(db_url, seeded, config) as one,
+        running_api(db_url, seeded, config) as two,
+    ):
+        first = await one.post(SUMMARY)
+        assert first.headers["x-cache"] == "miss"
+        second = await two.post(SUMMARY)
+        assert second.headers["x-cache"] == "hit"
+        assert second.content == first.content
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(BUMP, (seeded.org_a, seeded.today))
+        notify(db_url, seeded.org_a)
+
+        async def both_fresh() -> bool:
+            a = (await one.post(SUMMARY)).json()["data"]["dashboardSummary"]["latest"]
+            b = (await two.post(SUMMARY)).json()["data"]["dashboardSummary"]["latest"]
+            return bool(a["tradeCount"] == b["tradeCount"] == 105)
+
+        await eventually(both_fresh, timeout=5)
+        data = await two.data("query ($a: String!) { wallet(address: $a) { address } }", {"a": W2})
+        assert data == {"wallet": {"address": W2}}
