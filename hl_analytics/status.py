@@ -1,0 +1,109 @@
+"""`hl-analytics status`: per-org sync state, queue depth and failed jobs, as tables."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from hl_analytics.admin import transaction
+from hl_analytics.settings import Settings
+from storage import cursor
+from storage import jobs as job_store
+
+FAILED_SHOWN = 10
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table with left-aligned columns."""
+    cells = [[str(c) for c in header], *[[_cell(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _lag(synced_until_ms: int | None, now_s: float) -> str:
+    """How far behind the stalest wallet of the org is."""
+    if synced_until_ms is None:
+        return "never synced"
+    seconds = max(0, int(now_s - synced_until_ms / 1000))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    now_s = time.time()
+    with transaction(settings) as conn:
+        orgs = cursor.org_sync_status(conn)
+        depth = job_store.queue_depth(conn)
+        oldest = job_store.oldest_queued_age_s(conn)
+        failed = job_store.failed_jobs(conn, limit=FAILED_SHOWN)
+    print("Organisations")
+    print(
+        table(
+            (
+                "org",
+                "id",
+                "wallets",
+                "synced",
+                "failing",
+                "truncated",
+                "last sync (UTC)",
+                "lag",
+                "fills",
+            ),
+            [
+                (
+                    o.name,
+                    o.org_id,
+                    o.wallets,
+                    o.synced,
+                    o.failing,
+                    o.truncated,
+                    o.last_synced_at,
+                    _lag(o.oldest_synced_until_ms, now_s) if o.wallets else "-",
+                    o.fills_stored,
+                )
+                for o in orgs
+            ],
+        )
+        if orgs
+        else "  none: create one with `hl-analytics orgs create NAME`"
+    )
+    print()
+    print("Queue" + (f" (oldest queued job waiting {oldest:.0f}s)" if oldest is not None else ""))
+    print(
+        table(
+            ("queue", "actor", "state", "jobs"),
+            [(d.queue, d.actor, d.state, d.count) for d in depth],
+        )
+        if depth
+        else "  empty"
+    )
+    print()
+    print("Failed jobs" + (f" (latest {FAILED_SHOWN})" if len(failed) == FAILED_SHOWN else ""))
+    print(
+        table(
+            ("id", "actor", "args", "attempts", "failed at (UTC)", "last error"),
+            [
+                (f.id, f.actor, f.args, f.attempts, f.failed_at, (f.last_error or "")[:80])
+                for f in failed
+            ],
+        )
+        if failed
+        else "  none"
+    )
+    return 0
