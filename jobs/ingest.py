@@ -25,7 +25,7 @@ from typing import Protocol
 
 import psycopg
 
-from hl_analytics.errors import HLAnalyticsError
+from jobs.errors import JobError
 from storage import cursor, fills
 from storage.errors import first_line
 from storage.fills import Fill
@@ -58,7 +58,7 @@ class FillSource(Protocol):
 NewDays = Callable[[psycopg.Connection, Wallet, frozenset[date]], None]
 
 
-class IngestBusy(HLAnalyticsError):
+class IngestBusy(JobError):
     """Another ingest of this wallet held its lock for too long; this one will be retried."""
 
 

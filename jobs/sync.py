@@ -114,6 +114,8 @@ def sync_cmd(settings: Settings, args: argparse.Namespace) -> int:
             print("run `hl-analytics worker` to process it; add --wait to follow it")
             return 0
         if inline:
+            # What Dramatiq's runner does in a worker process before its worker starts.
+            p.broker.emit_after("process_boot")
             worker = dramatiq.Worker(p.broker, worker_threads=INLINE_THREADS)
             worker.start()
         progress = wait_for(conn, queued)

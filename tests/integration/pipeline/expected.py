@@ -80,6 +80,20 @@ class Expected:
         return dict(days)
 
 
+def add_raw(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, object]]) -> None:
+    """Adds raw API fills (JSON objects with decimal strings), as the exchange serves them."""
+    for raw in raws:
+        day = expected.wallet_days.setdefault((wallet_id, utc_day(int(str(raw["time"])))), Day())
+        px, sz, fee = (Decimal(str(raw[k])) for k in ("px", "sz", "fee"))
+        day.trade_count += 1
+        if is_spot(str(raw["coin"])):
+            day.spot += px * sz
+        else:
+            day.perp += px * sz
+        day.fees += fee if raw["feeToken"] == "USDC" else fee * px
+        day.pnl += Decimal(str(raw["closedPnl"]))
+
+
 def by_wallet(fills: Mapping[int, Iterable[Fill]]) -> Expected:
     expected = Expected()
     for wallet_id, wallet_fills in fills.items():

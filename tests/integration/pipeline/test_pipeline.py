@@ -1,0 +1,160 @@
+"""The pipeline end to end in-process: exchange → ingest → wallet-days → org-days."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from hlsim.server import SimServer
+from jobs import scheduler
+from jobs.app import Pipeline
+from jobs.pipeline import tracking_changed
+from storage import cursor, orgs, rollups
+from tests.integration.pipeline.expected import Expected
+from tests.integration.pipeline.support import expected_of, pipeline, sync, worker
+from tests.simulator import StartSimulator, small_market
+
+METRICS = (
+    "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,"
+    " fees_usd, realized_pnl_usd, avg_volume_per_user FROM global_day_metrics ORDER BY 1, 2"
+)
+WALLET_METRICS = (
+    "SELECT wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd, fees_usd,"
+    " realized_pnl_usd FROM wallet_day_metrics ORDER BY 1, 2"
+)
+
+
+@pytest.fixture
+def auto(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+def track(p: Pipeline, conn: psycopg.Connection, org: uuid.UUID, addresses: list[str]) -> None:
+    with conn.transaction():
+        _, added = orgs.track_wallets(conn, org, addresses)
+        tracking_changed(conn, org, [w.id for w in added], pipeline=p)
+
+
+def untrack(p: Pipeline, conn: psycopg.Connection, org: uuid.UUID, address: str) -> None:
+    with conn.transaction():
+        wallet = orgs.untrack_wallet(conn, org, address)
+        assert wallet is not None
+        tracking_changed(conn, org, [wallet.id], pipeline=p)
+
+
+def assert_org_matches(
+    conn: psycopg.Connection, org: uuid.UUID, expected: Expected, members: list[str]
+) -> None:
+    ids = [w.id for w in orgs.upsert_wallets(conn, members)]
+    want = expected.org_days(ids)
+    got = {d.day: d for d in rollups.org_days(conn, org)}
+    assert set(got) == set(want)
+    for day, exp in want.items():
+        g = got[day]
+        assert (g.dau, g.trade_count, g.spot_volume_usd, g.perp_volume_usd) == (
+            exp.dau,
+            exp.trade_count,
+            exp.spot,
+            exp.perp,
+        ), day
+        assert (g.total_volume_usd, g.fees_usd, g.realized_pnl_usd, g.avg_volume_per_user) == (
+            exp.total,
+            exp.fees,
+            exp.pnl,
+            exp.avg_per_user,
+        ), day
+
+
+def wait_idle(p: Pipeline) -> None:
+    # Ingests queue their rollups in their own transactions, and rollups queue nothing
+    # on the ingest queue: once ingest is idle, every rollup to come is already queued.
+    p.broker.join("ingest", timeout=60_000)
+    p.broker.join("rollups", timeout=60_000)
+
+
+def test_orgs_sharing_wallets_get_exact_numbers_and_a_second_sync_changes_nothing(
+    auto: psycopg.Connection, db_url: str, start_simulator: StartSimulator
+) -> None:
+    server = start_simulator(small_market(wallets=5, days=3))
+    wallets = server.market.wallets
+    a, b, c = (orgs.create_org(auto, name).id for name in "ABC")
+    members = {a: wallets[:3], b: wallets[2:], c: [wallets[1], wallets[3]]}
+    with pipeline(db_url, server) as p:
+        for org, addresses in members.items():
+            track(p, auto, org, addresses)
+        with worker(p):
+            wait_idle(p)
+            expected = expected_of(auto, server)
+            for org, addresses in members.items():
+                assert_org_matches(auto, org, expected, addresses)
+            first = auto.execute(METRICS).fetchall()
+            first_wallets = auto.execute(WALLET_METRICS).fetchall()
+
+            progress = sync(p, auto)
+            assert progress.failed == 0 and progress.done >= len(wallets)
+            assert auto.execute(METRICS).fetchall() == first
+            assert auto.execute(WALLET_METRICS).fetchall() == first_wallets
+    assert len(expected.wallet_days) > 5, "several wallet-days, or the test proves little"
+
+
+def test_tracking_and_untracking_recompute_the_org_days(
+    auto: psycopg.Connection, db_url: str, simulator: SimServer
+) -> None:
+    wallets = simulator.market.wallets
+    a, b = orgs.create_org(auto, "A").id, orgs.create_org(auto, "B").id
+    with pipeline(db_url, simulator) as p, worker(p):
+        track(p, auto, a, wallets[:3])
+        track(p, auto, b, wallets[:1])
+        wait_idle(p)
+        expected = expected_of(auto, simulator)
+        assert_org_matches(auto, a, expected, wallets[:3])
+
+        untrack(p, auto, a, wallets[1])
+        wait_idle(p)
+        assert_org_matches(auto, a, expected, [wallets[0], wallets[2]])
+        assert_org_matches(auto, b, expected, wallets[:1])
+
+        # Already stored (org A had it): tracking it in B recomputes B without a new fetch.
+        track(p, auto, b, [wallets[2]])
+        wait_idle(p)
+        assert_org_matches(auto, b, expected, [wallets[0], wallets[2]])
+
+
+def test_a_sync_batch_waits_for_the_rollups_it_caused(
+    auto: psycopg.Connection, db_url: str, simulator: SimServer
+) -> None:
+    org = orgs.create_org(auto, "A").id
+    with auto.transaction():
+        orgs.track_wallets(auto, org, simulator.market.wallets)
+    with pipeline(db_url, simulator) as p, worker(p):
+        progress = sync(p, auto, org)
+        # Finished means every follow-up is done too: the numbers are complete already.
+        assert_org_matches(auto, org, expected_of(auto, simulator), simulator.market.wallets)
+        ingests = len(simulator.market.wallets)
+        assert progress.done > ingests, "rollups count towards the batch"
+
+
+def test_scheduler_queues_each_due_wallet_once(
+    auto: psycopg.Connection, db_url: str, simulator: SimServer
+) -> None:
+    org = orgs.create_org(auto, "A").id
+    with auto.transaction():
+        orgs.track_wallets(auto, org, simulator.market.wallets)
+    with pipeline(db_url, simulator) as p, psycopg.connect(db_url, autocommit=True) as other:
+        with other.transaction():
+            assert cursor.try_lead_tick(other)
+            blocked = scheduler.tick(p, auto)
+        assert not blocked.led and blocked.queued == 0
+
+        first = scheduler.tick(p, auto)
+        second = scheduler.tick(p, other)
+        assert first.led and first.queued == len(simulator.market.wallets)
+        assert second.led and second.queued == 0
+        queued = auto.execute(
+            "SELECT count(*) FROM jobs WHERE actor = 'ingest_wallet' AND state = 'queued'"
+        ).fetchone()
+        assert queued == (len(simulator.market.wallets),)
