@@ -35,8 +35,9 @@ from strawberry.extensions import (
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TOKENS = 2_000
-# GraphiQL's own introspection query nests 13 levels; our fields need 3.
-MAX_DEPTH = 14
+# Our fields nest 3 deep. Strawberry's depth limit skips introspection fields
+# (GraphiQL's query nests 13 levels); the token limit bounds those.
+MAX_DEPTH = 6
 MAX_ALIASES = 30
 LIMIT_MIN, LIMIT_MAX = 1, 100
 CACHE_SIZE = 512
@@ -75,7 +76,12 @@ class LimitRange(SchemaExtension):
     """Refuses `topWallets(limit:)` outside 1..100 during validation."""
 
     def on_validate(self) -> Iterator[None]:
+        # Before the yield: Strawberry decides inside the validation step whether to
+        # execute, and ValidationCache (earlier in the list) has validated by now.
+        self._check()
         yield
+
+    def _check(self) -> None:
         ctx = self.execution_context
         if ctx.pre_execution_errors or ctx.graphql_document is None:
             return

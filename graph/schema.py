@@ -11,7 +11,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from graph.limits import extensions
 from graph.resolvers import Mutation, Query
@@ -42,12 +44,24 @@ DECIMAL = strawberry.scalar(
 )
 
 
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Not logged here: the endpoint logs unexpected errors with the request id, and
+        a client's bad document is not worth a server-side error line."""
+
+
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions(introspection=introspection),
-        config=StrawberryConfig(scalar_map={Decimal: DECIMAL}),
+        config=StrawberryConfig(
+            scalar_map={Decimal: DECIMAL},
+            # "Did you mean …?" would reveal the schema that introspection hides.
+            disable_field_suggestions=not introspection,
+        ),
     )
 
 
