@@ -15,6 +15,7 @@ with `{"now_ms": T}` advances the market; `GET /_sim/wallets` lists wallets.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import re
 from collections.abc import Callable
@@ -144,7 +145,9 @@ def create_app(state: SimState) -> Starlette:
         if plan and plan.truncate:
             content = content[: max(1, len(content) // 2)]
         logged(200, spent)
-        return Response(content, media_type="application/json")
+        # The exchange's clock is the market's, so clients reading `Date` see simulated time.
+        date = email.utils.formatdate(state.market.now_ms / 1000, usegmt=True)
+        return Response(content, media_type="application/json", headers={"Date": date})
 
     async def add_fault(request: Request) -> Response:
         try:

@@ -41,7 +41,11 @@ class SimServer:
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         config = uvicorn.Config(
-            create_app(state), log_level="warning", access_log=False, lifespan="off"
+            create_app(state),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            date_header=False,  # the app sends the market's clock instead
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

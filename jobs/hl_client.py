@@ -13,10 +13,13 @@ share one millisecond cannot be paged into (the API takes no finer cursor):
 the pass steps past that millisecond, logs it, and marks the page truncated,
 since some of its fills may be out of reach.
 
-A pass covers `[start_ms, end_ms]`; without `end_ms` the pass pins `end_ms` to
-this host's clock when it starts, so every page asks the same window and the
-final page can say how far the pass is complete. Fills newer than that are
-the next pass's (ingest overlaps passes by minutes, which also absorbs skew).
+A pass covers `[start_ms, end_ms]`, or up to the exchange's "now" without
+`end_ms` (no `endTime` is sent; the API defaults it to now). The final page is
+complete up to `end_ms` or to the exchange's clock, whichever is earlier: the
+clock is read from the answer's `Date` header (whole seconds; one second is
+taken off for safety), or from this host's clock at the start of the pass when
+the header is missing. Fills that arrive later are the next pass's; ingest
+overlaps passes by minutes, which also absorbs clock skew.
 
 Errors: 429 (waiting out `Retry-After`, which also pushes back the shared
 schedule so other workers wait too), 5xx, timeouts, connection errors and
@@ -82,6 +85,15 @@ class _Pass:
     seen: set[tuple[int, int]] = field(default_factory=set)
     seen_rejects: set[str] = field(default_factory=set)
     truncated: bool = False
+
+
+def _server_ms(response: httpx.Response) -> int | None:
+    """The exchange's clock when it answered, from the `Date` header (whole seconds)."""
+    try:
+        when = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return int(when.timestamp()) * 1000
 
 
 def _retry_after_s(response: httpx.Response) -> float | None:
@@ -153,6 +165,11 @@ class HyperliquidClient:
 
     async def info(self, body: dict[str, Any], *, expect: type = list) -> Any:
         """One `/info` request through the limiter, retried as the module docstring says."""
+        data, _ = await self._info(body, expect=expect)
+        return data
+
+    async def _info(self, body: dict[str, Any], *, expect: type) -> tuple[Any, int | None]:
+        """The answer's JSON and the exchange's clock when it answered (None: unknown)."""
         what = f"{body.get('type')} for {body.get('user', 'the exchange')}"
         key = str(body.get("user", body.get("type")))
         reason = ""
@@ -177,7 +194,7 @@ class HyperliquidClient:
                         reason = "answered a body that is not valid JSON"
                     if isinstance(data, expect):
                         await self._charge_items(body, data)
-                        return data
+                        return data, _server_ms(response)
                     reason = reason or f"answered {type(data).__name__}, not {expect.__name__}"
                 elif status == 429 or status >= 500:
                     reason = f"answered HTTP {status}"
@@ -217,16 +234,20 @@ class HyperliquidClient:
             if extra:
                 await self.limiter.charge(extra / STANDARD_WEIGHT)
 
-    async def user_fills_by_time(self, address: str, start_ms: int, end_ms: int) -> list[Any]:
-        body = {
+    async def user_fills_by_time(
+        self, address: str, start_ms: int, end_ms: int | None
+    ) -> tuple[list[Any], int | None]:
+        """One page of raw fills and the exchange's clock when it answered."""
+        body: dict[str, Any] = {
             "type": "userFillsByTime",
             "user": address,
             "startTime": start_ms,
-            "endTime": end_ms,
             "aggregateByTime": False,
         }
-        result: list[Any] = await self.info(body)
-        return result
+        if end_ms is not None:
+            body["endTime"] = end_ms
+        raw, server_ms = await self._info(body, expect=list)
+        return raw, server_ms
 
     async def latest_fills(self, address: str) -> tuple[list[Fill], list[tuple[object, str]]]:
         """The wallet's most recent fills (`userFills`: up to 2000, newest first)."""
@@ -250,18 +271,20 @@ class HyperliquidClient:
     ) -> AsyncIterator[FillPage]:
         """Every fill of the wallet in `[start_ms, end_ms]`, page by page (see the module doc)."""
         address = address.lower()
-        end = end_ms if end_ms is not None else int(time.time() * 1000)
+        started_ms = int(time.time() * 1000)
         state = _Pass()
         cursor = start_ms
         while True:
-            raw = await self.user_fills_by_time(address, cursor, end)
+            raw, server_ms = await self.user_fills_by_time(address, cursor, end_ms)
             fills, rejected = parse_fills(raw)
             page_fills = self._new_fills(state, fills)
             page_rejected = self._new_rejects(state, address, rejected)
             if len(state.seen) >= HORIZON:
                 state.truncated = True
             if len(raw) < PAGE_LIMIT:
-                yield FillPage(page_fills, page_rejected, max(end, cursor), state.truncated)
+                now_ms = (server_ms if server_ms is not None else started_ms) - 1000
+                complete = now_ms if end_ms is None else min(end_ms, now_ms)
+                yield FillPage(page_fills, page_rejected, max(complete, cursor), state.truncated)
                 return
             last = max((f.time for f in fills), default=cursor)
             if last <= cursor:

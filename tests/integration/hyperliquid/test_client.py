@@ -62,7 +62,8 @@ async def test_page_boundary_inside_a_burst_loses_and_duplicates_nothing(
     assert len(delivered) == len(set(delivered)), "a fill was delivered twice"
     assert Counter(delivered) == Counter(truth)
     assert pages[0].complete_until_ms == burst_ms, "the first page must stop short of the burst"
-    assert pages[-1].complete_until_ms == FIXED_NOW_MS
+    # The exchange's clock (its Date header, minus a second of safety) caps end_ms.
+    assert pages[-1].complete_until_ms == FIXED_NOW_MS - 1000
     assert not any(page.truncated for page in pages)
     seen: set[tuple[int, int]] = set()
     for page in pages:
@@ -73,6 +74,22 @@ async def test_page_boundary_inside_a_burst_loses_and_duplicates_nothing(
             if r["time"] < page.complete_until_ms
         }
         assert before <= seen, "complete_until_ms claimed fills not delivered yet"
+
+
+async def test_a_pass_without_end_is_complete_up_to_the_exchanges_clock(
+    start_simulator: StartSimulator,
+) -> None:
+    market = Market(5, now_ms=FIXED_NOW_MS)
+    address = ordered_quiet_wallet(market, 20, FIXED_NOW_MS - 10 * MINUTE)
+    server = start_simulator(market)
+    async with client(server) as c:
+        first = [page async for page in c.fill_pages(address, 0)]
+        assert first[-1].complete_until_ms == FIXED_NOW_MS - 1000
+        market.advance(FIXED_NOW_MS + 5 * MINUTE)
+        late = market.add_fill(address, FIXED_NOW_MS + MINUTE)
+        resumed = [page async for page in c.fill_pages(address, first[-1].complete_until_ms)]
+    assert [(f.tid, f.oid) for p in resumed for f in p.fills] == [(late["tid"], late["oid"])]
+    assert resumed[-1].complete_until_ms == FIXED_NOW_MS + 5 * MINUTE - 1000
 
 
 async def test_a_wallet_beyond_the_10000_fill_horizon_is_flagged_truncated(
