@@ -1,0 +1,51 @@
+"""graph/schema.graphql is what the code declares, and keeps DESIGN.md's contract."""
+
+from __future__ import annotations
+
+from graph.schema import SDL_PATH, sdl
+
+CONTRACT = [
+    "enum MetricsRange {\n  D7\n  D30\n  D90\n}",
+    "enum WalletOrder {\n  VOLUME\n  TRADES\n  PNL\n  FEES\n}",
+    "dashboardSummary: DashboardSummary!",
+    "globalMetrics(range: MetricsRange! = D30): [DayMetrics!]!",
+    "topWallets(range: MetricsRange! = D30, limit: Int! = 20, orderBy: WalletOrder! = VOLUME)"
+    ": [WalletRank!]!",
+    "scalar Date",
+    "scalar DateTime",
+    "scalar Decimal",
+]
+DAY_METRICS = """day: Date!
+  dau: Int!
+  tradeCount: Int!
+  spotVolumeUsd: Decimal!
+  perpVolumeUsd: Decimal!
+  totalVolumeUsd: Decimal!
+  feesUsd: Decimal!
+  realizedPnlUsd: Decimal!"""
+WALLET_RANK = """rank: Int!
+  address: String!
+  tradeCount: Int!
+  spotVolumeUsd: Decimal!
+  perpVolumeUsd: Decimal!
+  totalVolumeUsd: Decimal!
+  feesUsd: Decimal!
+  realizedPnlUsd: Decimal!
+  activeDays: Int!"""
+
+
+def test_committed_sdl_matches_the_code() -> None:
+    assert SDL_PATH.read_text() == sdl(), (
+        "graph/schema.graphql is out of date: run `python -m graph.schema` and commit it"
+    )
+
+
+def test_contract_of_design() -> None:
+    text = sdl()
+    for item in [*CONTRACT, DAY_METRICS, WALLET_RANK]:
+        assert item in text, item
+    assert "avgVolumePerUser: Decimal!" in text
+    for name in ("day: Date", "latest: DayMetrics", "previous: DayMetrics"):
+        assert name in text
+    assert "trackedWallets: Int!" in text
+    assert "lastSyncedAt: DateTime" in text
