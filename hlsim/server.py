@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from types import TracebackType
 
 import uvicorn
 
+from hl_analytics.errors import HLAnalyticsError
 from hl_analytics.settings import Settings
 from hlsim.app import SimState, create_app
 from hlsim.market import Market
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 DEMO_WALLETS = 30
 DEMO_DAYS = 7
 PROGRESS_EVERY_S = 30.0
+
+
+class PortUnavailable(HLAnalyticsError):
+    """The simulated exchange cannot listen on that address: pick another --port."""
 
 
 def wall_ms() -> int:
@@ -101,11 +107,9 @@ def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
     try:
         server = SimServer(state, host=args.host, port=args.port)
     except OSError as exc:
-        print(
-            f"hl-analytics: error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-            "pick another --port"
-        )
-        return 1
+        raise PortUnavailable(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port"
+        ) from None
     with server:
         total = sum(len(market.fills(w)) for w in market.wallets)
         print(
@@ -118,19 +122,19 @@ def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
             f"point the system at it: HYPERLIQUID_API_URL={server.url}   (Ctrl+C stops it)",
             flush=True,
         )
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         served = 0
-        try:
-            while True:
-                time.sleep(PROGRESS_EVERY_S)
-                entries = state.log.entries()
-                log.info(
-                    "%d requests in the last %.0fs, %d answered 429",
-                    len(entries) - served,
-                    PROGRESS_EVERY_S,
-                    sum(1 for e in entries[served:] if e.status == 429),
-                    extra={"action": "sim_progress"},
-                )
-                served = len(entries)
-        except KeyboardInterrupt:
-            print("stopped")
+        while not stop.wait(PROGRESS_EVERY_S):
+            entries = state.log.entries()
+            log.info(
+                "%d requests in the last %.0fs, %d answered 429",
+                len(entries) - served,
+                PROGRESS_EVERY_S,
+                sum(1 for e in entries[served:] if e.status == 429),
+                extra={"action": "sim_progress"},
+            )
+            served = len(entries)
+        print("stopped", flush=True)
     return 0

@@ -14,7 +14,7 @@ import pytest
 
 from hlsim.server import SimServer
 from jobs.hl_parse import parse_fill
-from tests.cli import HL_ANALYTICS
+from tests.cli import HL_ANALYTICS, run_cli
 from tests.simulator import FIXED_NOW_MS, StartSimulator, small_market
 
 
@@ -115,7 +115,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_hl_analytics_simulate_serves_until_interrupted() -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_hl_analytics_simulate_serves_until_stopped(stop_signal: signal.Signals) -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [HL_ANALYTICS, "simulate", "--port", str(port), "--seed", "3"],
@@ -140,7 +141,17 @@ def test_hl_analytics_simulate_serves_until_interrupted() -> None:
         wallets = httpx.get(f"http://127.0.0.1:{port}/_sim/wallets").json()["wallets"]
         assert len(wallets) >= 20 and sum(wallets.values()) > 1000
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert f"HYPERLIQUID_API_URL=http://127.0.0.1:{port}" in out
+    assert out.rstrip().endswith("stopped")
+
+
+def test_hl_analytics_simulate_on_a_busy_port_says_so() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli("simulate", "--port", str(taken.getsockname()[1]))
+    assert result.code == 1
+    assert "cannot listen on 127.0.0.1:" in result.err and "pick another --port" in result.err
