@@ -40,3 +40,6 @@ def configure_logging(level: str = "INFO", *, json_lines: bool | None = None) ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # One line per HTTP request or per embedded-server command is noise at INFO.
+    for chatty in ("httpx", "httpcore", "pgserver"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,97 @@
+"""`hl-analytics demo` as a user runs it: endpoint and token, real numbers, clean exit."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.cli import HL_ANALYTICS
+
+pytestmark = pytest.mark.slow
+
+STARTUP_LIMIT_S = 90
+SUMMARY = "{ dashboardSummary { trackedWallets latest { tradeCount totalVolumeUsd } } }"
+
+
+def _read_until(
+    proc: subprocess.Popen[str], patterns: list[str], timeout_s: float
+) -> dict[str, str]:
+    found: dict[str, str] = {}
+    seen: list[str] = []
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout_s
+    while len(found) < len(patterns):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise AssertionError(
+                f"demo did not print {patterns} in time; output:\n" + "".join(seen)
+            )
+        if not sel.select(timeout=0.5):
+            continue
+        line = proc.stdout.readline()
+        seen.append(line)
+        for pattern in patterns:
+            match = re.match(pattern, line.strip())
+            if match:
+                found[pattern] = match[1]
+    return found
+
+
+def test_demo_serves_numbers_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    env["HL_ANALYTICS_DATA_DIR"] = str(tmp_path / "data")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [HL_ANALYTICS, "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    demo = psutil.Process(proc.pid)
+    children: list[psutil.Process] = []
+    try:
+        found = _read_until(
+            proc, [r"GraphQL endpoint: (\S+)", r"Bearer token: (\S+)"], STARTUP_LIMIT_S
+        )
+        assert time.monotonic() - started < STARTUP_LIMIT_S
+        endpoint = found[r"GraphQL endpoint: (\S+)"]
+        token = found[r"Bearer token: (\S+)"]
+        children = demo.children(recursive=True)
+        assert len(children) >= 4  # simulator, worker(s), scheduler, api
+
+        response = httpx.post(
+            endpoint,
+            json={"query": SUMMARY},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        summary = response.json()["data"]["dashboardSummary"]
+        assert summary["trackedWallets"] > 0
+        assert summary["latest"]["tradeCount"] > 0
+        assert float(summary["latest"]["totalVolumeUsd"]) > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.returncode == 0
+    time.sleep(0.5)
+    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"left behind: {[c.cmdline() for c in alive]}"
+    # the embedded PostgreSQL was stopped too
+    assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists()
