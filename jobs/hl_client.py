@@ -24,7 +24,9 @@ overlaps passes by minutes, which also absorbs clock skew.
 Errors: 429 (waiting out `Retry-After`, which also pushes back the shared
 schedule so other workers wait too), 5xx, timeouts, connection errors and
 unreadable bodies are retried with exponential backoff and jitter, then raise
-`HyperliquidUnavailable`; other 4xx raise `HyperliquidRejected` at once.
+`HyperliquidUnavailable`; so does a `Retry-After` longer than
+`max_retry_after_s` at once, rather than hold a worker. Other 4xx raise
+`HyperliquidRejected` at once.
 """
 
 from __future__ import annotations
@@ -123,12 +125,14 @@ class HyperliquidClient:
         max_attempts: int = 5,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        max_retry_after_s: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
         self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_retry_after_s = max_retry_after_s
         self._timeout = httpx.Timeout(timeout_s)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -176,6 +180,7 @@ class HyperliquidClient:
         for attempt in range(1, self.max_attempts + 1):
             await self.limiter.acquire(key)
             wait: float | None = None
+            reason = ""
             try:
                 response = await self._http.post(
                     "/info", content=json.dumps(body), timeout=self._timeout
@@ -204,6 +209,11 @@ class HyperliquidClient:
                         f"Hyperliquid rejected {what} with HTTP {status}: "
                         f"{response.text[:200].strip()!r}; fix the request, retrying will not help"
                     )
+            if wait is not None and wait > self.max_retry_after_s:
+                # Asked to wait longer than a retry here may: free the worker, keep the pause.
+                await self.limiter.pause(wait)
+                reason += f" with Retry-After {wait:.0f}s"
+                break
             if attempt == self.max_attempts:
                 break
             if wait is not None:
@@ -224,7 +234,7 @@ class HyperliquidClient:
             )
             await asyncio.sleep(delay)
         raise HyperliquidUnavailable(
-            f"Hyperliquid {what} failed {self.max_attempts} times (last: {reason}); "
+            f"Hyperliquid {what} failed {attempt} times (last: {reason}); "
             "the job will be retried later"
         )
 

@@ -207,6 +207,18 @@ async def test_exhausted_retries_surface_as_unavailable(simulator: SimServer) ->
     assert [e.status for e in simulator.state.log.entries()] == [500, 500, 500]
 
 
+async def test_a_long_retry_after_gives_up_at_once_and_holds_the_schedule(
+    simulator: SimServer,
+) -> None:
+    simulator.state.faults.add_json({"status": 429, "retry_after": 30})
+    limiter = LocalRateLimiter(1000)
+    async with HyperliquidClient(simulator.url, limiter=limiter, max_retry_after_s=5) as c:
+        with pytest.raises(HyperliquidUnavailable, match=r"failed 1 times .*Retry-After 30s"):
+            await c.spot_pairs()
+    assert len(simulator.state.log.entries()) == 1
+    assert limiter._reserve(0.001) > 25, "other requests must wait out the Retry-After too"
+
+
 async def test_a_connection_refused_is_retried_then_unavailable() -> None:
     c = HyperliquidClient(
         "http://127.0.0.1:9", limiter=LocalRateLimiter(1000), max_attempts=2, backoff_s=0.01
