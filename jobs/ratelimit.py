@@ -33,6 +33,7 @@ import time
 from typing import Any, Protocol
 
 import psycopg
+import redis
 
 from jobs.errors import RateLimiterUnavailable
 from storage import ratelimit as schedule
@@ -137,6 +138,10 @@ class PostgresRateLimiter(_Scheduled):
                             self.database_url, autocommit=True, application_name="hl-ratelimit"
                         )
                     return call(self._conn, self.name, cost_s)
+                except psycopg.errors.UndefinedTable:
+                    raise RateLimiterUnavailable(
+                        "the rate limiter's table is missing: run `hl-analytics migrate`"
+                    ) from None
                 except (psycopg.OperationalError, DatabaseUnavailable) as exc:
                     # A restarted database drops the connection: reconnect once before failing.
                     self._close()
@@ -187,15 +192,11 @@ class RedisRateLimiter(_Scheduled):
 
     def __init__(self, redis_url: str, rps: float, *, name: str = LIMITER_NAME) -> None:
         super().__init__(rps)
-        import redis
-
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._script = self._redis.register_script(_SCHEDULE_LUA)
         self.key = f"hl-analytics:ratelimit:{name}"
 
     def _call(self, seconds: float, operation: str) -> float:
-        import redis
-
         try:
             waited_us = self._script(keys=[self.key], args=[int(seconds * 1e6), operation])
         except redis.RedisError as exc:

@@ -19,7 +19,9 @@ import pytest
 
 from hlsim.market import Market
 from hlsim.requestlog import LoggedRequest
-from jobs.ratelimit import LocalRateLimiter, PostgresRateLimiter
+from jobs.errors import RateLimiterUnavailable
+from jobs.ratelimit import LocalRateLimiter, PostgresRateLimiter, RedisRateLimiter
+from tests.dbs import TestDatabases
 from tests.simulator import FIXED_NOW_MS, StartSimulator
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -160,3 +162,24 @@ async def test_the_postgres_schedule_hands_out_consecutive_slots(db_url: str) ->
     elapsed = time.monotonic() - started
     await limiter.aclose()
     assert 0.25 + 0.2 + 0.3 - 0.05 <= elapsed < 1.5
+
+
+async def test_an_unmigrated_database_is_a_clear_error(dbs: TestDatabases) -> None:
+    url = dbs.fresh(migrated=False)
+    limiter = PostgresRateLimiter(url, 5)
+    try:
+        with pytest.raises(RateLimiterUnavailable, match="hl-analytics migrate"):
+            await limiter.acquire("w")
+    finally:
+        await limiter.aclose()
+        dbs.drop(url)
+
+
+async def test_an_unreachable_store_is_a_clear_error() -> None:
+    pg = PostgresRateLimiter("postgresql://postgres@127.0.0.1:9/none", 5)
+    with pytest.raises(RateLimiterUnavailable, match="check DATABASE_URL"):
+        await pg.acquire("w")
+    rd = RedisRateLimiter("redis://127.0.0.1:9/0", 5)
+    with pytest.raises(RateLimiterUnavailable, match="check REDIS_URL"):
+        await rd.acquire("w")
+    await rd.aclose()
