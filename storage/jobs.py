@@ -6,7 +6,7 @@ expired lease). `attempts` counts deliveries and doubles as a fencing token: a
 worker may finish or requeue a job only while it is still the delivery it was
 given, so a worker that lost its lease cannot finish someone else's delivery.
 
-De-duplication is one statement: the partial unique index `jobs_dedup_key` (0001)
+De-duplication is one statement: the partial unique index `jobs_dedup_key` (0004)
 holds the keys of queued jobs and of running jobs sent with `dedup_running`, and
 `INSERT … ON CONFLICT` against it merges the new send's batches into the holder.
 Every insert and requeue notifies channel `hl_jobs` with the queue's name, which
@@ -36,7 +36,8 @@ WITH job AS (
         ARRAY(SELECT DISTINCT b FROM unnest(%(batches)s::text[] || coalesce(
             (SELECT p.batches FROM jobs p WHERE p.id = %(parent_id)s), '{{}}')) AS b)
     )
-    ON CONFLICT (dedup_key) WHERE state = 'queued' OR (state = 'running' AND dedup_running)
+    ON CONFLICT (dedup_key)
+        WHERE dedup_key IS NOT NULL AND (state = 'queued' OR (state = 'running' AND dedup_running))
     DO UPDATE SET batches = ARRAY(SELECT DISTINCT b FROM unnest(jobs.batches || EXCLUDED.batches) b)
         WHERE NOT jobs.batches @> EXCLUDED.batches
     RETURNING id, xmax = 0 AS inserted
@@ -125,13 +126,14 @@ SELECT extract(epoch FROM now() - min(run_at)) FROM jobs WHERE state = 'queued' 
 """
 SELECT_FAILED = """
 SELECT id, actor, message -> 'args', message -> 'kwargs', attempts, last_error, updated_at
-FROM jobs WHERE state = 'failed' AND (%(batch)s::text IS NULL OR batches @> ARRAY[%(batch)s::text])
+FROM jobs WHERE state = 'failed'
+  AND (%(batch)s::text IS NULL OR (batches <> '{}' AND batches @> ARRAY[%(batch)s::text]))
 ORDER BY updated_at DESC, id DESC LIMIT %(limit)s
 """
 BATCH_PROGRESS = """
 SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'running'),
        count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed')
-FROM jobs WHERE batches @> ARRAY[%s::text]
+FROM jobs WHERE batches <> '{}' AND batches @> ARRAY[%s::text]
 """
 SELECT_JOB = """
 SELECT id, message_id, queue, actor, state, attempts, dedup_key, batches, last_error, message
