@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 # GraphiQL's page is served with its scripts from this machine, not from a CDN:
 # the npm packages are installed into the virtualenv. Without npm the API still
 # serves GraphQL, and its GraphiQL page says how to get the assets.
-GRAPHIQL_PACKAGES := react@18.2.0 react-dom@18.2.0 graphiql@3.8.3 @graphiql/plugin-explorer@1.0.2 js-cookie@3.0.5
+# The packages and versions are those Strawberry's GraphiQL page names.
 graphiql-assets:
 	@if command -v npm >/dev/null 2>&1; then \
-		npm install --silent --no-audit --no-fund --no-save --prefix $(VENV)/graphiql $(GRAPHIQL_PACKAGES) \
+		npm install --silent --no-audit --no-fund --no-save --prefix $(VENV)/graphiql \
+			$$($(BIN)/python -m graph.graphiql) \
 		|| echo "warning: npm could not install GraphiQL's assets; GraphiQL will not load"; \
 	else echo "note: npm not found; GraphiQL's assets are not installed (GraphQL itself works)"; fi
 

@@ -14,9 +14,10 @@ from contextlib import asynccontextmanager
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
+from graph import graphiql
 from graph.auth import Callers, TokenVerifier
 from graph.cache import ResponseCache
 from graph.context import Services
@@ -24,6 +25,7 @@ from graph.endpoint import GraphQLEndpoint
 from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
 from graph.schema import build_schema
+from hl_analytics import telemetry
 from hl_analytics.settings import Settings
 from storage import metrics
 from storage.db import async_pool
@@ -80,12 +82,21 @@ def create_app(
             await cache.close()
             await http.aclose()
 
+    async def prometheus(request: Request) -> Response:
+        body, content_type = telemetry.exposition()
+        return Response(body, media_type=content_type)
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+    ]
+    assets = graphiql.assets_mount() if settings.graphiql else None
+    if assets is not None:
+        routes.append(assets)
     app = Starlette(
-        routes=[
-            Route("/graphql", endpoint, methods=["GET", "POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ],
+        routes=routes,
         lifespan=lifespan,
     )
     app.state.services = services
