@@ -29,6 +29,10 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 PROCESSES = 3
 RPS = 12.0
 SECONDS = 4.0
+# Slots are exact in the shared schedule; arrivals at the exchange are each late by
+# scheduling and network latency, which on a loaded 2-core machine reaches a few
+# hundred ms and can bunch them. The bounds allow this much of it.
+LATENCY_S = 0.5
 pytestmark = pytest.mark.slow
 
 
@@ -101,8 +105,9 @@ def _check(entries: list[LoggedRequest], groups: list[list[str]]) -> None:
     last_of = {e.user: e for e in entries}
     unpaid = sum(e.weight - 20 for e in last_of.values())
     slots = (sum(e.weight for e in entries) - unpaid) / 20
-    assert slots <= RPS * span + 2, f"{slots:.1f} slots in {span:.2f}s exceeds {RPS}/s"
-    assert _max_in_window([e.at for e in entries], 1.0) <= RPS + 2
+    allowed = RPS * (span + LATENCY_S) + 2
+    assert slots <= allowed, f"{slots:.1f} slots in {span:.2f}s exceeds {RPS}/s"
+    assert _max_in_window([e.at for e in entries], 1.0) <= RPS * (1 + LATENCY_S) + 2
     assert slots >= 0.6 * RPS * SECONDS, "the limiter throttled far below the configured rate"
     per_wallet = Counter(e.user for e in entries)
     every = [w for group in groups for w in group]
