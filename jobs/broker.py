@@ -210,14 +210,16 @@ class PostgresBroker(dramatiq.Broker):
         return message
 
     def _insert_with_retry(self, payload: dict[str, Any], fields: dict[str, Any]) -> None:
-        # One retry: a pooled connection may have died with a database restart.
-        for attempt in (1, 2):
+        # Every pooled connection may have died with a database restart: the pool
+        # replaces each broken one as it comes back, so one more try than the pool holds.
+        tries = self.pool_size + 1
+        for attempt in range(1, tries + 1):
             try:
                 with self._connection() as conn:
                     store.insert_job(conn, payload, **fields)
                 return
             except ConnectionClosed as exc:
-                if attempt == 2:
+                if attempt == tries:
                     raise DatabaseUnavailable(
                         f"cannot queue a job ({exc}): check DATABASE_URL and that "
                         "PostgreSQL is running"

@@ -21,9 +21,13 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
+from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
+from storage.errors import StorageError
+
 CHANNEL = "hl_jobs"
+REQUEUE_TRIES = 3
 
 # Children inherit the batches of the job that sent them (`parent_id`, may be NULL).
 INSERT_JOB = f"""
@@ -67,9 +71,9 @@ UPDATE jobs SET state = %(state)s, last_error = coalesce(%(error)s, last_error),
 WHERE id = %(id)s AND state = 'running' AND attempts = %(attempts)s
   AND (NOT %(expired_only)s OR lease_expires_at < now())
 """
-# Back to the queue; unless another queued job already holds the de-duplication
-# key (sent while this one ran): that job inherits this one's batches and this
-# one ends as done, because the holder will do the same work.
+# Back to the queue; unless another job already holds the de-duplication key
+# (sent while this one ran): that job inherits this one's batches and this one
+# ends as done, because the holder does the same work.
 REQUEUE_JOB = f"""
 WITH job AS (
     SELECT id, dedup_key, batches FROM jobs
@@ -78,7 +82,9 @@ WITH job AS (
     FOR UPDATE
 ), holder AS (
     UPDATE jobs q SET batches = ARRAY(SELECT DISTINCT b FROM unnest(q.batches || job.batches) b)
-    FROM job WHERE q.dedup_key = job.dedup_key AND q.state = 'queued' AND q.id <> job.id
+    FROM job
+    WHERE q.dedup_key = job.dedup_key AND q.id <> job.id
+      AND (q.state = 'queued' OR (q.state = 'running' AND q.dedup_running))
     RETURNING q.id
 )
 UPDATE jobs j SET
@@ -276,18 +282,28 @@ def requeue_job(
     expired_only: bool = False,
 ) -> str | None:
     """Puts a delivery back in the queue; returns the job's new state, None if not that delivery."""
-    row = conn.execute(
-        REQUEUE_JOB,
-        {
-            "id": job_id,
-            "attempts": attempts,
-            "expired_only": expired_only,
-            "delay_ms": max(0, delay_ms),
-            "message": None if message is None else Jsonb(message),
-            "error": error,
-        },
-    ).fetchone()
-    return str(row[0]) if row else None
+    params = {
+        "id": job_id,
+        "attempts": attempts,
+        "expired_only": expired_only,
+        "delay_ms": max(0, delay_ms),
+        "message": None if message is None else Jsonb(message),
+        "error": error,
+    }
+    for attempt in range(REQUEUE_TRIES):
+        try:
+            with conn.transaction():
+                row = conn.execute(REQUEUE_JOB, params).fetchone()
+            return str(row[0]) if row else None
+        except UniqueViolation:
+            # Another requeue of the same key committed after this statement's
+            # snapshot was taken; run again, and this time merge into it.
+            if attempt == REQUEUE_TRIES - 1:
+                raise StorageError(
+                    f"job {job_id} could not go back to its queue: its de-duplication key "
+                    "kept changing hands; it is delivered again when its lease expires"
+                ) from None
+    raise AssertionError("unreachable")
 
 
 def expired_jobs(conn: psycopg.Connection, limit: int = 1000) -> list[tuple[int, int, str | None]]:

@@ -139,3 +139,21 @@ def test_retry_merges_into_a_queued_holder_of_its_key(
     consumer.requeue([running])
     consumer.close()
     assert _rows(conn) == [("done", ["b1"]), ("queued", ["b1", "b2"])]
+
+
+def test_requeue_merges_into_a_running_holder_that_keeps_its_key(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    ingest = dramatiq.actor(lambda: None, broker=broker, actor_name="ingest")
+    ingest.send_with_options(dedup_key="k", batch="b1")
+    consumer = broker.consume("default", prefetch=2, timeout=100)
+    first = next(consumer)
+    ingest.send_with_options(dedup_key="k", dedup_running=True, batch="b2")
+    second = next(consumer)
+    assert first is not None and second is not None
+    # The second holds the key while it runs, so the first cannot be queued again.
+    consumer.requeue([first])
+    assert _rows(conn) == [("done", ["b1"]), ("running", ["b1", "b2"])]
+    consumer.ack(second)
+    consumer.close()
+    assert store.batch_progress(conn, "b1") == (0, 0, 2, 0)

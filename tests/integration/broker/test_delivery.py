@@ -248,3 +248,24 @@ def test_dedup_running_needs_a_key(broker: PostgresBroker) -> None:
     echo = dramatiq.actor(lambda: None, broker=broker, actor_name="echo")
     with pytest.raises(DedupOptionsInvalid):
         echo.send_with_options(dedup_running=True)
+
+
+def test_worker_and_sender_survive_lost_connections(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    calls = Calls()
+    echo = dramatiq.actor(calls.add, broker=broker, actor_name="echo")
+    with running_worker(broker, threads=2):
+        echo.send(1)
+        wait_until(lambda: calls.values() == [1], what="the first message")
+        # What a database restart does to every open connection of the broker.
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        conn.commit()
+        assert killed is not None and killed[0] >= 2
+        echo.send(2)
+        wait_until(lambda: calls.values() == [1, 2], timeout_s=20, what="the second message")
+        broker.join("default", timeout=20_000)
+    assert _states(conn) == {"done": 2}
