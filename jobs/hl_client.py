@@ -98,6 +98,11 @@ def _server_ms(response: httpx.Response) -> int | None:
     return int(when.timestamp()) * 1000
 
 
+def _raw_time(raw: object) -> int:
+    time_ms = raw.get("time") if isinstance(raw, dict) else None
+    return time_ms if isinstance(time_ms, int) and not isinstance(time_ms, bool) else -1
+
+
 def _retry_after_s(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -296,7 +301,8 @@ class HyperliquidClient:
                 complete = now_ms if end_ms is None else min(end_ms, now_ms)
                 yield FillPage(page_fills, page_rejected, max(complete, cursor), state.truncated)
                 return
-            last = max((f.time for f in fills), default=cursor)
+            # Raw times, so a page whose last fills are malformed still moves on.
+            last = max((_raw_time(r) for r in raw), default=cursor)
             if last <= cursor:
                 # A full page inside one millisecond: the API cannot page into it.
                 log.warning(
