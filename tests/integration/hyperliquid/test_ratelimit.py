@@ -7,6 +7,7 @@ the limiter. The exchange's weight budget is set to exactly the limiter's rate
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from hlsim.market import Market
 from hlsim.requestlog import LoggedRequest
 from jobs.errors import RateLimiterUnavailable
+from jobs.hl_client import HyperliquidClient
 from jobs.ratelimit import LocalRateLimiter, PostgresRateLimiter, RedisRateLimiter
 from tests.dbs import TestDatabases
 from tests.simulator import FIXED_NOW_MS, StartSimulator
@@ -188,3 +190,31 @@ async def test_an_unreachable_store_is_a_clear_error() -> None:
     with pytest.raises(RateLimiterUnavailable, match="check REDIS_URL"):
         await rd.acquire("w")
     await rd.aclose()
+
+
+async def test_a_huge_wallet_does_not_starve_small_ones(
+    start_simulator: StartSimulator, db_url: str
+) -> None:
+    market = Market(12, now_ms=FIXED_NOW_MS)
+    huge = market.add_wallet(fills_per_day=9_000, since_ms=FIXED_NOW_MS - 86_400_000)
+    small = [
+        market.add_wallet(fills_per_day=30, since_ms=FIXED_NOW_MS - 86_400_000) for _ in range(4)
+    ]
+    server = start_simulator(market)
+    finished: list[str] = []
+    limiter = PostgresRateLimiter(db_url, 40, name="fairness")
+
+    async with HyperliquidClient(server.url, limiter=limiter) as client:
+
+        async def one_pass(address: str) -> None:
+            async for _ in client.fill_pages(address, 0, FIXED_NOW_MS):
+                pass
+            finished.append(address)
+
+        await asyncio.gather(one_pass(huge), *(one_pass(w) for w in small))
+
+    assert finished[-1] == huge
+    order = [e.user for e in sorted(server.state.log.entries(), key=lambda e: e.at)]
+    assert order.count(huge) >= 4, "the huge wallet needs several pages"
+    # Every small wallet was served before the huge wallet's second page.
+    assert max(order.index(w) for w in small) < [i for i, u in enumerate(order) if u == huge][1]
