@@ -164,7 +164,9 @@ class PostgresBroker(dramatiq.Broker):
         self.max_deliveries = max_deliveries
         self.keep_done_s = keep_done_s
         self.keep_failed_s = keep_failed_s
-        self.worker_id = self._new_worker_id()
+        self._worker_id = ""
+        self._worker_pid = 0
+        _ = self.worker_id
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
         self._heartbeat: _Heartbeat | None = None
@@ -326,7 +328,6 @@ class PostgresBroker(dramatiq.Broker):
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None:
-            self.worker_id = self._new_worker_id()
             self._heartbeat = _Heartbeat(self)
             self._heartbeat.start()
 
@@ -342,9 +343,14 @@ class PostgresBroker(dramatiq.Broker):
 
     # -- connections ----------------------------------------------------------------
 
-    @staticmethod
-    def _new_worker_id() -> str:
-        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    @property
+    def worker_id(self) -> str:
+        """Owner of this process's leases and its `job_workers` row; a forked child gets its own."""
+        pid = os.getpid()
+        if pid != self._worker_pid:
+            self._worker_id = f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}"
+            self._worker_pid = pid
+        return self._worker_id
 
     def _get_pool(self) -> ConnectionPool:
         # Opened on first use, so that building the broker at import time (as

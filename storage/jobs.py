@@ -30,12 +30,13 @@ CHANNEL = "hl_jobs"
 REQUEUE_TRIES = 3
 
 # Children inherit the batches of the job that sent them (`parent_id`, may be NULL).
+# Delays count from the send, not from the start of the sender's transaction.
 INSERT_JOB = f"""
 WITH job AS (
     INSERT INTO jobs (message_id, queue, actor, message, run_at, dedup_key, dedup_running, batches)
     VALUES (
         %(message_id)s, %(queue)s, %(actor)s, %(message)s,
-        now() + %(delay_ms)s * interval '1 millisecond',
+        clock_timestamp() + %(delay_ms)s * interval '1 millisecond',
         %(dedup_key)s, %(dedup_running)s,
         ARRAY(SELECT DISTINCT b FROM unnest(%(batches)s::text[] || coalesce(
             (SELECT p.batches FROM jobs p WHERE p.id = %(parent_id)s), '{{}}')) AS b)
@@ -89,7 +90,7 @@ WITH job AS (
 )
 UPDATE jobs j SET
     state = CASE WHEN EXISTS (SELECT FROM holder) THEN 'done' ELSE 'queued' END,
-    run_at = now() + %(delay_ms)s * interval '1 millisecond',
+    run_at = clock_timestamp() + %(delay_ms)s * interval '1 millisecond',
     message = coalesce(%(message)s, j.message),
     last_error = coalesce(%(error)s, j.last_error),
     lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
