@@ -107,6 +107,7 @@ def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
     the_day = date.fromisoformat(day)
     started = time.perf_counter()
     with p.pool.connection() as conn, conn.transaction():
+        rollups.relax_commit(conn)
         (wallet,) = orgs.upsert_wallets(conn, [address])
         rollups.rebuild_wallet_day(conn, wallet.id, the_day)
         send_global_rollups(p, conn, orgs.wallet_orgs(conn, wallet.id), [the_day])
@@ -116,5 +117,6 @@ def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
 def rollup_global_day(p: Pipeline, org_id: str, day: str) -> None:
     started = time.perf_counter()
     with p.pool.connection() as conn, conn.transaction():
+        rollups.relax_commit(conn)
         rollups.rebuild_org_day(conn, orgs.parse_org_id(org_id), date.fromisoformat(day))
     worker_metrics().rollup_seconds.labels("org_day").observe(time.perf_counter() - started)

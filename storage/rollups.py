@@ -234,3 +234,17 @@ def lock_all_wallet_days(conn: psycopg.Connection) -> None:
 
 def lock_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> None:
     conn.execute(LOCK_ORG_DAY, (_ORG_LOCK_CLASS, f"{org_id}:{day.isoformat()}"))
+
+
+# Why a rebuild may skip waiting for its commit to reach disk: it runs inside a
+# job whose ack is a later, synchronous commit, and PostgreSQL's WAL is a single
+# sequence, so flushing the ack flushes the rebuild too. A crash before that
+# flush loses the rebuild *and* the ack, and the job runs again. Meanwhile the
+# rebuild's row locks (the de-duplicated org-day job every wallet rollup of a
+# day touches) are held for microseconds instead of a disk flush.
+RELAX_COMMIT = "SET LOCAL synchronous_commit = off"
+
+
+def relax_commit(conn: psycopg.Connection) -> None:
+    """For a rebuild run by a job: see RELAX_COMMIT. Call inside the transaction."""
+    conn.execute(RELAX_COMMIT)
