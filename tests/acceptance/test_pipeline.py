@@ -233,3 +233,28 @@ def test_inline_sync_without_workers_and_a_failed_job_exits_non_zero(
     failed = run_cli("sync", "--inline", env=env, timeout=120)
     assert failed.code == 1
     assert "1 job(s) of this sync failed" in failed.err and refused in failed.err
+
+
+def test_scheduler_queues_due_wallets_once_across_runs(
+    db_url: str, start_simulator: StartSimulator
+) -> None:
+    server = start_simulator(live_market(seed=14))
+    env = env_for(db_url, server)
+    create_orgs(env, server.market.wallets)
+    first = run_cli("scheduler", "--once", env=env)
+    assert first.code == 0, first.err
+    assert "queued ingest of 4 of 4 tracked wallet(s)" in first.err
+    second = run_cli("scheduler", "--once", env=env)
+    assert second.code == 0, second.err
+    assert "queued ingest" not in second.err, "nothing is due again so soon"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        # `wallets track` had queued them already: the scheduler's sends merged into those.
+        queued = conn.execute(
+            "SELECT count(*), count(DISTINCT dedup_key) FROM jobs"
+            " WHERE actor = 'ingest_wallet' AND state = 'queued'"
+        ).fetchone()
+        assert queued == (4, 4)
+        scheduled = conn.execute(
+            "SELECT count(*) FROM hl_ingest_cursor WHERE last_scheduled_at IS NOT NULL"
+        ).fetchone()
+        assert scheduled == (4,)
