@@ -30,6 +30,10 @@ ASYMMETRIC = ("RS256", "ES256")
 PROFILE_TTL_S = 10.0
 NO_PROFILE_TTL_S = 2.0
 MAX_PROFILES = 10_000
+# How long a verified token is remembered: also how long a key withdrawn from the
+# JWKS keeps working for tokens already seen.
+REMEMBER_S = 60.0
+MAX_REMEMBERED = 10_000
 
 
 def bearer_token(header: str | None) -> str:
@@ -52,6 +56,7 @@ class TokenVerifier:
         self.issuer = settings.jwt_issuer
         self.jwks = jwks
         self.required = ["exp", "sub", "aud"] + (["iss"] if self.issuer else [])
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def _key(self, token: str) -> tuple[Any, str]:
         try:
@@ -68,7 +73,24 @@ class TokenVerifier:
         raise Unauthenticated(f"tokens signed with alg {alg!r} are not accepted here")
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims; Unauthenticated when anything is wrong with it."""
+        """The token's claims; Unauthenticated when anything is wrong with it.
+
+        A token verified in the last minute is not verified again (PyJWT's checks
+        cost more than a cached answer), but its expiry is checked every time.
+        """
+        remembered = self._verified.get(token)
+        if remembered is not None and remembered[0] > time.monotonic():
+            claims = remembered[1]
+            if claims["exp"] + LEEWAY_S < time.time():
+                raise Unauthenticated("the token has expired: get a new one")
+            return claims
+        claims = await self._verify(token)
+        if len(self._verified) >= MAX_REMEMBERED:
+            self._verified.clear()
+        self._verified[token] = (time.monotonic() + REMEMBER_S, claims)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         key, alg = await self._key(token)
         try:
             claims: dict[str, Any] = jwt.decode(

@@ -13,31 +13,29 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from graphql import GraphQLError, OperationType
 from starlette.types import Receive, Scope, Send
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
+from graph import graphiql as graphiql_page
 from graph.auth import Callers, TokenVerifier, bearer_token
 from graph.cache import Answer, ttl_for
 from graph.context import Caller, RequestContext, Services
 from graph.errors import ClientError
-from graph.limits import MAX_BODY_BYTES, MAX_TOKENS
+from graph.requests import GraphQLRequest, RawRequest, classify, query_params, read_post
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
-JSON = "application/json"
 QUERY_ONLY = (StrawberryOperation.QUERY,)
 ALL_OPERATIONS = (StrawberryOperation.QUERY, StrawberryOperation.MUTATION)
+JSON = b"application/json"
+HTML = b"text/html; charset=utf-8"
+UNAVAILABLE = "the database is unavailable; retry in a few seconds"
 
 
 def _json(payload: object) -> bytes:
@@ -48,63 +46,12 @@ def error_answer(status: int, message: str, code: str) -> Answer:
     return Answer(status, _json({"errors": [{"message": message, "extensions": {"code": code}}]}))
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
-    kind: OperationType
-    root_fields: frozenset[str]
-
-
-@lru_cache(maxsize=256)
-def classify(query: str, operation_name: str | None) -> Operation | None:
-    """The chosen operation's type and root fields; None when Strawberry must explain why not."""
-    try:
-        document = parse(query, max_tokens=MAX_TOKENS, no_location=True)
-    except GraphQLError:
-        return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if len(operations) != 1:
-        return None
-    selections = operations[0].selection_set.selections
-    # A fragment at the root hides its fields: the shortest TTL then applies.
-    fields = frozenset(s.name.value for s in selections if isinstance(s, FieldNode))
-    return Operation(
-        operations[0].operation, fields if len(fields) == len(selections) else frozenset()
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class GraphQLRequest:
-    query: str
-    variables: dict[str, Any] | None
-    operation_name: str | None
-    method: str
-    raw: bytes
-
-
-def _read_params(params: dict[str, Any], method: str, raw: bytes) -> GraphQLRequest:
-    query, variables, name = (
-        params.get("query"),
-        params.get("variables"),
-        params.get("operationName"),
-    )
-    if isinstance(variables, str) and variables:
-        try:
-            variables = json.loads(variables)
-        except ValueError:
-            raise ClientError("`variables` is not valid JSON") from None
-    if not isinstance(query, str) or not query.strip():
-        raise ClientError("send a GraphQL document in `query`")
-    if variables is not None and variables != "" and not isinstance(variables, dict):
-        raise ClientError("`variables` must be a JSON object")
-    if name is not None and not isinstance(name, str):
-        raise ClientError("`operationName` must be a string")
-    return GraphQLRequest(query, variables or None, name or None, method, raw)
-
-
 class GraphQLEndpoint:
-    """The ASGI app behind `/graphql` (GET and POST)."""
+    """The ASGI app behind `/graphql` (GET and POST).
+
+    Plain ASGI rather than Starlette's Request and Response: on a cache hit the
+    request objects would cost more than everything else the answer needs.
+    """
 
     def __init__(
         self,
@@ -120,98 +67,79 @@ class GraphQLEndpoint:
         self.cache = services.cache
         self.verifier = verifier
         self.callers = callers
-        self.graphiql_html = get_graphql_ide_html() if graphiql else None
+        self._page = Answer(200, graphiql_page.local_page().encode()) if graphiql else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
         request_id = uuid.uuid4().hex
+        extra: list[tuple[bytes, bytes]] = []
+        content_type = JSON
         try:
-            response = await self._handle(request, request_id)
+            answer, extra = await self._handle(scope, receive, request_id)
+            if answer is self._page:
+                content_type = HTML
         except ClientError as exc:
-            response = self._respond(error_answer(exc.status, exc.message, exc.code))
+            answer = error_answer(exc.status, exc.message, exc.code)
             if exc.status == 401:
-                response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
+                extra = [(b"www-authenticate", b'Bearer error="invalid_token"')]
         except DatabaseUnavailable as exc:
             log.warning("%s", exc.message, extra={"action": "database_unavailable"})
-            response = self._unavailable()
+            answer = error_answer(503, UNAVAILABLE, "SERVICE_UNAVAILABLE")
         except Exception:
             log.exception(
                 "unexpected error", extra={"action": "request_failed", "request_id": request_id}
             )
-            response = self._respond(
-                error_answer(
-                    500, f"internal error (request id {request_id})", "INTERNAL_SERVER_ERROR"
-                )
-            )
-        response.headers["x-request-id"] = request_id
-        await response(scope, receive, send)
+            message = f"internal error (request id {request_id})"
+            answer = error_answer(500, message, "INTERNAL_SERVER_ERROR")
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *extra,
+        ]
+        if answer.status == 503:
+            headers.append((b"retry-after", b"5"))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
-    @staticmethod
-    def _respond(answer: Answer) -> Response:
-        return Response(answer.body, answer.status, media_type=JSON)
+    async def _read(self, scope: Scope, receive: Receive) -> RawRequest | None:
+        """The request's bytes; None when a browser asks for GraphiQL."""
+        headers = dict(scope["headers"])
+        if scope["method"] != "GET":
+            return await read_post(headers, receive)
+        params = query_params(scope["query_string"])
+        if "query" in params:
+            return RawRequest("GET", scope["query_string"], params)
+        if self._page is not None and b"text/html" in headers.get(b"accept", b""):
+            return None
+        raise ClientError("send a GraphQL query: POST JSON {query, variables}, or GET ?query=")
 
-    def _unavailable(self) -> Response:
-        response = self._respond(
-            error_answer(
-                503, "the database is unavailable; retry in a few seconds", "SERVICE_UNAVAILABLE"
-            )
-        )
-        response.headers["retry-after"] = "5"
-        return response
-
-    async def _read(self, request: Request) -> GraphQLRequest | Response:
-        if request.method == "GET":
-            params = dict(request.query_params)
-            if "query" not in params:
-                accept = request.headers.get("accept", "")
-                if self.graphiql_html is not None and "text/html" in accept:
-                    return HTMLResponse(self.graphiql_html)
-                raise ClientError(
-                    "send a GraphQL query: POST JSON {query, variables}, or GET ?query="
-                )
-            return _read_params(params, "GET", request.url.query.encode())
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != JSON:
-            raise ClientError("send the request as JSON (Content-Type: application/json)")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise ClientError(f"the request is larger than {MAX_BODY_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise ClientError(f"the request is larger than {MAX_BODY_BYTES} bytes")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise ClientError("the request body is not valid JSON") from None
-        if not isinstance(payload, dict):
-            raise ClientError("the request body must be a JSON object {query, variables}")
-        return _read_params(payload, "POST", body)
-
-    async def _handle(self, request: Request, request_id: str) -> Response:
-        read = await self._read(request)
-        if isinstance(read, Response):
-            return read
-        claims = await self.verifier.verify(bearer_token(request.headers.get("authorization")))
+    async def _handle(
+        self, scope: Scope, receive: Receive, request_id: str
+    ) -> tuple[Answer, list[tuple[bytes, bytes]]]:
+        raw = await self._read(scope, receive)
+        if raw is None:
+            assert self._page is not None
+            return self._page, []
+        authorization = dict(scope["headers"]).get(b"authorization")
+        token = bearer_token(authorization.decode("latin-1") if authorization else None)
+        claims = await self.verifier.verify(token)
         caller = await self.callers.caller(claims["sub"])
-        today = datetime.now(UTC).date()
+        day = datetime.now(UTC).date().isoformat()
 
         async def run() -> Answer:
-            return await self._execute(read, caller, today.isoformat(), request_id)
+            return await self._execute(raw.parse(), caller, day, request_id)
 
-        source = "off"
         if not self.cache.enabled:
-            answer = await run()
-        else:
-            digest = hashlib.blake2b(read.method.encode() + read.raw, digest_size=16).hexdigest()
-            key = await self.cache.key(caller.org_id, today.isoformat(), digest)
-            cached = await self.cache.get(key)
-            if cached is not None:
-                return Response(cached, 200, media_type=JSON, headers={"x-cache": "hit"})
-            answer, shared = await self.cache.compute_once(key, run)
-            source = "shared" if shared else "miss"
-        response = self._unavailable() if answer.status == 503 else self._respond(answer)
-        response.headers["x-cache"] = source
-        return response
+            return await run(), [(b"x-cache", b"off")]
+        digest = hashlib.blake2b(raw.method.encode() + raw.raw, digest_size=16).hexdigest()
+        key = await self.cache.key(caller.org_id, day, digest)
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return Answer(200, cached), [(b"x-cache", b"hit")]
+        answer, shared = await self.cache.compute_once(key, run)
+        if answer.status == 503:
+            answer = error_answer(503, UNAVAILABLE, "SERVICE_UNAVAILABLE")
+        return answer, [(b"x-cache", b"shared" if shared else b"miss")]
 
     async def _execute(
         self, read: GraphQLRequest, caller: Caller, day: str, request_id: str

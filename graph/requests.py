@@ -1,0 +1,120 @@
+"""A GraphQL request as it arrives over HTTP: bytes first, parsed only when needed.
+
+The endpoint keys its cache on the raw bytes, so a cached answer is sent
+without parsing the JSON body or the document. `classify` reads the operation's
+type and root fields (for GET refusing mutations and for the cache's TTL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl
+
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from starlette.types import Receive
+
+from graph.errors import ClientError
+from graph.limits import MAX_BODY_BYTES, MAX_TOKENS
+
+JSON = b"application/json"
+TOO_LARGE = f"the request is larger than {MAX_BODY_BYTES} bytes"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    kind: OperationType
+    root_fields: frozenset[str]
+
+
+@lru_cache(maxsize=256)
+def classify(query: str, operation_name: str | None) -> Operation | None:
+    """The chosen operation's type and root fields; None when Strawberry must explain why not."""
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS, no_location=True)
+    except GraphQLError:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1:
+        return None
+    selections = operations[0].selection_set.selections
+    fields = frozenset(s.name.value for s in selections if isinstance(s, FieldNode))
+    if len(fields) != len(selections):
+        fields = frozenset()  # a fragment at the root hides its fields: the shortest TTL
+    return Operation(operations[0].operation, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    method: str
+
+
+def _from_params(params: Mapping[str, Any], method: str) -> GraphQLRequest:
+    query = params.get("query")
+    variables = params.get("variables")
+    name = params.get("operationName")
+    if isinstance(variables, str) and variables:
+        try:
+            variables = json.loads(variables)
+        except ValueError:
+            raise ClientError("`variables` is not valid JSON") from None
+    if not isinstance(query, str) or not query.strip():
+        raise ClientError("send a GraphQL document in `query`")
+    if variables is not None and variables != "" and not isinstance(variables, dict):
+        raise ClientError("`variables` must be a JSON object")
+    if name is not None and not isinstance(name, str):
+        raise ClientError("`operationName` must be a string")
+    return GraphQLRequest(query, variables or None, name or None, method)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    method: str
+    raw: bytes  # POST's body, or GET's query string
+    params: dict[str, str] | None  # GET's parameters; None: `raw` is JSON
+
+    def parse(self) -> GraphQLRequest:
+        if self.params is not None:
+            return _from_params(self.params, self.method)
+        try:
+            payload = json.loads(self.raw)
+        except ValueError:
+            raise ClientError("the request body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise ClientError("the request body must be a JSON object {query, variables}")
+        return _from_params(payload, self.method)
+
+
+def query_params(query_string: bytes) -> dict[str, str]:
+    return dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+
+
+async def read_post(headers: Mapping[bytes, bytes], receive: Receive) -> RawRequest:
+    """The JSON body, refused when it is not JSON or too large (before reading it all)."""
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type != JSON:
+        raise ClientError("send the request as JSON (Content-Type: application/json)")
+    declared = headers.get(b"content-length", b"")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ClientError(TOO_LARGE)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientError("the client went away")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ClientError(TOO_LARGE)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return RawRequest("POST", b"".join(chunks), None)
