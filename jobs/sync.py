@@ -37,6 +37,7 @@ from storage.db import connect
 
 POLL_S = 0.5
 REPORT_EVERY_S = 2.0
+IDLE_HINT_S = 10.0
 INLINE_THREADS = 4
 
 
@@ -75,6 +76,8 @@ def wait_for(
     stream = out or sys.stdout
     wallet_ids = [w.id for w in queued.wallets]
     last_report = 0.0
+    started = time.monotonic()
+    hinted = False
     while True:
         progress = job_store.batch_progress(conn, queued.batch)
         mine = cursor.progress(conn, wallet_ids, queued.since)
@@ -91,6 +94,13 @@ def wait_for(
             last_report = now
         if progress.finished:
             return progress
+        idle = progress.running == 0 and progress.done == 0 and progress.failed == 0
+        if idle and not hinted and now - started >= IDLE_HINT_S:
+            stream.write(
+                f"nothing of this sync has started after {IDLE_HINT_S:.0f} s: is "
+                "`hl-analytics worker` running on this database? (or sync with --inline)\n"
+            )
+            hinted = True
         time.sleep(POLL_S)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -10,6 +13,7 @@ import pytest
 
 from hlsim.server import SimServer
 from jobs import scheduler
+from jobs import sync as sync_module
 from jobs.app import Pipeline
 from jobs.pipeline import tracking_changed
 from storage import cursor, orgs, rollups
@@ -158,3 +162,27 @@ def test_scheduler_queues_each_due_wallet_once(
             "SELECT count(*) FROM jobs WHERE actor = 'ingest_wallet' AND state = 'queued'"
         ).fetchone()
         assert queued == (len(simulator.market.wallets),)
+
+
+def test_a_waiting_sync_says_when_no_worker_runs_then_finishes_when_one_does(
+    auto: psycopg.Connection, db_url: str, simulator: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_module, "IDLE_HINT_S", 0.3)
+    org = orgs.create_org(auto, "A").id
+    with auto.transaction():
+        orgs.track_wallets(auto, org, simulator.market.wallets[:2])
+    out = io.StringIO()
+    with pipeline(db_url, simulator) as p:
+        queued = sync_module.queue_sync(p, auto, org)
+        waiting = threading.Thread(
+            target=sync_module.wait_for, args=(auto, queued), kwargs={"out": out}
+        )
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while "is `hl-analytics worker` running" not in out.getvalue():
+            assert time.monotonic() < deadline, out.getvalue()
+            time.sleep(0.05)
+        with worker(p):
+            waiting.join(timeout=60)
+    assert not waiting.is_alive()
+    assert out.getvalue().splitlines()[-1].startswith("wallets 2/2 · fills stored ")
