@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import shutil
@@ -109,11 +110,12 @@ def _token() -> str:
 
 
 def _serve(kind: str, port: int, database_url: str, payload_file: str) -> None:
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
+
+    from graph.server import serve
 
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {0})
@@ -131,7 +133,8 @@ def _serve(kind: str, port: int, database_url: str, payload_file: str) -> None:
 
         settings = Settings.from_env({"JWT_SECRET": SECRET, "GRAPHIQL": "0"})
         app = create_app(settings, database_url, cache_enabled=kind == "graphql")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none")
+    logging.basicConfig(level=logging.WARNING)
+    serve(app, "127.0.0.1", port)
 
 
 def _free_port() -> int:
