@@ -2,9 +2,14 @@
 
 Strawberry's extensions do the generic work (token count while parsing, depth,
 aliases, introspection off, parse and validation results cached); this module
-adds the one rule of our own: `topWallets(limit:)` outside 1..100 is a
+adds two rules of our own. `topWallets(limit:)` outside 1..100 is a
 validation error, whether the value is written in the document or sent as a
-variable, so no resolver ever sees it.
+variable, so no resolver ever sees it. And a document may not select more
+fields, once its fragments are expanded, than it may have tokens: graphql-core's
+validation rules expand fragment spreads, so a few hundred tokens of fragments
+that each spread the next one twice would otherwise cost them exponential time
+(2^18 fields, seconds of a blocked event loop, from 1 kB of text). The budget is
+counted without expanding anything and checked before validation runs.
 """
 
 from __future__ import annotations
@@ -14,10 +19,15 @@ from functools import partial
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
+    InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
+    SelectionSetNode,
     VariableNode,
     visit,
 )
@@ -41,6 +51,9 @@ MAX_DEPTH = 6
 MAX_ALIASES = 30
 LIMIT_MIN, LIMIT_MAX = 1, 100
 CACHE_SIZE = 512
+# A document without fragments selects at most one field per token: fragments may
+# shorten a document, never make it ask for more.
+MAX_FIELDS = MAX_TOKENS
 
 
 def limit_error(value: object) -> GraphQLError:
@@ -102,6 +115,57 @@ class LimitRange(SchemaExtension):
             ctx.pre_execution_errors = [limit_error(v) for v in collector.bad]
 
 
+def expanded_fields(document: DocumentNode) -> int:
+    """How many fields the document's operations select with every fragment expanded,
+    counted once per fragment (cycles and unknown fragments are validation's to report)."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    sizes: dict[str, int] = {}
+
+    def size(selection_set: SelectionSetNode | None, entered: frozenset[str]) -> int:
+        total = 0
+        for node in selection_set.selections if selection_set else ():
+            if isinstance(node, FieldNode):
+                total += 1 + size(node.selection_set, entered)
+            elif isinstance(node, InlineFragmentNode):
+                total += size(node.selection_set, entered)
+            elif isinstance(node, FragmentSpreadNode):
+                name = node.name.value
+                if name in entered or name not in fragments:
+                    continue
+                if name not in sizes:
+                    sizes[name] = size(fragments[name].selection_set, entered | {name})
+                total += sizes[name]
+        return total
+
+    return sum(
+        size(d.selection_set, frozenset())
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+
+
+class FieldBudget(ValidationCache):
+    """Validation (cached), for documents within MAX_FIELDS once fragments are expanded."""
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        document = ctx.graphql_document
+        fields = expanded_fields(document) if document is not None else 0
+        if fields > MAX_FIELDS:
+            ctx.pre_execution_errors = [
+                GraphQLError(
+                    f"the document selects {fields} fields once its fragments are expanded; "
+                    f"at most {MAX_FIELDS} are allowed",
+                    extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+                )
+            ]
+            yield
+            return
+        yield from super().on_validate()
+
+
 # Rule classes are made once: the validation cache is keyed by them, and
 # Strawberry's limiters would make new classes for every request.
 _RULES = (
@@ -118,6 +182,6 @@ def extensions(*, introspection: bool) -> list[Callable[[], SchemaExtension]]:
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         partial(ParserCache, maxsize=CACHE_SIZE),
         partial(AddValidationRules, rules),
-        partial(ValidationCache, maxsize=CACHE_SIZE),
+        partial(FieldBudget, maxsize=CACHE_SIZE),
         LimitRange,
     ]
