@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import jwt
+from psycopg_pool import AsyncConnectionPool
 
 from graph.context import Caller
 from graph.errors import NoProfile, Unauthenticated
@@ -118,8 +119,8 @@ class TokenVerifier:
 class Callers:
     """`sub` → Caller through `user_profiles`, with a short-lived cache."""
 
-    def __init__(self, services_pool: Any, pool_timeout: float) -> None:
-        self.pool = services_pool
+    def __init__(self, pool: AsyncConnectionPool, pool_timeout: float) -> None:
+        self.pool = pool
         self.pool_timeout = pool_timeout
         self._cache: dict[str, tuple[float, Profile | None]] = {}
 

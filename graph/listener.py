@@ -26,6 +26,7 @@ class ChangeListener:
         self.cache = cache
         self.listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._backoff = BACKOFF_MIN_S
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hl-metrics-listener")
@@ -37,6 +38,7 @@ class ChangeListener:
                 await self._task
 
     async def _on_listening(self) -> None:
+        self._backoff = BACKOFF_MIN_S
         await self.cache.invalidate_all()
         self.listening.set()
         log.info("listening for metric changes", extra={"action": "listener_started"})
@@ -50,19 +52,17 @@ class ChangeListener:
         await self.cache.invalidate(org_id)
 
     async def _run(self) -> None:
-        backoff = BACKOFF_MIN_S
         while True:
             try:
                 async for payload in metrics.listen_changes(self.database_url, self._on_listening):
-                    backoff = BACKOFF_MIN_S
                     await self._changed(payload)
             except DatabaseUnavailable as exc:
                 self.listening.clear()
                 log.warning(
                     "%s; retrying in %.1f s",
                     exc.message,
-                    backoff,
+                    self._backoff,
                     extra={"action": "listener_lost"},
                 )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)

@@ -225,3 +225,32 @@ async def test_a_real_rollup_shows_its_numbers(api: Api) -> None:
     # W1 300.75 + W2 300.125 (seeded) + W4 2 × 100.5 × 2 (the fills).
     assert latest["dau"] == 3
     assert Decimal(latest["totalVolumeUsd"]) == Decimal("1002.875")
+
+
+async def test_listener_reconnects_and_forgets_what_it_may_have_missed(api: Api) -> None:
+    seeded = api.seeded
+    await api.data(SUMMARY)
+    assert (await api.post(SUMMARY)).headers["x-cache"] == "hit"
+    listener = api.app.state.listener
+    with psycopg.connect(api.db_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'hl-analytics-api-listen'"
+        )
+
+    async def relistening() -> bool:
+        return bool(listener.listening.is_set()) and (
+            (await api.post(SUMMARY)).headers["x-cache"] == "miss"
+        )
+
+    await eventually(relistening, timeout=10)
+    # And notifications flow again on the new connection.
+    with psycopg.connect(api.db_url, autocommit=True) as conn:
+        conn.execute(BUMP, (seeded.org_a, seeded.today))
+    notify(api.db_url, seeded.org_a)
+
+    async def fresh() -> bool:
+        latest = (await api.data(SUMMARY))["dashboardSummary"]["latest"]
+        return bool(latest["tradeCount"] == 105)
+
+    await eventually(fresh, timeout=5)
