@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 
 import dramatiq
@@ -269,3 +270,24 @@ def test_worker_and_sender_survive_lost_connections(
         wait_until(lambda: calls.values() == [1, 2], timeout_s=20, what="the second message")
         broker.join("default", timeout=20_000)
     assert _states(conn) == {"done": 2}
+
+
+def test_shutdown_interrupts_a_long_message_and_queues_it_again(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    started = threading.Event()
+
+    def long_running() -> None:
+        started.set()
+        for _ in range(1000):
+            time.sleep(0.01)
+
+    actor = dramatiq.actor(broker=broker, notify_shutdown=True, min_backoff=60_000)(long_running)
+    message = actor.send()
+    with running_worker(broker):
+        assert started.wait(5)
+    # Stopping the worker raised Shutdown in the actor (ShutdownNotifications), and
+    # Retries put the message back in the queue for a later worker.
+    [job] = store.jobs_of_message(conn, message.message_id)
+    assert (job.state, job.attempts) == ("queued", 1)
+    assert job.last_error is not None and job.last_error.startswith("Shutdown")
