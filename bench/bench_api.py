@@ -308,7 +308,7 @@ def run(ctx: BenchContext) -> list[Result]:
     url = ctx.database()
     _seed(url, wallets=ctx.scale(40, 10), fills_per_day=ctx.scale(5, 2))
     token = _token()
-    seconds = ctx.scale(8, 3)
+    seconds = ctx.scale(8, 2)
     cached, bare_summary = _side_by_side(ctx, url, "graphql", SUMMARY, token, seconds)
     uncached, bare_global = _side_by_side(ctx, url, "graphql-uncached", GLOBAL, token, seconds)
     same = f"bare Starlette endpoint, same JSON ({tool})"
