@@ -42,8 +42,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -56,17 +55,17 @@ from dramatiq.middleware import Middleware
 from psycopg_pool import ConnectionPool
 
 from hl_analytics.errors import HLAnalyticsError
+from jobs.consumer import (
+    Heartbeat,
+    JobProxy,
+    PostgresConsumer,
+    connection_closed,
+    error_of,
+)
 from storage import jobs as store
-from storage.errors import DatabaseUnavailable, first_line
+from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
-
-# Messages a consumer claims in one round trip at most, whatever its prefetch.
-CLAIM_MAX = 64
-# The shortest sleep of an idle consumer: due messages may be locked by a sender's
-# open transaction (an ON CONFLICT merge), and must not make the consumer spin.
-MIN_WAIT_S = 0.02
-PURGE_EVERY_S = 60.0
 
 _transaction: ContextVar[tuple[PostgresBroker, psycopg.Connection] | None] = ContextVar(
     "hl_jobs_transaction", default=None
@@ -78,32 +77,7 @@ class DedupOptionsInvalid(HLAnalyticsError):
     """Option dedup_running=True needs a dedup_key: pass both, or neither."""
 
 
-class _JobProxy(MessageProxy):
-    """A delivered message and the row it came from; `attempts` fences stale workers."""
-
-    def __init__(self, message: dramatiq.Message[Any], job_id: int, attempts: int) -> None:
-        super().__init__(message)
-        self.job_id = job_id
-        self.attempts = attempts
-
-
-def _decode(payload: dict[str, Any]) -> dramatiq.Message[Any]:
-    return dramatiq.Message(**{**payload, "args": tuple(payload["args"])})
-
-
-def _error_of(message: MessageProxy) -> str | None:
-    exc = getattr(message, "_exception", None)
-    if exc is not None:
-        return f"{type(exc).__name__}: {exc}"[:4000]
-    traceback = message.options.get("traceback")
-    return traceback.strip().splitlines()[-1] if traceback else None
-
-
-def _connection_closed(exc: BaseException) -> ConnectionClosed:
-    return ConnectionClosed(first_line(exc))  # type: ignore[no-untyped-call]
-
-
-def _current_job(broker: PostgresBroker) -> _JobProxy | None:
+def _current_job(broker: PostgresBroker) -> JobProxy | None:
     current = getattr(_processing, "job", None)
     return current[1] if current is not None and current[0] is broker else None
 
@@ -120,7 +94,7 @@ class _Lifecycle(Middleware):
         broker._stop_heartbeat()
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        if isinstance(message, _JobProxy):
+        if isinstance(message, JobProxy):
             _processing.job = (broker, message)
 
     def after_process_message(
@@ -169,7 +143,7 @@ class PostgresBroker(dramatiq.Broker):
         _ = self.worker_id
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
-        self._heartbeat: _Heartbeat | None = None
+        self._heartbeat: Heartbeat | None = None
 
     # -- sending --------------------------------------------------------------------
 
@@ -185,7 +159,7 @@ class PostgresBroker(dramatiq.Broker):
     def enqueue(
         self, message: dramatiq.Message[Any], *, delay: int | None = None
     ) -> dramatiq.Message[Any]:
-        if isinstance(message, _JobProxy):
+        if isinstance(message, JobProxy):
             # Only the Retries middleware sends a delivered message again.
             return self._retry(message, delay or 0)
         options = message.options
@@ -227,7 +201,7 @@ class PostgresBroker(dramatiq.Broker):
                         "PostgreSQL is running"
                     ) from None
 
-    def _retry(self, message: _JobProxy, delay_ms: int) -> dramatiq.Message[Any]:
+    def _retry(self, message: JobProxy, delay_ms: int) -> dramatiq.Message[Any]:
         self.emit_before("enqueue", message, delay_ms)
         with self._connection() as conn:
             store.requeue_job(
@@ -236,7 +210,7 @@ class PostgresBroker(dramatiq.Broker):
                 message.attempts,
                 delay_ms=delay_ms,
                 message=message.asdict(),
-                error=_error_of(message),
+                error=error_of(message),
             )
         self.emit_after("enqueue", message, delay_ms)
         return message._message
@@ -244,7 +218,7 @@ class PostgresBroker(dramatiq.Broker):
     # -- Dramatiq's broker interface -------------------------------------------------
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> Consumer:
-        return _Consumer(self, queue_name, prefetch, timeout)
+        return PostgresConsumer(self, queue_name, prefetch, timeout)
 
     def declare_queue(self, queue_name: str) -> None:
         # No delay queues: a delayed message waits in the table until its run_at.
@@ -328,7 +302,7 @@ class PostgresBroker(dramatiq.Broker):
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None:
-            self._heartbeat = _Heartbeat(self)
+            self._heartbeat = Heartbeat(self)
             self._heartbeat.start()
 
     def _stop_heartbeat(self) -> None:
@@ -376,159 +350,4 @@ class PostgresBroker(dramatiq.Broker):
             with self._get_pool().connection() as conn:
                 yield conn
         except psycopg.OperationalError as exc:
-            raise _connection_closed(exc) from exc
-
-
-class _Consumer(Consumer):
-    """Claims messages of one queue under a lease, up to `prefetch` not yet acked.
-
-    Its own connection LISTENs for `hl_jobs` and claims; acks come from worker
-    threads and go through the broker's pool.
-    """
-
-    def __init__(self, broker: PostgresBroker, queue_name: str, prefetch: int, timeout: int):
-        self.broker = broker
-        self.queue_name = queue_name
-        self.prefetch = max(1, prefetch)
-        self.timeout_s = timeout / 1000
-        self._conn: psycopg.Connection | None = None
-        self._buffer: deque[_JobProxy] = deque()
-        self._outstanding: set[int] = set()
-        self._lock = threading.Lock()
-        self._freed = threading.Event()
-
-    def __next__(self) -> MessageProxy | None:
-        try:
-            if not self._buffer:
-                self._claim()
-            if not self._buffer:
-                self._wait()
-                self._claim()
-        except psycopg.OperationalError as exc:
-            self._drop_connection()
-            raise _connection_closed(exc) from exc
-        return self._buffer.popleft() if self._buffer else None
-
-    def ack(self, message: MessageProxy) -> None:
-        self._finish(message, failed=False)
-
-    def nack(self, message: MessageProxy) -> None:
-        self._finish(message, failed=True)
-
-    def requeue(self, messages: Iterable[MessageProxy]) -> None:
-        """Releases claimed but unprocessed messages (worker shutdown)."""
-        proxies = [m for m in messages if isinstance(m, _JobProxy)]
-        if not proxies:
-            return
-        with self.broker._connection() as conn:
-            for proxy in proxies:
-                store.requeue_job(conn, proxy.job_id, proxy.attempts)
-        self._release(*(p.job_id for p in proxies))
-
-    def close(self) -> None:
-        try:
-            buffered, self._buffer = list(self._buffer), deque()
-            self.requeue(buffered)
-        finally:
-            self._drop_connection()
-
-    def _finish(self, message: MessageProxy, *, failed: bool) -> None:
-        assert isinstance(message, _JobProxy)
-        try:
-            with self.broker._connection() as conn:
-                store.finish_job(
-                    conn,
-                    message.job_id,
-                    message.attempts,
-                    failed=failed,
-                    # A dead letter keeps its last options (retries, traceback) for inspection.
-                    error=_error_of(message) if failed else None,
-                    message=message.asdict() if failed else None,
-                )
-        finally:
-            self._release(message.job_id)
-
-    def _release(self, *job_ids: int) -> None:
-        with self._lock:
-            self._outstanding.difference_update(job_ids)
-        self._freed.set()
-
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self.broker.database_url,
-                autocommit=True,
-                application_name="hl-analytics-consumer",
-            )
-            self._conn.execute(f"LISTEN {store.CHANNEL}")
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-    def _claim(self) -> None:
-        with self._lock:
-            free = self.prefetch - len(self._outstanding)
-        if free <= 0:
-            return
-        claimed = store.claim_jobs(
-            self._connection(),
-            self.queue_name,
-            self.broker.worker_id,
-            min(free, CLAIM_MAX),
-            self.broker.lease_s,
-        )
-        with self._lock:
-            self._outstanding.update(c.id for c in claimed)
-        self._buffer.extend(_JobProxy(_decode(c.message), c.id, c.attempts) for c in claimed)
-
-    def _wait(self) -> None:
-        """Sleeps until a message may be ready: a NOTIFY, the next run_at, or the poll interval."""
-        seconds = min(self.timeout_s, self.broker.poll_s)
-        with self._lock:
-            full = len(self._outstanding) >= self.prefetch
-        if full:
-            self._freed.wait(seconds)
-            self._freed.clear()
-            return
-        conn = self._connection()
-        due = store.next_run_in_s(conn, self.queue_name)
-        if due is not None:
-            seconds = min(seconds, due)
-        seconds = max(seconds, MIN_WAIT_S)
-        for notify in conn.notifies(timeout=seconds):
-            if notify.payload == self.queue_name:
-                break
-
-
-class _Heartbeat(threading.Thread):
-    """Renews this worker's leases, re-delivers expired ones, and purges old rows."""
-
-    def __init__(self, broker: PostgresBroker) -> None:
-        super().__init__(daemon=True, name="hl-jobs-heartbeat")
-        self.broker = broker
-        self._stopped = threading.Event()
-
-    def run(self) -> None:
-        interval = self.broker.lease_s / 3
-        last_purge = 0.0
-        while not self._stopped.is_set():
-            purge = time.monotonic() - last_purge >= PURGE_EVERY_S
-            try:
-                self.broker._beat(purge)
-                if purge:
-                    last_purge = time.monotonic()
-            except Exception as exc:
-                log.warning(
-                    "broker heartbeat failed (%s); retrying in %.1fs",
-                    exc,
-                    interval,
-                    extra={"action": "heartbeat_failed"},
-                )
-            self._stopped.wait(interval)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=5)
+            raise connection_closed(exc) from exc

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from jobs.broker import PostgresBroker
+from jobs.broker import DedupOptionsInvalid, PostgresBroker
 from storage import jobs as store
 from tests.integration.broker.support import Calls, running_worker, wait_until
 
@@ -244,8 +244,6 @@ def test_shutdown_releases_claimed_messages(
 
 
 def test_dedup_running_needs_a_key(broker: PostgresBroker) -> None:
-    from jobs.broker import DedupOptionsInvalid
-
     echo = dramatiq.actor(lambda: None, broker=broker, actor_name="echo")
     with pytest.raises(DedupOptionsInvalid):
         echo.send_with_options(dedup_running=True)
