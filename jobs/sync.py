@@ -13,6 +13,10 @@ job of the batch ended failed, listing them. The jobs are processed by
 `--inline` (implies `--wait`) this process also runs a Dramatiq worker itself,
 so a sync works with no other process at all. An inline worker takes any due
 job of the pipeline, not only the batch's.
+
+While waiting, a lost database connection (a restart) is not the sync's end:
+the jobs live in the database and go on once it is back, so `--wait` reconnects
+and keeps following the batch, giving up after `RECONNECT_GIVE_UP_S`.
 """
 
 from __future__ import annotations
@@ -34,11 +38,13 @@ from jobs.app import Pipeline, build
 from storage import cursor, embedded, orgs
 from storage import jobs as job_store
 from storage.db import connect
+from storage.errors import DatabaseUnavailable, first_line
 
 POLL_S = 0.5
 REPORT_EVERY_S = 2.0
 IDLE_HINT_S = 10.0
 INLINE_THREADS = 4
+RECONNECT_GIVE_UP_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -69,18 +75,47 @@ def _line(done: int, total: int, fills: int, progress: job_store.BatchProgress) 
     )
 
 
+def _reconnect(url: str, stream: TextIO, why: BaseException) -> psycopg.Connection:
+    """A new connection once the database is back; DatabaseUnavailable after the give-up time."""
+    stream.write(f"lost the database ({first_line(why)}); the jobs wait in it, reconnecting …\n")
+    stream.flush()
+    deadline = time.monotonic() + RECONNECT_GIVE_UP_S
+    while True:
+        try:
+            return connect(url, autocommit=True, application_name="hl-analytics-sync")
+        except DatabaseUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(POLL_S * 2)
+
+
 def wait_for(
-    conn: psycopg.Connection, queued: Queued, *, out: TextIO | None = None
+    conn: psycopg.Connection,
+    queued: Queued,
+    *,
+    out: TextIO | None = None,
+    url: str | None = None,
 ) -> job_store.BatchProgress:
-    """Blocks until the batch is finished, printing progress; returns its final counts."""
+    """Blocks until the batch is finished, printing progress; returns its final counts.
+
+    With `url`, a lost connection is replaced (see the module docstring); `conn` is
+    then left closed, and the caller opens another for anything after."""
     stream = out or sys.stdout
+    given = conn
     wallet_ids = [w.id for w in queued.wallets]
     last_report = 0.0
     started = time.monotonic()
     hinted = False
     while True:
-        progress = job_store.batch_progress(conn, queued.batch)
-        mine = cursor.progress(conn, wallet_ids, queued.since)
+        try:
+            progress = job_store.batch_progress(conn, queued.batch)
+            mine = cursor.progress(conn, wallet_ids, queued.since)
+        except (psycopg.OperationalError, DatabaseUnavailable) as exc:
+            if url is None:
+                raise
+            conn.close()
+            conn = _reconnect(url, stream, exc)
+            continue
         line = _line(
             min(mine.finished, len(wallet_ids)),
             len(wallet_ids),
@@ -93,6 +128,8 @@ def wait_for(
             stream.flush()
             last_report = now
         if progress.finished:
+            if conn is not given:
+                conn.close()  # a replacement of ours
             return progress
         idle = progress.running == 0 and progress.done == 0 and progress.failed == 0
         if idle and not hinted and now - started >= IDLE_HINT_S:
@@ -128,7 +165,9 @@ def sync_cmd(settings: Settings, args: argparse.Namespace) -> int:
             p.broker.emit_after("process_boot")
             worker = dramatiq.Worker(p.broker, worker_threads=INLINE_THREADS)
             worker.start()
-        progress = wait_for(conn, queued)
+        progress = wait_for(conn, queued, url=url)
+        if conn.closed:
+            conn = connect(url, autocommit=True, application_name="hl-analytics-sync")
         if progress.failed:
             print(f"{progress.failed} job(s) of this sync failed:", file=sys.stderr)
             for job in job_store.failed_jobs(conn, batch=queued.batch, limit=20):
