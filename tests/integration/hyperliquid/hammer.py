@@ -1,11 +1,13 @@
 """A worker process for the limiter test: passes over its wallets, as fast as allowed.
 
     python -m tests.integration.hyperliquid.hammer --url U (--database D | --redis R | --local)
-        --rps N --name LIMITER --start-at T --seconds S WALLET...
+        --rps N --name LIMITER --seconds S WALLET...
 
-Every wallet runs its own loop of passes concurrently, all through one shared
-limiter, starting at wall-clock time T and asking for no new page after T + S.
-Prints one JSON line: pages fetched per wallet.
+Prints "ready" once imported, then reads the wall-clock start time T from stdin,
+so that slow starts on a loaded machine do not stagger the processes. Every
+wallet runs its own loop of passes concurrently, all through one shared limiter,
+from T on, asking for no new page after T + S. Prints one JSON line at the end:
+pages fetched per wallet.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 
 from jobs.hl_client import HyperliquidClient
@@ -28,7 +31,9 @@ async def hammer(args: argparse.Namespace) -> dict[str, int]:
     else:
         limiter = PostgresRateLimiter(args.database, args.rps, name=args.name)
     pages = dict.fromkeys(args.wallets, 0)
-    stop_at = args.start_at + args.seconds
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    stop_at = start_at + args.seconds
 
     async with HyperliquidClient(args.url, limiter=limiter, timeout_s=5) as client:
 
@@ -39,7 +44,7 @@ async def hammer(args: argparse.Namespace) -> dict[str, int]:
                     if time.time() >= stop_at:
                         return
 
-        await asyncio.sleep(max(0.0, args.start_at - time.time()))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         await asyncio.gather(*(passes(w) for w in args.wallets))
     return pages
 
@@ -52,7 +57,6 @@ def main() -> None:
     parser.add_argument("--local", action="store_true", help="a limiter of this process only")
     parser.add_argument("--rps", type=float, required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--start-at", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--end-ms", type=int, required=True)
     parser.add_argument("wallets", nargs="+")

@@ -51,7 +51,6 @@ def _market() -> tuple[Market, list[list[str]]]:
 
 
 def _run_workers(url: str, store: list[str], groups: list[list[str]]) -> list[dict[str, int]]:
-    start_at = time.time() + 2.5  # after every process has imported its modules
     name = f"test-{uuid.uuid4().hex[:8]}"
     procs = [
         subprocess.Popen(
@@ -66,8 +65,6 @@ def _run_workers(url: str, store: list[str], groups: list[list[str]]) -> list[di
                 str(RPS),
                 "--name",
                 name,
-                "--start-at",
-                str(start_at),
                 "--seconds",
                 str(SECONDS),
                 "--end-ms",
@@ -75,12 +72,21 @@ def _run_workers(url: str, store: list[str], groups: list[list[str]]) -> list[di
                 *wallets,
             ],
             cwd=ROOT,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for wallets in groups
     ]
+    for proc in procs:  # every process has imported its modules
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    start_at = time.time() + 0.3
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{start_at}\n")
+        proc.stdin.close()
+        proc.stdin = None  # written and closed: communicate() must not touch it
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)
