@@ -7,8 +7,10 @@ several databases, and nothing touches a database at import time. Dramatiq's
 pipeline from the environment for it.
 
 Queues: `ingest` (paced by Hyperliquid's rate limit) and `rollups` (database
-only), so a long backlog of ingests never delays the rollups that make
-already-stored fills visible.
+only). A worker's threads serve both; rollups have the higher priority
+(Dramatiq's `priority`, lower first), so a thread that frees up during a long
+backlog of ingests runs the waiting rollups first and stored fills become
+visible numbers without waiting for the whole backlog.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ QUEUE_ROLLUPS = "rollups"
 
 INGEST_OPTIONS: dict[str, Any] = {
     "queue_name": QUEUE_INGEST,
+    "priority": 10,
     "max_retries": 8,
     "min_backoff": 5_000,
     "max_backoff": 300_000,
@@ -40,6 +43,7 @@ INGEST_OPTIONS: dict[str, Any] = {
 }
 ROLLUP_OPTIONS: dict[str, Any] = {
     "queue_name": QUEUE_ROLLUPS,
+    "priority": 0,
     "max_retries": 10,
     "min_backoff": 1_000,
     "max_backoff": 60_000,
