@@ -11,6 +11,8 @@ Housekeeping, by the leader of a tick: monthly fill partitions are ensured
 every hour (storage.fills.ensure_partitions), finished jobs are purged and
 expired leases re-delivered every minute (the broker's own routines; workers
 do the same, this covers the time when none runs).
+
+A lost database (a restart) is logged and waited out: the next tick reconnects.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 import psycopg
+from dramatiq.errors import ConnectionClosed
 
 from hl_analytics.errors import HLAnalyticsError
 from hl_analytics.settings import Settings
@@ -31,11 +34,13 @@ from jobs import actors, polling
 from jobs.app import Pipeline, build
 from storage import cursor, embedded, fills
 from storage.db import connect
+from storage.errors import DatabaseUnavailable, first_line
 
 log = logging.getLogger(__name__)
 
 PARTITIONS_EVERY_S = 3600.0
 HOUSEKEEPING_EVERY_S = 60.0
+APP_NAME = "hl-analytics-scheduler"
 
 
 class SchedulerOptionInvalid(HLAnalyticsError):
@@ -74,41 +79,64 @@ def housekeeping(p: Pipeline) -> tuple[int, int]:
 
 
 def run(p: Pipeline, interval_s: float, stop: threading.Event, *, once: bool = False) -> None:
-    conn = connect(p.database_url, autocommit=True, application_name="hl-analytics-scheduler")
+    """Ticks until `stop` is set; a lost database (a restart) is waited out, not fatal."""
+    conn: psycopg.Connection | None = None
     last_partitions = last_housekeeping = float("-inf")
     try:
         while True:
-            now = time.monotonic()
-            if now - last_partitions >= PARTITIONS_EVERY_S:
-                created = ensure_partitions(conn)
-                last_partitions = now
-                if created:
-                    log.info(
-                        "created %d fill partition(s)", created, extra={"action": "partitions"}
-                    )
-            result = tick(p, conn)
-            if result.led and now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
-                requeued, purged = housekeeping(p)
-                last_housekeeping = now
-                if requeued or purged:
-                    log.info(
-                        "housekeeping: %d expired lease(s) re-delivered, %d finished job(s) purged",
-                        requeued,
-                        purged,
-                        extra={"action": "housekeeping"},
-                    )
-            if result.queued:
-                log.info(
-                    "queued ingest of %d of %d tracked wallet(s) (intervals ×%.2f for the budget)",
-                    result.queued,
-                    result.tracked,
-                    result.stretch,
-                    extra={"action": "schedule", "queued": result.queued},
+            try:
+                if conn is None or conn.closed:
+                    conn = connect(p.database_url, autocommit=True, application_name=APP_NAME)
+                last_partitions, last_housekeeping = _step(
+                    p, conn, last_partitions, last_housekeeping
                 )
+            except (psycopg.OperationalError, DatabaseUnavailable, ConnectionClosed) as exc:
+                log.warning(
+                    "database unavailable (%s); retrying in %.0f s",
+                    first_line(exc),
+                    interval_s,
+                    extra={"action": "scheduler_db_unavailable"},
+                )
+                if conn is not None:
+                    conn.close()
+                if once:
+                    raise
             if once or stop.wait(interval_s):
                 return
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
+
+
+def _step(
+    p: Pipeline, conn: psycopg.Connection, last_partitions: float, last_housekeeping: float
+) -> tuple[float, float]:
+    now = time.monotonic()
+    if now - last_partitions >= PARTITIONS_EVERY_S:
+        created = ensure_partitions(conn)
+        last_partitions = now
+        if created:
+            log.info("created %d fill partition(s)", created, extra={"action": "partitions"})
+    result = tick(p, conn)
+    if result.led and now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
+        requeued, purged = housekeeping(p)
+        last_housekeeping = now
+        if requeued or purged:
+            log.info(
+                "housekeeping: %d expired lease(s) re-delivered, %d finished job(s) purged",
+                requeued,
+                purged,
+                extra={"action": "housekeeping"},
+            )
+    if result.queued:
+        log.info(
+            "queued ingest of %d of %d tracked wallet(s) (intervals ×%.2f for the budget)",
+            result.queued,
+            result.tracked,
+            result.stretch,
+            extra={"action": "schedule", "queued": result.queued},
+        )
+    return last_partitions, last_housekeeping
 
 
 def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:

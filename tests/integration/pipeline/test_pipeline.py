@@ -186,3 +186,17 @@ def test_a_waiting_sync_says_when_no_worker_runs_then_finishes_when_one_does(
             waiting.join(timeout=60)
     assert not waiting.is_alive()
     assert out.getvalue().splitlines()[-1].startswith("wallets 2/2 · fills stored ")
+
+
+def test_scheduler_waits_out_an_unreachable_database(
+    simulator: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = "postgresql://postgres@127.0.0.1:9/nowhere"
+    with pipeline(unreachable, simulator) as p:
+        stop = threading.Event()
+        timer = threading.Timer(0.5, stop.set)
+        timer.start()
+        scheduler.run(p, 0.1, stop)  # returns when stopped, instead of crashing
+        timer.join()
+    warnings = [r for r in caplog.records if getattr(r, "action", "") == "scheduler_db_unavailable"]
+    assert len(warnings) >= 2, "it kept retrying"
