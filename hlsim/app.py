@@ -1,5 +1,8 @@
 """The simulated exchange as a Starlette app: `/info` plus `/_sim/*` controls.
 
+Starlette, like the API's, because an app is then a few plain handlers that
+uvicorn serves in a thread of a test or as its own process.
+
 `POST /info` answers `userFillsByTime`, `userFills` and `spotMeta` with
 Hyperliquid's JSON shapes. Before answering it applies the next queued fault
 plan, then the client's weight budget (429 when spent), and it records every

@@ -1,5 +1,8 @@
 """An async client of Hyperliquid's `POST /info`, built on httpx.
 
+httpx (the project's HTTP client) gives connection pooling, async I/O and a
+timeout for each phase of a request (connect, write, read, pool), all set here.
+
 What it relies on, from Hyperliquid's API docs: `userFillsByTime` answers at
 most 2000 fills, oldest first, from `startTime` to `endTime` (epoch ms), and
 only a wallet's 10,000 most recent fills are reachable at all; each request
