@@ -66,6 +66,8 @@ def _from_params(params: Mapping[str, Any], method: str) -> GraphQLRequest:
             variables = json.loads(variables)
         except ValueError:
             raise ClientError("`variables` is not valid JSON") from None
+        except RecursionError:  # the json module recurses once per nesting level
+            raise ClientError("`variables` is nested too deeply") from None
     if not isinstance(query, str) or not query.strip():
         raise ClientError("send a GraphQL document in `query`")
     if variables is not None and variables != "" and not isinstance(variables, dict):
@@ -88,6 +90,8 @@ class RawRequest:
             payload = json.loads(self.raw)
         except ValueError:
             raise ClientError("the request body is not valid JSON") from None
+        except RecursionError:  # the json module recurses once per nesting level
+            raise ClientError("the request body is nested too deeply") from None
         if not isinstance(payload, dict):
             raise ClientError("the request body must be a JSON object {query, variables}")
         return _from_params(payload, self.method)
