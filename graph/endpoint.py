@@ -39,7 +39,12 @@ UNAVAILABLE = "the database is unavailable; retry in a few seconds"
 
 
 def _json(payload: object) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate the client sent (JSON allows "\ud800") quoted back in an
+        # error: UTF-8 cannot carry it, JSON's \u escapes can.
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def error_answer(status: int, message: str, code: str) -> Answer:
