@@ -37,6 +37,18 @@ REMEMBER_S = 60.0
 MAX_REMEMBERED = 10_000
 
 
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL can hold `text`: no NUL, and valid Unicode (JSON can carry a
+    lone surrogate, UTF-8 cannot), so looking it up cannot fail."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def bearer_token(header: str | None) -> str:
     if not header:
         raise Unauthenticated(
@@ -113,6 +125,10 @@ class TokenVerifier:
             raise Unauthenticated(f"the token is not valid: {exc}") from None
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise Unauthenticated("the token's `sub` claim must be a non-empty string")
+        if not _storable(claims["sub"]):
+            raise Unauthenticated(
+                "the token's `sub` claim must be text without NUL characters or lone surrogates"
+            )
         return claims
 
 
