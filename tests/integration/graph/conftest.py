@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from graph.app import create_app
 from hl_analytics.settings import Settings
+from tests.dbs import TestDatabases
 from tests.integration.graph.seed import Seeded, seed
 
 SECRET = "graph-tests-secret-0123456789abcdef0123456789"
@@ -136,3 +137,14 @@ def seeded(db_url: str) -> Iterator[Seeded]:
 async def api(db_url: str, seeded: Seeded) -> AsyncIterator[Api]:
     async with running_api(db_url, seeded) as instance:
         yield instance
+
+
+@pytest.fixture(scope="module")
+async def shared_api(dbs: TestDatabases) -> AsyncIterator[Api]:
+    """One seeded API for a module whose tests only read."""
+    url = dbs.fresh()
+    try:
+        async with running_api(url, seed(url)) as instance:
+            yield instance
+    finally:
+        dbs.drop(url)

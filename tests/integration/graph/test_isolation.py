@@ -11,6 +11,13 @@ from graph.schema import build_schema
 from tests.integration.graph.conftest import Api
 from tests.integration.graph.seed import W1, W2, W3, W4
 
+
+@pytest.fixture
+def api(shared_api: Api) -> Api:
+    """These tests only read: one seeded API serves the whole module."""
+    return shared_api
+
+
 OWN = {"alice": {W1, W2, W4}, "bob": {W2, W3}}
 OTHERS = {"alice": {W3}, "bob": {W1, W4}}
 

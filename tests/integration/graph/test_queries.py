@@ -9,6 +9,13 @@ import pytest
 from tests.integration.graph.conftest import Api
 from tests.integration.graph.seed import W1, W2, W3, W4
 
+
+@pytest.fixture
+def api(shared_api: Api) -> Api:
+    """These tests only read: one seeded API serves the whole module."""
+    return shared_api
+
+
 DAY_FIELDS = """day dau tradeCount spotVolumeUsd perpVolumeUsd totalVolumeUsd feesUsd
 realizedPnlUsd avgVolumePerUser"""
 RANK_FIELDS = """rank address tradeCount spotVolumeUsd perpVolumeUsd totalVolumeUsd feesUsd
