@@ -79,6 +79,7 @@ class PostgresConsumer(Consumer):
         self._outstanding: set[int] = set()
         self._lock = threading.Lock()
         self._freed = threading.Event()
+        self._blocked = False
 
     def __next__(self) -> MessageProxy | None:
         try:
@@ -166,6 +167,8 @@ class PostgresConsumer(Consumer):
         with self._lock:
             self._outstanding.update(c.id for c in claimed)
         self._buffer.extend(JobProxy(decode(c.message), c.id, c.attempts) for c in claimed)
+        if claimed:
+            self._blocked = False
 
     def _wait(self) -> None:
         """Sleeps until a message may be ready: a NOTIFY, the next run_at, or the poll interval."""
@@ -178,9 +181,14 @@ class PostgresConsumer(Consumer):
             return
         conn = self._connection()
         due = store.next_run_in_s(conn, self.queue_name)
-        if due is not None:
-            seconds = min(seconds, due)
-        seconds = max(seconds, MIN_WAIT_S)
+        if due is not None and due > 0:
+            seconds = max(MIN_WAIT_S, min(seconds, due))
+        elif due is not None and not self._blocked:
+            # Due, yet not claimed: it may have come due just now, so look again soon.
+            self._blocked = True
+            seconds = MIN_WAIT_S
+        # Otherwise the due messages are locked by a sender whose transaction is still
+        # open; its commit sends the NOTIFY that ends this wait.
         for notify in conn.notifies(timeout=seconds):
             if notify.payload == self.queue_name:
                 break

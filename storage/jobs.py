@@ -30,7 +30,10 @@ CHANNEL = "hl_jobs"
 REQUEUE_TRIES = 3
 
 # Children inherit the batches of the job that sent them (`parent_id`, may be NULL).
-# Delays count from the send, not from the start of the sender's transaction.
+# Delays count from the send, not from the start of the sender's transaction. A
+# merged send notifies too: it locked the holder until its commit, and consumers
+# that found the holder locked wait for that commit.
+# One row always: (inserted, notify).
 INSERT_JOB = f"""
 WITH job AS (
     INSERT INTO jobs (message_id, queue, actor, message, run_at, dedup_key, dedup_running, batches)
@@ -45,9 +48,9 @@ WITH job AS (
         WHERE dedup_key IS NOT NULL AND (state = 'queued' OR (state = 'running' AND dedup_running))
     DO UPDATE SET batches = ARRAY(SELECT DISTINCT b FROM unnest(jobs.batches || EXCLUDED.batches) b)
         WHERE NOT jobs.batches @> EXCLUDED.batches
-    RETURNING id, xmax = 0 AS inserted
+    RETURNING xmax = 0 AS inserted
 )
-SELECT id, inserted, pg_notify('{CHANNEL}', %(queue)s) FROM job
+SELECT coalesce(bool_or(inserted), false), pg_notify('{CHANNEL}', %(queue)s) FROM job
 """
 CLAIM_JOBS = """
 WITH next AS (
@@ -229,7 +232,7 @@ def insert_job(
             "parent_id": parent_id,
         },
     ).fetchone()
-    return bool(row and row[1])
+    return bool(row and row[0])
 
 
 def claim_jobs(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import dramatiq
 import psycopg
+from dramatiq.broker import MessageProxy
 
 from jobs.broker import PostgresBroker
 from storage import jobs as store
+from tests.integration.broker.support import make_broker
 
 
 def _rows(conn: psycopg.Connection) -> list[tuple[str, list[str]]]:
@@ -157,3 +160,39 @@ def test_requeue_merges_into_a_running_holder_that_keeps_its_key(
     consumer.ack(second)
     consumer.close()
     assert store.batch_progress(conn, "b1") == (0, 0, 2, 0)
+
+
+def test_a_consumer_blocked_by_a_senders_open_transaction_wakes_at_its_commit(
+    db_url: str,
+) -> None:
+    broker = make_broker(db_url, poll_s=5.0)
+    try:
+        rollup = dramatiq.actor(lambda: None, broker=broker, actor_name="rollup")
+        rollup.send_with_options(dedup_key="k")
+        got: list[tuple[MessageProxy, float]] = []
+        with psycopg.connect(db_url) as sender:
+            # The merge (a no-op: nothing new to add) still locks the queued message
+            # until the sender commits.
+            with broker.transaction(sender):
+                rollup.send_with_options(dedup_key="k")
+            consumer = broker.consume("default", prefetch=1, timeout=5000)
+
+            def receive() -> None:
+                while (message := next(consumer)) is None:
+                    pass
+                got.append((message, time.monotonic()))
+
+            thread = threading.Thread(target=receive)
+            thread.start()
+            time.sleep(0.5)
+            assert got == []
+            committed = time.monotonic()
+            sender.commit()
+            thread.join(10)
+        [(message, received)] = got
+        # Woken by the commit's NOTIFY, long before the 5 s poll.
+        assert received - committed < 1.0
+        consumer.ack(message)
+        consumer.close()
+    finally:
+        broker.close()
