@@ -289,3 +289,23 @@ def test_shutdown_interrupts_a_long_message_and_queues_it_again(
     [job] = store.jobs_of_message(conn, message.message_id)
     assert (job.state, job.attempts) == ("queued", 1)
     assert job.last_error is not None and job.last_error.startswith("Shutdown")
+
+
+def test_stopping_a_worker_finishes_its_message_and_releases_the_prefetched(
+    broker: PostgresBroker, conn: psycopg.Connection
+) -> None:
+    started = threading.Event()
+
+    def slow(i: int) -> None:
+        started.set()
+        time.sleep(0.5)
+
+    actor = dramatiq.actor(slow, broker=broker)
+    for i in range(6):
+        actor.send(i)
+    with running_worker(broker, threads=1):
+        assert started.wait(5)
+    assert _states(conn) == {"done": 1, "queued": 5}
+    assert conn.execute("SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL").fetchone() == (
+        0,
+    )
