@@ -267,3 +267,11 @@ def test_token_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     monkeypatch.delenv("JWT_SECRET")
     assert main(["token", "alice"]) == 1
     assert "JWT_SECRET is not set" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("keep_logging")
+def test_api_refuses_to_start_without_a_way_to_verify_tokens(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["api", "--port", "1"]) == 1
+    assert "set JWT_SECRET (HS256 tokens) or JWT_JWKS_URL" in capsys.readouterr().err
