@@ -203,15 +203,28 @@ class PostgresBroker(dramatiq.Broker):
 
     def _retry(self, message: JobProxy, delay_ms: int) -> dramatiq.Message[Any]:
         self.emit_before("enqueue", message, delay_ms)
-        with self._connection() as conn:
-            store.requeue_job(
-                conn,
+        try:
+            with self._connection() as conn:
+                store.requeue_job(
+                    conn,
+                    message.job_id,
+                    message.attempts,
+                    delay_ms=delay_ms,
+                    message=message.asdict(),
+                    error=error_of(message),
+                )
+        except ConnectionClosed as exc:
+            # The database is away (a restart). Dramatiq acks this delivery next, and an
+            # ack stores `done`: the job would be lost. The ack stores the retry instead,
+            # and Dramatiq retries a failed ack until the connection is back.
+            message.pending_retry_ms = delay_ms
+            log.warning(
+                "job %s: cannot queue its retry now (%s); the ack will",
                 message.job_id,
-                message.attempts,
-                delay_ms=delay_ms,
-                message=message.asdict(),
-                error=error_of(message),
+                exc,
+                extra={"action": "retry_deferred", "job_id": message.job_id},
             )
+            return message._message
         self.emit_after("enqueue", message, delay_ms)
         return message._message
 

@@ -41,6 +41,9 @@ class JobProxy(MessageProxy):
         super().__init__(message)
         self.job_id = job_id
         self.attempts = attempts
+        # A retry the Retries middleware asked for while the database was away: it is
+        # stored by the ack instead (see PostgresBroker._retry).
+        self.pending_retry_ms: int | None = None
 
 
 def decode(payload: dict[str, Any]) -> dramatiq.Message[Any]:
@@ -120,6 +123,16 @@ class PostgresConsumer(Consumer):
         assert isinstance(message, JobProxy)
         try:
             with self.broker._connection() as conn:
+                if message.pending_retry_ms is not None and not failed:
+                    store.requeue_job(
+                        conn,
+                        message.job_id,
+                        message.attempts,
+                        delay_ms=message.pending_retry_ms,
+                        message=message.asdict(),
+                        error=error_of(message),
+                    )
+                    return
                 store.finish_job(
                     conn,
                     message.job_id,
