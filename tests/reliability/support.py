@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -254,7 +255,10 @@ class DisposableCluster:
     """
 
     def __init__(self) -> None:
-        from pgserver._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            from pgserver._commands import POSTGRES_BIN_PATH
 
         self.bin = Path(POSTGRES_BIN_PATH)
         self.port = free_port()
