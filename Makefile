@@ -44,6 +44,11 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The reliability scenarios at a higher intensity (more kills, longer outages, more
+# faults), kept out of `make test`; each prints what it measured (`reliability:` lines).
+chaos: $(STAMP)
+	CHAOS=1 $(BIN)/pytest tests/reliability -s $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
