@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--weight-per-minute",
+        type=int,
+        default=1200,
+        help="request weight each client may spend a minute, as Hyperliquid's (default 1200)",
+    )
     command("status", "hl_analytics.status:status_cmd", "print per-org sync status and queue depth")
     p = command("demo", "hl_analytics.demo:demo_cmd", "run everything on the embedded default")
     p.add_argument("--fresh", action="store_true", help="start over with empty data")

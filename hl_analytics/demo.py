@@ -33,9 +33,11 @@ from storage.migrate import migrate
 DEMO_ORG = "Demo Org"
 DEMO_ADMIN = "demo-admin"
 DEMO_SEED = 7
-# The simulated exchange grants far more than Hyperliquid's 1 request/s, so the
-# first sync of a few dozen wallets finishes in seconds; a real URL keeps the setting.
-DEMO_SIMULATOR_RPS = "40"
+# The demo's simulated exchange grants far more weight than Hyperliquid's 1200 a
+# minute, and the limiter is set to match, so the first sync of a few dozen
+# wallets' history takes seconds; with --hyperliquid-url the settings stand.
+DEMO_SIMULATOR_RPS = "50"
+DEMO_SIMULATOR_WEIGHT = str(1_000_000)
 API_PORT = 8000
 EXAMPLE_QUERY = "{ dashboardSummary { day trackedWallets latest { totalVolumeUsd dau } } }"
 
@@ -93,6 +95,10 @@ def _simulator_wallets(base_url: str) -> list[str]:
 
 
 def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    if args.hyperliquid_url and not args.wallet:
+        raise DemoError("--hyperliquid-url needs at least one --wallet ADDRESS to track")
+    for address in args.wallet:
+        orgs.normalize_address(address)
     data_dir = settings.data_dir
     if args.fresh and data_dir.exists():
         print(f"--fresh: removing {data_dir}")
@@ -126,15 +132,13 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
         if args.hyperliquid_url:
             hl_url = args.hyperliquid_url.rstrip("/")
             addresses = [orgs.normalize_address(a) for a in args.wallet]
-            if not addresses:
-                raise DemoError("--hyperliquid-url needs at least one --wallet ADDRESS to track")
             env["HYPERLIQUID_API_URL"] = hl_url
         else:
             port = _free_port()
             hl_url = f"http://127.0.0.1:{port}"
-            supervisor.start(
-                "simulator", ["simulate", "--port", str(port), "--seed", str(DEMO_SEED)]
-            )
+            simulate = ["simulate", "--port", str(port), "--seed", str(DEMO_SEED)]
+            simulate += ["--weight-per-minute", DEMO_SIMULATOR_WEIGHT]
+            supervisor.start("simulator", simulate)
             supervisor.wait_http("simulator", f"{hl_url}/_sim/wallets")
             addresses = [orgs.normalize_address(a) for a in args.wallet] or _simulator_wallets(
                 hl_url

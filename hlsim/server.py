@@ -21,6 +21,7 @@ from hl_analytics.errors import HLAnalyticsError
 from hl_analytics.settings import Settings
 from hlsim.app import SimState, create_app
 from hlsim.market import Market
+from hlsim.weights import WeightBudget
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ PROGRESS_EVERY_S = 30.0
 
 class PortUnavailable(HLAnalyticsError):
     """The simulated exchange cannot listen on that address: pick another --port."""
+
+
+class BadBudget(HLAnalyticsError):
+    """--weight-per-minute must be a positive whole number."""
 
 
 def wall_ms() -> int:
@@ -103,7 +108,9 @@ def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
     """`hl-analytics simulate`: serve a live demo market until interrupted."""
     print(f"generating the market (seed {args.seed}) …", flush=True)
     market = demo_market(args.seed)
-    state = SimState(market, clock=wall_ms)
+    if args.weight_per_minute <= 0:
+        raise BadBudget()
+    state = SimState(market, clock=wall_ms, budget=WeightBudget(args.weight_per_minute))
     try:
         server = SimServer(state, host=args.host, port=args.port)
     except OSError as exc:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -25,20 +26,28 @@ SUMMARY = "{ dashboardSummary { trackedWallets latest { tradeCount totalVolumeUs
 def _read_until(
     proc: subprocess.Popen[str], patterns: list[str], timeout_s: float
 ) -> dict[str, str]:
+    """Reads the demo's output (in a thread, so a silent demo cannot block the test)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     found: dict[str, str] = {}
     seen: list[str] = []
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout_s
     while len(found) < len(patterns):
-        if time.monotonic() > deadline or proc.poll() is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or proc.poll() is not None:
             raise AssertionError(
                 f"demo did not print {patterns} in time; output:\n" + "".join(seen)
             )
-        if not sel.select(timeout=0.5):
+        try:
+            line = lines.get(timeout=min(0.5, remaining))
+        except queue.Empty:
             continue
-        line = proc.stdout.readline()
         seen.append(line)
         for pattern in patterns:
             match = re.match(pattern, line.strip())
@@ -89,6 +98,8 @@ def test_demo_serves_numbers_and_stops_cleanly(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+    assert proc.stdout is not None
+    proc.stdout.close()
     assert proc.returncode == 0
     time.sleep(0.5)
     alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
