@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 
+from hl_analytics import telemetry
 from hl_analytics.settings import Settings
 from jobs.errors import HyperliquidRejected, HyperliquidUnavailable
 from jobs.hl_parse import parse_fills
@@ -195,10 +196,13 @@ class HyperliquidClient:
                 )
             except httpx.TimeoutException as exc:
                 reason = f"timed out ({type(exc).__name__})"
+                _count(body, "timeout")
             except httpx.TransportError as exc:
                 reason = f"connection failed ({type(exc).__name__}: {exc})"
+                _count(body, "connection-error")
             else:
                 status = response.status_code
+                _count(body, str(status))
                 if status == 200:
                     try:
                         data = json.loads(response.content, parse_float=Decimal)
@@ -349,3 +353,10 @@ class HyperliquidClient:
                 extra={"action": "fill_rejected", "wallet": address, "reason": reason},
             )
         return new
+
+
+def _count(body: dict[str, Any], outcome: str) -> None:
+    metrics = telemetry.worker_metrics()
+    metrics.hl_requests.labels(str(body.get("type")), outcome).inc()
+    if outcome == "429":
+        metrics.hl_rate_limited.inc()
