@@ -12,6 +12,7 @@ answer does not need the database, while every request is still authenticated.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from typing import Any
 
@@ -133,25 +134,49 @@ class TokenVerifier:
 
 
 class Callers:
-    """`sub` → Caller through `user_profiles`, with a short-lived cache."""
+    """`sub` → Caller through `user_profiles`, with a short-lived cache.
+
+    When an entry expires under load, every request of that user would look it
+    up at once; the first lookup is shared with the others instead.
+    """
 
     def __init__(self, pool: AsyncConnectionPool, pool_timeout: float) -> None:
         self.pool = pool
         self.pool_timeout = pool_timeout
         self._cache: dict[str, tuple[float, Profile | None]] = {}
+        self._pending: dict[str, asyncio.Future[Profile | None]] = {}
 
-    async def caller(self, user_id: str) -> Caller:
-        now = time.monotonic()
-        cached = self._cache.get(user_id)
-        if cached is not None and cached[0] > now:
-            profile = cached[1]
-        else:
+    async def _lookup(self, user_id: str) -> Profile | None:
+        pending = self._pending.get(user_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Profile | None] = asyncio.get_running_loop().create_future()
+        self._pending[user_id] = future
+        try:
             async with metrics.borrow(self.pool, self.pool_timeout) as conn:
                 profile = await metrics.get_profile(conn, user_id)
-            if len(self._cache) >= MAX_PROFILES:
-                self._cache.clear()
-            ttl = PROFILE_TTL_S if profile else NO_PROFILE_TTL_S
-            self._cache[user_id] = (now + ttl, profile)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # marks it retrieved when nobody else waited
+            raise
+        finally:
+            del self._pending[user_id]
+        future.set_result(profile)
+        if len(self._cache) >= MAX_PROFILES:
+            self._cache.clear()
+        ttl = PROFILE_TTL_S if profile else NO_PROFILE_TTL_S
+        self._cache[user_id] = (time.monotonic() + ttl, profile)
+        return profile
+
+    async def caller(self, user_id: str) -> Caller:
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] > time.monotonic():
+            profile = cached[1]
+        else:
+            profile = await self._lookup(user_id)
         if profile is None:
             raise NoProfile(
                 f"user {user_id!r} has no profile: an admin adds it with "
