@@ -49,3 +49,21 @@ def test_contract_of_design() -> None:
         assert name in text
     assert "trackedWallets: Int!" in text
     assert "lastSyncedAt: DateTime" in text
+
+
+def test_decimal_scalar_is_fixed_point() -> None:
+    from decimal import Decimal
+
+    from graph.schema import _parse_decimal, _serialize_decimal
+
+    # NUMERIC zeros of some scale come back from psycopg as Decimal("0E-10").
+    assert _serialize_decimal(Decimal("0E-10")) == "0.0000000000"
+    assert _serialize_decimal(Decimal("1E+3")) == "1000"
+    assert _serialize_decimal(Decimal("-0.01")) == "-0.01"
+    assert _parse_decimal("12.340") == Decimal("12.340")
+    for bad in ("abc", "NaN", "Infinity"):
+        try:
+            _parse_decimal(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was accepted")
