@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from graph.schema import SDL_PATH, sdl
 
 CONTRACT = [
@@ -62,8 +64,5 @@ def test_decimal_scalar_is_fixed_point() -> None:
     assert _serialize_decimal(Decimal("-0.01")) == "-0.01"
     assert _parse_decimal("12.340") == Decimal("12.340")
     for bad in ("abc", "NaN", "Infinity"):
-        try:
+        with pytest.raises(ValueError):
             _parse_decimal(bad)
-        except ValueError:
-            continue
-        raise AssertionError(f"{bad!r} was accepted")
