@@ -157,13 +157,24 @@ def test_database_restart_mid_sync_and_under_api_load(
         wait_until(lambda: _ready(api_port), 60, "the API to answer /readyz")
         before = _graphql(api_url, token, GLOBAL)
         assert before.status_code == 200, before.text
-        sync = Process(["sync", "--wait"], env, tmp_path / "sync.log")
+        sync = Process(["sync", "--wait"], env, tmp_path / "sync-0.log")
         procs.append(sync)
 
         with ApiLoad(api_url, token) as load:
             for n in range(outages):
+                if n:
+                    # Another sync, of fills reported late, for the next outage to hit.
+                    assert sync.proc.wait(timeout=240) == 0, sync.output()
+                    for address in server.market.wallets[:3]:
+                        server.market.add_fill(address, server.market.now_ms - 60_000)
+                    sync = Process(["sync", "--wait"], env, tmp_path / f"sync-{n}.log")
+                    procs.append(sync)
                 # Mid-sync: some fills are in, and the batch is still running.
-                wait_until(lambda: _fills(cluster, db_url) > 0 or not sync.alive, 60, "fills")
+                wait_until(
+                    lambda: _mid_sync(db_url, first=n == 0) or not sync.alive,  # noqa: B023
+                    60,
+                    "the sync to be under way",
+                )
                 assert sync.alive, "the sync finished before the outage: slow it down"
                 down_at = time.monotonic()
                 cluster.stop("fast")
@@ -180,9 +191,6 @@ def test_database_restart_mid_sync_and_under_api_load(
                     min(a.at for a in load.between(up_at, time.monotonic()) if a.status == 200)
                     - up_at
                 )
-                if n + 1 < outages:
-                    server.market.add_fill(server.market.wallets[0], server.market.now_ms - 1_000)
-                    time.sleep(1.0)
             assert sync.proc.wait(timeout=240) == 0, sync.output()
             time.sleep(0.5)
 
@@ -234,10 +242,16 @@ def _ready(port: int) -> bool:
         return False
 
 
-def _fills(cluster: DisposableCluster, db_url: str) -> int:
+def _mid_sync(db_url: str, *, first: bool) -> bool:
+    """The first sync has stored some fills; a later one has an ingest running."""
+    query = (
+        "SELECT count(*) FROM hl_fills_raw"
+        if first
+        else "SELECT count(*) FROM jobs WHERE state = 'running' AND actor = 'ingest_wallet'"
+    )
     with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM hl_fills_raw").fetchone()
-        return int(row[0]) if row else 0
+        row = conn.execute(query).fetchone()
+        return bool(row and row[0])
 
 
 def _answers_200_since(load: ApiLoad, since: float) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,7 +148,9 @@ def test_random_sigkills_while_sync_runs_end_with_exact_numbers_and_no_stuck_job
         sigkills=len(kills),
         kills_mid_ingest=sum(1 for k in kills if k["target"] == "ingest"),
         kills_mid_rollup=sum(1 for k in kills if k["target"] == "rollup"),
-        jobs_interrupted=interrupted_total,
+        jobs_held_by_killed_workers=dict(
+            Counter(a for k in kills for a in k["interrupted"])  # type: ignore[attr-defined]
+        ),
         jobs_recovered_by_lease=recovered,
         fills=stored,
         seconds=round(time.monotonic() - started, 1),
