@@ -8,15 +8,12 @@ file, so a test can also prove that nothing failed unexpectedly on the inside.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
 import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -180,83 +177,3 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 HEALTHY = "{ dashboardSummary { trackedWallets latest { tradeCount totalVolumeUsd } } }"
-
-
-def hostile_requests(token: str) -> list[tuple[str, dict[str, str], bytes]]:
-    """Requests an attacker repeats: each is refused (400/401), none may cost much.
-
-    (name, headers, body), all POSTed to /graphql.
-    """
-    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    frags = " ".join(
-        f"fragment F{i} on DayMetrics {{ ...F{i + 1} ...F{i + 1} }}" for i in range(30)
-    )
-    frags += " fragment F30 on DayMetrics { day }"
-
-    def doc(query: str) -> bytes:
-        return json.dumps({"query": query}).encode()
-
-    return [
-        (
-            "alias flood",
-            auth,
-            doc("{ " + " ".join(f"a{i}: globalMetrics {{ day }}" for i in range(1000)) + " }"),
-        ),
-        ("fragment bomb", auth, doc("{ globalMetrics { ...F0 } } " + frags)),
-        ("deep nesting", auth, doc("{ dashboardSummary " + "{ latest " * 3000 + "}" * 3001)),
-        ("batch", auth, json.dumps([{"query": HEALTHY}] * 200).encode()),
-        (
-            "deep JSON",
-            auth,
-            b'{"query": "{ day }", "variables": ' + b"[" * 20000 + b"]" * 20000 + b"}",
-        ),
-        ("not JSON", auth, b"{" + b"x" * 60_000),
-        ("not UTF-8", auth, b'{"query": "\xff\xfe\xfd"}'),
-        ("wrong type", {**auth, "Content-Type": "text/plain"}, HEALTHY.encode()),
-        ("no token", {"Content-Type": "application/json"}, doc(HEALTHY)),
-        (
-            "forged token",
-            {**auth, "Authorization": "Bearer " + make_token("alice", secret="x" * 40)},
-            doc(HEALTHY),
-        ),
-    ]
-
-
-async def _attack(url: str, token: str, seconds: float, concurrency: int) -> dict[str, Any]:
-    requests = hostile_requests(token)
-    statuses: dict[str, int] = {}
-    leaked: list[str] = []
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def attacker(client: httpx.AsyncClient, offset: int) -> None:
-        i = offset
-        while time.monotonic() < deadline:
-            name, headers, body = requests[i % len(requests)]
-            i += 1
-            try:
-                response = await client.post(url + "/graphql", content=body, headers=headers)
-            except httpx.TransportError as exc:
-                key = f"{name}: {type(exc).__name__}"
-                statuses[key] = statuses.get(key, 0) + 1
-                continue
-            key = str(response.status_code)
-            statuses[key] = statuses.get(key, 0) + 1
-            if leaks(response.content, body):
-                leaked.append(name)
-
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        await asyncio.gather(*(attacker(client, n) for n in range(concurrency)))
-    return {"requests": sum(statuses.values()), "statuses": statuses, "leaked": leaked}
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m tests.reliability.api_support URL TOKEN SECONDS CONCURRENCY`: attack,
-    then print what was sent and answered, as JSON."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    url, token, seconds, concurrency = args[0], args[1], float(args[2]), int(args[3])
-    print(json.dumps(asyncio.run(_attack(url, token, seconds, concurrency))))
-
-
-if __name__ == "__main__":
-    main()
