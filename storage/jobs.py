@@ -131,8 +131,10 @@ DELETE FROM jobs USING doomed WHERE jobs.id = doomed.id
 DELETE_QUEUED = "DELETE FROM jobs WHERE queue = %s AND state = 'queued'"
 COUNT_UNFINISHED = "SELECT count(*) FROM jobs WHERE queue = %s AND state IN ('queued', 'running')"
 QUEUE_DEPTH = "SELECT queue, actor, state, count(*) FROM jobs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+# clock_timestamp(), not now(): the caller's connection may be in a long transaction.
 OLDEST_QUEUED_AGE = """
-SELECT extract(epoch FROM now() - min(run_at)) FROM jobs WHERE state = 'queued' AND run_at <= now()
+SELECT extract(epoch FROM clock_timestamp() - min(run_at)) FROM jobs
+WHERE state = 'queued' AND run_at <= clock_timestamp()
 """
 SELECT_FAILED = """
 SELECT id, actor, message -> 'args', message -> 'kwargs', attempts, last_error, updated_at
