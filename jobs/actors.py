@@ -107,10 +107,9 @@ def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
     the_day = date.fromisoformat(day)
     started = time.perf_counter()
     with p.pool.connection() as conn, conn.transaction():
-        rollups.relax_commit(conn)
-        (wallet,) = orgs.upsert_wallets(conn, [address])
-        rollups.rebuild_wallet_day(conn, wallet.id, the_day)
-        send_global_rollups(p, conn, orgs.wallet_orgs(conn, wallet.id), [the_day])
+        done = rollups.rollup_wallet_day(conn, address, the_day)
+        if done is not None:
+            send_global_rollups(p, conn, done.org_ids, [the_day])
     worker_metrics().rollup_seconds.labels("wallet_day").observe(time.perf_counter() - started)
 
 

@@ -255,3 +255,22 @@ def test_org_rebuild_notifies_listeners_on_commit(db_url: str) -> None:
             writer.commit()
         payloads = [n.payload for n in listener.notifies(timeout=2, stop_after=1)]
     assert payloads == [str(org)]
+
+
+def test_a_jobs_wallet_rollup_returns_the_orgs_to_recompute(conn: psycopg.Connection) -> None:
+    (wallet,) = _wallets(conn, 1)
+    a, b, _ = (orgs.create_org(conn, name).id for name in "ABC")
+    for org in (a, b):
+        orgs.track_wallets(conn, org, [address(1)])
+    fills.insert_fills(conn, wallet, [fill(ms(2026, 11, 2, 9), tid=1)])
+    done = rollups.rollup_wallet_day(conn, address(1), DAY)
+    assert done is not None
+    assert (done.wallet_id, done.traded, done.org_ids) == (wallet, True, sorted([a, b]))
+    assert rollups.wallet_day(conn, wallet, DAY) is not None
+    quiet = rollups.rollup_wallet_day(conn, address(1), date(2026, 11, 3))
+    assert quiet is not None and not quiet.traded
+    assert rollups.rollup_wallet_day(conn, address(2), DAY) is None
+    setting = conn.execute("SHOW synchronous_commit").fetchone()
+    assert setting == ("off",), "relaxed for this transaction only"
+    conn.commit()
+    assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
