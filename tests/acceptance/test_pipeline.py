@@ -258,3 +258,18 @@ def test_scheduler_queues_due_wallets_once_across_runs(
             "SELECT count(*) FROM hl_ingest_cursor WHERE last_scheduled_at IS NOT NULL"
         ).fetchone()
         assert scheduled == (4,)
+
+
+def test_bad_pipeline_arguments_are_one_line_errors(db_url: str) -> None:
+    env = {"DATABASE_URL": db_url}
+    worker = run_cli("worker", "--processes", "0", env=env)
+    assert (worker.code, worker.err.strip()) == (
+        1,
+        "hl-analytics: error: --processes must be above 0 (got 0)",
+    )
+    scheduler = run_cli("scheduler", "--interval", "-1", env=env)
+    assert scheduler.code == 1 and "--interval must be above 0" in scheduler.err
+    unknown = run_cli("sync", "--org", "not-an-org", env=env)
+    assert unknown.code == 1 and "is not an organisation id" in unknown.err
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
