@@ -309,3 +309,30 @@ def test_stopping_a_worker_finishes_its_message_and_releases_the_prefetched(
     assert conn.execute("SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL").fetchone() == (
         0,
     )
+
+
+def test_a_retry_the_database_refused_is_stored_by_the_ack(
+    broker: PostgresBroker, db_url: str
+) -> None:
+    calls = Calls()
+
+    def fails_as_the_database_restarts() -> None:
+        calls.add("call")
+        if len(calls.values()) == 1:
+            # Every connection of the broker dies, as in a restart, then the actor fails:
+            # the Retries middleware's re-send meets a dead connection.
+            with psycopg.connect(db_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            raise RuntimeError("failed while the database restarted")
+
+    actor = dramatiq.actor(fails_as_the_database_restarts, broker=broker, min_backoff=50)
+    message = actor.send()
+    with running_worker(broker):
+        wait_until(lambda: len(calls.values()) == 2, timeout_s=30, what="the retry")
+        broker.join("default", timeout=30_000)
+    with psycopg.connect(db_url) as conn:
+        [job] = store.jobs_of_message(conn, message.message_id)
+    assert (job.state, job.attempts) == ("done", 2)
