@@ -24,8 +24,13 @@ Guarantees
   next heartbeat after the lease ran out: within `lease_s + lease_s / 3`. After
   `max_deliveries` expired leases a message is failed rather than crash more workers.
 - Delays and retries: `delay` and Dramatiq's retry backoff set the row's `run_at`;
-  a retry updates the same row (attempts, last error). Consumers sleep until the
-  next `run_at`, a NOTIFY (sent at commit), or `poll_s`, whichever comes first.
+  a retry updates the same row (attempts, last error); one the database refuses at
+  that moment is stored by the ack instead, which Dramatiq repeats until the database
+  is back. Consumers sleep until the next `run_at`, a NOTIFY (sent at commit), or
+  `poll_s`, whichever comes first.
+- Not covered: a message that Callbacks or Pipelines send while the database is
+  away is lost (Dramatiq logs it); the project's actors send their follow-ups inside
+  their own transaction instead.
 - Dead letters: a rejected message stays as a `failed` row with its attempts and
   last error. Done rows are purged after `keep_done_s`, failed ones after
   `keep_failed_s`, by any worker's heartbeat and by `purge_finished`.
