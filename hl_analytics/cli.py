@@ -27,6 +27,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _port(value: str) -> int:
+    """A TCP port to listen on, checked here so a typo is a usage error, not a traceback."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
+
+
 def _lazy(target: str) -> Handler:
     """Imports the command's module only when it runs, so start-up stays fast."""
 
@@ -113,13 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="run one tick and exit")
     p = command("api", "graph.server:api_cmd", "serve GraphQL at /graphql")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p = command("token", "graph.auth:token_cmd", "print a development JWT signed with JWT_SECRET")
     p.add_argument("user_id")
     p.add_argument("--ttl", type=int, default=86_400, help="seconds until it expires")
     p = command("simulate", "hlsim.server:simulate_cmd", "run the simulated Hyperliquid exchange")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=_port, default=8080)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--weight-per-minute",
