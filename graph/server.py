@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import socket
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from graph.app import create_app
-from hl_analytics.errors import SettingsError
+from hl_analytics.errors import HLAnalyticsError, SettingsError
 from hl_analytics.settings import Settings
 from storage import embedded
 
@@ -23,6 +24,7 @@ def api_cmd(settings: Settings, args: argparse.Namespace) -> int:
             "set JWT_SECRET (HS256 tokens) or JWT_JWKS_URL (RS256/ES256 tokens): "
             "without either no request could be authenticated"
         )
+    _check_listen(args.host, args.port)
     app = create_app(settings, embedded.database_url(settings))
     log.info(
         "serving GraphQL at http://%s:%d/graphql%s",
@@ -33,6 +35,22 @@ def api_cmd(settings: Settings, args: argparse.Namespace) -> int:
     )
     serve(app, args.host, args.port)
     return 0
+
+
+class PortUnavailable(HLAnalyticsError):
+    """The API cannot listen on that address: pick another --host or --port."""
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Binds once before starting, so a busy port or a bad --host is a one-line error
+    (uvicorn would log it over several lines and exit 3)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise PortUnavailable(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --host or --port"
+        ) from None
 
 
 def serve(app: ASGIApp, host: str, port: int) -> None:
