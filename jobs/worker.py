@@ -18,6 +18,7 @@ import os
 from hl_analytics.errors import HLAnalyticsError
 from hl_analytics.settings import Settings
 from storage import embedded
+from storage.db import connection
 
 LEASE_ENV = "HL_ANALYTICS_WORKER_LEASE_S"
 THREADS_ENV = "HL_ANALYTICS_WORKER_THREADS"
@@ -50,6 +51,10 @@ def worker_cmd(settings: Settings, args: argparse.Namespace) -> int:
     # Resolved here, once: with no DATABASE_URL this starts the embedded server,
     # which this process keeps alive while its forked workers use it.
     os.environ["DATABASE_URL"] = embedded.database_url(settings)
+    # A wrong DATABASE_URL is reported now, in one line; an outage after start is
+    # survived instead (the pools reconnect).
+    with connection(os.environ["DATABASE_URL"]):
+        pass
     os.environ[LEASE_ENV] = str(lease_s)
     os.environ[THREADS_ENV] = str(threads)
     print(
