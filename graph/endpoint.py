@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
-from datetime import UTC, datetime
+import os
+import time
+from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 import strawberry
@@ -35,7 +37,18 @@ QUERY_ONLY = (StrawberryOperation.QUERY,)
 ALL_OPERATIONS = (StrawberryOperation.QUERY, StrawberryOperation.MUTATION)
 JSON = b"application/json"
 HTML = b"text/html; charset=utf-8"
+EPOCH = date(1970, 1, 1)
 UNAVAILABLE = "the database is unavailable; retry in a few seconds"
+
+
+@lru_cache(maxsize=2)
+def _day_name(day_number: int) -> str:
+    return (EPOCH + timedelta(days=day_number)).isoformat()
+
+
+def utc_day() -> str:
+    """Today (UTC) as YYYY-MM-DD; computed once a day, not once a request."""
+    return _day_name(int(time.time() // 86_400))
 
 
 def _json(payload: object) -> bytes:
@@ -75,7 +88,7 @@ class GraphQLEndpoint:
         self._page = Answer(200, graphiql_page.local_page().encode()) if graphiql else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = uuid.uuid4().hex
+        request_id = os.urandom(16).hex()  # as unique as uuid4, and cheaper
         extra: list[tuple[bytes, bytes]] = []
         content_type = JSON
         try:
@@ -106,9 +119,10 @@ class GraphQLEndpoint:
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
 
-    async def _read(self, scope: Scope, receive: Receive) -> RawRequest | None:
+    async def _read(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
+    ) -> RawRequest | None:
         """The request's bytes; None when a browser asks for GraphiQL."""
-        headers = dict(scope["headers"])
         if scope["method"] != "GET":
             return await read_post(headers, receive)
         params = query_params(scope["query_string"])
@@ -121,15 +135,16 @@ class GraphQLEndpoint:
     async def _handle(
         self, scope: Scope, receive: Receive, request_id: str
     ) -> tuple[Answer, list[tuple[bytes, bytes]]]:
-        raw = await self._read(scope, receive)
+        headers = dict(scope["headers"])
+        raw = await self._read(scope, headers, receive)
         if raw is None:
             assert self._page is not None
             return self._page, []
-        authorization = dict(scope["headers"]).get(b"authorization")
+        authorization = headers.get(b"authorization")
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
         claims = await self.verifier.verify(token)
         caller = await self.callers.caller(claims["sub"])
-        day = datetime.now(UTC).date().isoformat()
+        day = utc_day()
 
         async def run() -> Answer:
             return await self._execute(raw.parse(), caller, day, request_id)
@@ -152,9 +167,7 @@ class GraphQLEndpoint:
         operation = classify(read.query, read.operation_name)
         if read.method == "GET" and operation and operation.kind != OperationType.QUERY:
             return error_answer(405, "mutations must be sent with POST", "BAD_REQUEST")
-        context = RequestContext(
-            caller, self.services, datetime.fromisoformat(day).date(), request_id
-        )
+        context = RequestContext(caller, self.services, date.fromisoformat(day), request_id)
         try:
             result = await self.schema.execute(
                 read.query,
