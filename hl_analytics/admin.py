@@ -76,6 +76,7 @@ def wallets_untrack(settings: Settings, args: argparse.Namespace) -> int:
     org_id = orgs.parse_org_id(args.org_id)
     address = orgs.normalize_address(args.address)
     with transaction(settings) as conn:
+        orgs.get_org(conn, org_id)  # an unknown org is an error, not "was not tracked"
         wallet = orgs.untrack_wallet(conn, org_id, address)
         if wallet is None:
             print(f"{address} was not tracked by {org_id}")
@@ -88,6 +89,8 @@ def wallets_untrack(settings: Settings, args: argparse.Namespace) -> int:
 def wallets_list(settings: Settings, args: argparse.Namespace) -> int:
     org_id = orgs.parse_org_id(args.org_id) if args.org_id else None
     with transaction(settings) as conn:
+        if org_id is not None:
+            orgs.get_org(conn, org_id)  # an unknown org is an error, not an empty list
         for wallet in orgs.tracked_wallets(conn, org_id):
             print(wallet.address)
     return 0
