@@ -193,6 +193,9 @@ def test_database_restart_mid_sync_and_under_api_load(
                 )
             assert sync.proc.wait(timeout=240) == 0, sync.output()
             time.sleep(0.5)
+        # The same processes lived through it: `sync --wait` saw the loss and reconnected.
+        assert "lost the database" in (tmp_path / "sync-0.log").read_text()
+        deferred = procs[0].log.read_text().count('"retry_deferred"')
 
         answers = list(load.answers)
         statuses = Counter(a.status for a in answers)
@@ -226,6 +229,7 @@ def test_database_restart_mid_sync_and_under_api_load(
         "database_restart",
         outages=outages,
         outage_s=outage_s,
+        retries_stored_by_the_ack=deferred,
         api_requests=len(answers),
         api_statuses=dict(statuses),
         answered_503_during_outage=sum(1 for a in during if a.status == 503),
