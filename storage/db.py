@@ -16,6 +16,11 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from storage.errors import DatabaseUnavailable, first_line
 
 CONNECT_TIMEOUT_S = 10
+# psycopg-pool retries a failed connection with a delay that doubles up to this
+# timeout (default 5 minutes): after a long outage the pool could wait about as long
+# again before its next try, answering "unavailable" with the database back. Giving
+# up sooner lets the next request start a fresh attempt at once.
+RECONNECT_TIMEOUT_S = 10.0
 
 
 def _kwargs(application_name: str) -> dict[str, object]:
@@ -55,6 +60,7 @@ def sync_pool(
         max_size=max_size,
         kwargs=_kwargs(name),
         check=ConnectionPool.check_connection,
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
         open=False,
         name=name,
     )
@@ -72,6 +78,7 @@ def async_pool(
         max_size=max_size,
         kwargs=_kwargs(name),
         check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
         open=False,
         name=name,
     )
