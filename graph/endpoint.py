@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, OperationType
+from graphql import GraphQLError, OperationType, build_ast_schema, parse
 from starlette.types import Receive, Scope, Send
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType as StrawberryOperation
@@ -30,6 +30,7 @@ from graph.cache import Answer, ttl_for
 from graph.context import Caller, RequestContext, Services
 from graph.errors import ClientError
 from graph.requests import GraphQLRequest, RawRequest, classify, query_params, read_post
+from hl_analytics import telemetry
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ JSON = b"application/json"
 HTML = b"text/html; charset=utf-8"
 EPOCH = date(1970, 1, 1)
 UNAVAILABLE = "the database is unavailable; retry in a few seconds"
+MAX_LABELS = 10_000
 
 
 @lru_cache(maxsize=2)
@@ -86,13 +88,27 @@ class GraphQLEndpoint:
         self.verifier = verifier
         self.callers = callers
         self._page = Answer(200, graphiql_page.local_page().encode()) if graphiql else None
+        self._metrics = telemetry.api_metrics()
+        # Metric labels use only the schema's own root field names, so hostile
+        # documents cannot grow the number of time series.
+        sdl = build_ast_schema(parse(schema.as_str()))
+        self._root_fields = frozenset(
+            name
+            for root in (sdl.query_type, sdl.mutation_type)
+            if root is not None
+            for name in root.fields
+        )
+        # Operation label of each cached request body, so a hit is labelled without parsing.
+        self._labels: dict[str, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = os.urandom(16).hex()  # as unique as uuid4, and cheaper
+        started = time.perf_counter()
         extra: list[tuple[bytes, bytes]] = []
         content_type = JSON
+        label = ["unparsed"]
         try:
-            answer, extra = await self._handle(scope, receive, request_id)
+            answer, extra = await self._handle(scope, receive, request_id, label)
             if answer is self._page:
                 content_type = HTML
         except ClientError as exc:
@@ -118,6 +134,14 @@ class GraphQLEndpoint:
             headers.append((b"retry-after", b"5"))
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
+        self._observe(label[0], answer.status, time.perf_counter() - started)
+
+    def _observe(self, operation: str, status: int, seconds: float) -> None:
+        self._metrics.requests.labels(operation, str(status)).inc()
+        self._metrics.latency.labels(operation).observe(seconds)
+        if status >= 400:
+            kind = "client" if status < 500 else ("unavailable" if status == 503 else "server")
+            self._metrics.errors.labels(operation, kind).inc()
 
     async def _read(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
@@ -133,12 +157,13 @@ class GraphQLEndpoint:
         raise ClientError("send a GraphQL query: POST JSON {query, variables}, or GET ?query=")
 
     async def _handle(
-        self, scope: Scope, receive: Receive, request_id: str
+        self, scope: Scope, receive: Receive, request_id: str, label: list[str]
     ) -> tuple[Answer, list[tuple[bytes, bytes]]]:
         headers = dict(scope["headers"])
         raw = await self._read(scope, headers, receive)
         if raw is None:
             assert self._page is not None
+            label[0] = "graphiql"
             return self._page, []
         authorization = headers.get(b"authorization")
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
@@ -146,15 +171,17 @@ class GraphQLEndpoint:
         caller = await self.callers.caller(claims["sub"])
         day = utc_day()
 
+        digest = hashlib.blake2b(raw.method.encode() + raw.raw, digest_size=16).hexdigest()
+
         async def run() -> Answer:
-            return await self._execute(raw.parse(), caller, day, request_id)
+            return await self._execute(raw.parse(), caller, day, request_id, label, digest)
 
         if not self.cache.enabled:
             return await run(), [(b"x-cache", b"off")]
-        digest = hashlib.blake2b(raw.method.encode() + raw.raw, digest_size=16).hexdigest()
         key = await self.cache.key(caller.org_id, day, digest)
         cached = await self.cache.get(key)
         if cached is not None:
+            label[0] = self._labels.get(digest, "cached")
             return Answer(200, cached), [(b"x-cache", b"hit")]
         answer, shared = await self.cache.compute_once(key, run)
         if answer.status == 503:
@@ -162,9 +189,20 @@ class GraphQLEndpoint:
         return answer, [(b"x-cache", b"shared" if shared else b"miss")]
 
     async def _execute(
-        self, read: GraphQLRequest, caller: Caller, day: str, request_id: str
+        self,
+        read: GraphQLRequest,
+        caller: Caller,
+        day: str,
+        request_id: str,
+        label: list[str],
+        digest: str,
     ) -> Answer:
         operation = classify(read.query, read.operation_name)
+        known = operation is not None and operation.root_fields <= self._root_fields
+        label[0] = "+".join(sorted(operation.root_fields)) if operation and known else "invalid"
+        if len(self._labels) >= MAX_LABELS:
+            self._labels.clear()
+        self._labels[digest] = label[0]
         if read.method == "GET" and operation and operation.kind != OperationType.QUERY:
             return error_answer(405, "mutations must be sent with POST", "BAD_REQUEST")
         context = RequestContext(caller, self.services, date.fromisoformat(day), request_id)
