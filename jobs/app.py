@@ -27,6 +27,7 @@ from hl_analytics.settings import Settings
 from jobs import actors
 from jobs.broker import PostgresBroker
 from jobs.errors import HyperliquidRejected
+from storage.db import RECONNECT_TIMEOUT_S
 
 QUEUE_INGEST = "ingest"
 QUEUE_ROLLUPS = "rollups"
@@ -95,6 +96,7 @@ class Pipeline:
                     max_size=self.pool_size,
                     kwargs={"autocommit": True, "application_name": "hl-analytics-worker"},
                     check=ConnectionPool.check_connection,
+                    reconnect_timeout=RECONNECT_TIMEOUT_S,
                     open=False,
                     name="hl-analytics-worker",
                 )

@@ -68,6 +68,7 @@ from jobs.consumer import (
     error_of,
 )
 from storage import jobs as store
+from storage.db import RECONNECT_TIMEOUT_S
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -354,6 +355,7 @@ class PostgresBroker(dramatiq.Broker):
                     min_size=1,
                     max_size=self.pool_size,
                     kwargs={"autocommit": True, "application_name": "hl-analytics-broker"},
+                    reconnect_timeout=RECONNECT_TIMEOUT_S,
                     open=False,
                     name="hl-analytics-broker",
                 )
