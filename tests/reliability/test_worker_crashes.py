@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +47,7 @@ pytestmark = pytest.mark.slow
 MINUTE = 60_000
 LEASE_S = 2.0
 RUNNING_OF = "SELECT id, actor, lease_owner FROM jobs WHERE state = 'running' AND actor LIKE %s"
+RUNNING_OWNERS = "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running'"
 OWNED_BY = "SELECT actor FROM jobs WHERE state = 'running' AND lease_owner = %s"
 BLOCKED_BACKEND = (
     "SELECT pid FROM pg_stat_activity WHERE application_name = 'hl-analytics-worker'"
@@ -79,6 +81,41 @@ def _unfinished(conn: psycopg.Connection) -> int:
     return states.get("queued", 0) + states.get("running", 0)
 
 
+@dataclass(frozen=True)
+class Kill:
+    round: int
+    aimed_at: str  # the actor family the victim had just claimed: ingest or rollup
+    held: list[str]  # actors of the jobs the killed worker held (claimed or running)
+
+
+def _kill_one_claiming(
+    conn: psycopg.Connection,
+    workers: list[Process],
+    target: str,
+    sync: Process,
+    rng: random.Random,
+) -> tuple[Process, list[str]] | None:
+    """SIGKILLs the worker that just claimed a job of `target` (an actor LIKE pattern),
+    returning it and the actors of the jobs it held; None if the sync ended first."""
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and sync.alive and time.monotonic() < deadline:
+        running = conn.execute(RUNNING_OF, (target,)).fetchall()
+        if running:
+            pid = _owner_pid(running[0][2])
+            victim = next((w for w in workers if pid in _pids(w)), None)
+        # Rollups take milliseconds: poll fast to catch one.
+        time.sleep(0.005 if target == "rollup%" else 0.05)
+    if victim is None:
+        return None
+    if target == "ingest%":
+        time.sleep(rng.uniform(0, 0.3))  # anywhere in the request or between pages
+    owners = [r[0] for r in conn.execute(RUNNING_OWNERS)]
+    mine = [o for o in owners if _owner_pid(o) in _pids(victim)]
+    victim.kill()
+    return victim, [r[0] for o in mine for r in conn.execute(OWNED_BY, (o,))]
+
+
 def test_random_sigkills_while_sync_runs_end_with_exact_numbers_and_no_stuck_job(
     db_url: str, start_simulator: StartSimulator, tmp_path: Path
 ) -> None:
@@ -91,7 +128,7 @@ def test_random_sigkills_while_sync_runs_end_with_exact_numbers_and_no_stuck_job
     # Every page answers a little late: ingests stay running long enough to be hit.
     server.state.faults.add_json({"delay_s": 0.4, "count": 1_000_000, "type": "userFillsByTime"})
     env = pipeline_env(db_url, server)
-    kills: list[dict[str, object]] = []
+    kills: list[Kill] = []
     started = time.monotonic()
     with psycopg.connect(db_url, autocommit=True) as conn, processes() as procs:
         members = two_orgs_sharing_a_wallet(conn, server.market.wallets)
@@ -103,29 +140,12 @@ def test_random_sigkills_while_sync_runs_end_with_exact_numbers_and_no_stuck_job
             sync = Process(["sync", "--wait"], env, tmp_path / f"sync-{round_}.log")
             procs.append(sync)
             target = "ingest%" if round_ % 2 == 0 else "rollup%"
-            victim = None
-            deadline = time.monotonic() + 60
-            while victim is None and sync.alive and time.monotonic() < deadline:
-                running = conn.execute(RUNNING_OF, (target,)).fetchall()
-                if running:
-                    pid = _owner_pid(running[0][2])
-                    victim = next((w for w in workers if pid in _pids(w)), None)
-                time.sleep(0.005 if target == "rollup%" else 0.05)
-            if victim is not None:
-                time.sleep(rng.uniform(0, 0.3) if target == "ingest%" else 0)
-                owners = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running'"
-                    )
-                ]
-                mine = [o for o in owners if _owner_pid(o) in _pids(victim)]
-                victim.kill()
-                interrupted = [r[0] for o in mine for r in conn.execute(OWNED_BY, (o,))]
-                kills.append({"round": round_, "target": target[:-1], "interrupted": interrupted})
-                workers[workers.index(victim)] = replacement = start_worker(
-                    env, tmp_path / f"worker-r{round_}.log", lease_s=LEASE_S
-                )
+            killed = _kill_one_claiming(conn, workers, target, sync, rng)
+            if killed is not None:
+                victim, held = killed
+                kills.append(Kill(round_, target[:-1], held))
+                replacement = start_worker(env, tmp_path / f"worker-r{round_}.log", lease_s=LEASE_S)
+                workers[workers.index(victim)] = replacement
                 procs.append(replacement)
             assert sync.proc.wait(timeout=180) == 0, sync.output()
 
@@ -138,19 +158,17 @@ def test_random_sigkills_while_sync_runs_end_with_exact_numbers_and_no_stuck_job
         for w in workers:
             assert w.terminate() == 0, w.output()
 
-    interrupted_total = sum(len(k["interrupted"]) for k in kills)  # type: ignore[arg-type]
     assert len(kills) >= rounds // 2, f"too few kills landed mid-job: {kills}"
-    assert interrupted_total >= len(kills), "each kill interrupted at least one job"
+    # A rollup often commits before the kill lands: the exact-point test below covers it.
+    assert all(k.held for k in kills if k.aimed_at == "ingest"), "a kill interrupted nothing"
     assert sum(recovered.values()) >= 1, "killed jobs were re-delivered through their lease"
     report(
         "worker_crashes",
         rounds=rounds,
         sigkills=len(kills),
-        kills_mid_ingest=sum(1 for k in kills if k["target"] == "ingest"),
-        kills_mid_rollup=sum(1 for k in kills if k["target"] == "rollup"),
-        jobs_held_by_killed_workers=dict(
-            Counter(a for k in kills for a in k["interrupted"])  # type: ignore[attr-defined]
-        ),
+        kills_aimed_at_ingest=sum(1 for k in kills if k.aimed_at == "ingest"),
+        kills_aimed_at_rollup=sum(1 for k in kills if k.aimed_at == "rollup"),
+        jobs_held_by_killed_workers=dict(Counter(a for k in kills for a in k.held)),
         jobs_recovered_by_lease=recovered,
         fills=stored,
         seconds=round(time.monotonic() - started, 1),
