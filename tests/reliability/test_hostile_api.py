@@ -43,9 +43,11 @@ from tests.reliability.api_support import (
     percentile,
     record,
 )
+from tests.reliability.support import intensity
 
 SCHEMA_FILE = Path(__file__).parents[2] / "graph" / "schema.graphql"
-EXAMPLES_PER_OPERATION = 60
+EXAMPLES_PER_OPERATION = intensity(60, 400)  # per operation and generation mode
+ATTACK_S = intensity(6, 20)
 REFUSE_WITHIN_S = 2.0
 
 
@@ -221,7 +223,7 @@ def test_well_behaved_latency_holds_under_attack(api: ApiProcess) -> None:
             "tests.reliability.abuse",
             api.url,
             make_token("alice"),
-            "6",
+            str(ATTACK_S),
             "8",
         ],
         stdout=subprocess.PIPE,
@@ -229,7 +231,7 @@ def test_well_behaved_latency_holds_under_attack(api: ApiProcess) -> None:
     )
     try:
         time.sleep(1.0)  # the attack is under way
-        attacked = _well_behaved(api, 4.0, expected)
+        attacked = _well_behaved(api, ATTACK_S - 2.0, expected)
         out, _ = attacker.communicate(timeout=60)
     finally:
         if attacker.poll() is None:

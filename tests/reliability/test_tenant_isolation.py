@@ -35,6 +35,7 @@ from storage import orgs, rollups
 from storage.fills import Fill, insert_fills
 from tests.dbs import TestDatabases
 from tests.reliability.api_support import ApiProcess, api_process, make_token, record
+from tests.reliability.support import intensity
 from tests.reliability.tenant_world import (
     ORG_WALLETS,
     WALLETS,
@@ -207,7 +208,7 @@ async def test_each_org_sees_only_its_own_under_load(seeded: Seeded, cache: str)
         extra = 1 if cache == "memory" else 2  # new fills for each parametrisation
         batches = {n: wallet_fills(n, world.today, extra=extra) for n in (3, 4)}
         after = world.plus(batches)
-        batch = everything * 2
+        batch = everything * intensity(2, 8)
         rng.shuffle(batch)
         writer = asyncio.create_task(asyncio.to_thread(seeded.store, batches))
         await load.run(client, batch, [world, after])
