@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shutdown-timeout", type=float, default=30.0, help="seconds to finish jobs on SIGTERM"
     )
+    p.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics of all processes on this port"
+    )
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics server")
     p = command(
         "scheduler", "jobs.scheduler:scheduler_cmd", "re-ingest tracked wallets periodically"
     )

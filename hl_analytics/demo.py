@@ -152,7 +152,11 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
         _save_state(data_dir, state)
         print(f"Organisation {DEMO_ORG} ({org_id}) tracks {len(addresses)} wallets.", flush=True)
 
-        supervisor.start("worker", ["worker", "--processes", "1", "--threads", "4"])
+        metrics_port = _free_port()
+        supervisor.start(
+            "worker",
+            ["worker", "--processes", "1", "--threads", "4", "--metrics-port", str(metrics_port)],
+        )
         supervisor.start("scheduler", ["scheduler"])
         print("First sync (Ctrl-C to skip waiting) …", flush=True)
         sync = subprocess.Popen([cli_executable(), "sync", "--wait"], env=env)
@@ -187,7 +191,11 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
             "-H 'Content-Type: application/json' "
             f"-d '{json.dumps({'query': EXAMPLE_QUERY})}'"
         )
-        print(f"\nLogs: {supervisor.log_dir}. Ctrl-C stops everything.", flush=True)
+        print(
+            f"\nMetrics (Prometheus): http://127.0.0.1:{api_port}/metrics (API), "
+            f"http://127.0.0.1:{metrics_port}/ (workers)"
+        )
+        print(f"Logs: {supervisor.log_dir}. Ctrl-C stops everything.", flush=True)
         while not stopping.wait(1.0):
             supervisor.check()
         return 0

@@ -17,6 +17,7 @@ import os
 
 from hl_analytics.errors import HLAnalyticsError
 from hl_analytics.settings import Settings
+from jobs import metrics as worker_metrics
 from storage import embedded
 from storage.db import connection
 
@@ -55,6 +56,11 @@ def worker_cmd(settings: Settings, args: argparse.Namespace) -> int:
     # survived instead (the pools reconnect).
     with connection(os.environ["DATABASE_URL"]):
         pass
+    metrics_port = getattr(args, "metrics_port", None)
+    if metrics_port is not None:
+        if not 0 < metrics_port < 65536:
+            raise WorkerOptionInvalid(f"--metrics-port must be 1..65535 (got {metrics_port})")
+        worker_metrics.prepare(metrics_port, getattr(args, "metrics_host", "127.0.0.1"))
     os.environ[LEASE_ENV] = str(lease_s)
     os.environ[THREADS_ENV] = str(threads)
     print(

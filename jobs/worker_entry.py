@@ -21,6 +21,7 @@ import time
 from types import FrameType
 
 from hl_analytics.settings import Settings
+from jobs import metrics
 from jobs.app import build
 from jobs.worker import LEASE_ENV, THREADS_ENV
 
@@ -58,3 +59,5 @@ pipeline = build(
     pool_size=int(os.environ.get(THREADS_ENV, "4")) + 1,
 )
 broker = pipeline.broker
+for extra in metrics.middleware(_settings.database_url):
+    broker.add_middleware(extra)

@@ -71,8 +71,9 @@ def test_demo_serves_numbers_and_stops_cleanly(tmp_path: Path) -> None:
     demo = psutil.Process(proc.pid)
     children: list[psutil.Process] = []
     try:
+        metrics = r"Metrics \(Prometheus\): \S+ \(API\), (\S+) \(workers\)"
         found = _read_until(
-            proc, [r"GraphQL endpoint: (\S+)", r"Bearer token: (\S+)"], STARTUP_LIMIT_S
+            proc, [r"GraphQL endpoint: (\S+)", r"Bearer token: (\S+)", metrics], STARTUP_LIMIT_S
         )
         assert time.monotonic() - started < STARTUP_LIMIT_S
         endpoint = found[r"GraphQL endpoint: (\S+)"]
@@ -91,6 +92,16 @@ def test_demo_serves_numbers_and_stops_cleanly(tmp_path: Path) -> None:
         assert summary["trackedWallets"] > 0
         assert summary["latest"]["tradeCount"] > 0
         assert float(summary["latest"]["totalVolumeUsd"]) > 0
+
+        api_metrics = httpx.get(endpoint.replace("/graphql", "/metrics"), timeout=10).text
+        assert 'hla_api_requests_total{operation="dashboardSummary",status="200"}' in api_metrics
+        worker_metrics = httpx.get(found[metrics], timeout=10).text
+        ingested = [
+            float(line.split()[-1])
+            for line in worker_metrics.splitlines()
+            if line.startswith("hla_fills_ingested_total")
+        ]
+        assert ingested and ingested[0] > 0
     finally:
         proc.send_signal(signal.SIGINT)
         try:
