@@ -57,6 +57,7 @@ pytestmark = pytest.mark.slow
 SECRET = "reliability-secret-of-at-least-32-bytes!"
 LEAKS = ("Traceback", "psycopg", "SELECT ", 'File "', "OperationalError")
 GLOBAL = "{ globalMetrics(range: D7) { day tradeCount totalVolumeUsd } }"
+STOP_MODES = ("fast", "immediate")
 RECOVERY_BOUND_S = 5.0  # measured 0.1-1.8 s; 5.5-8.6 s with psycopg-pool's default backoff
 
 
@@ -128,10 +129,11 @@ def _graphql(url: str, token: str, query: str) -> httpx.Response:
 def test_database_restart_mid_sync_and_under_api_load(
     cluster: DisposableCluster, start_simulator: StartSimulator, tmp_path: Path
 ) -> None:
-    """PostgreSQL stopped (`pg_ctl stop -m fast`) while a sync ingests and clients query
-    the API, kept down, then started again. Proves: the API answers only 200 or 503
-    (never 500, nothing leaked) and recovers alone; workers reconnect alone; the sync
-    completes with every fill once and exact metrics; the API then serves them."""
+    """PostgreSQL stopped (`pg_ctl stop -m fast`; under CHAOS also `immediate`, a crash)
+    while a sync ingests and clients query the API, kept down, then started again.
+    Proves: the API answers only 200 or 503 (never 500, nothing leaked) and recovers
+    alone; workers reconnect alone; the sync completes with every fill once and exact
+    metrics; the API then serves them."""
     outages = intensity(1, 3)
     outage_s = 20.0 if CHAOS else 8.0  # beyond the API pool's 5 s wait for a connection
     db_url = cluster.create_database("hla_restart")
@@ -178,7 +180,8 @@ def test_database_restart_mid_sync_and_under_api_load(
                 )
                 assert sync.alive, "the sync finished before the outage: slow it down"
                 down_at = time.monotonic()
-                cluster.stop("fast")
+                # Later outages alternate with `immediate`: a crash, then WAL recovery.
+                cluster.stop(STOP_MODES[n % len(STOP_MODES)])
                 time.sleep(outage_s)
                 cluster.start()
                 up_at = time.monotonic()
@@ -232,6 +235,7 @@ def test_database_restart_mid_sync_and_under_api_load(
         "database_restart",
         outages=outages,
         outage_s=outage_s,
+        stop_modes=[STOP_MODES[n % len(STOP_MODES)] for n in range(outages)],
         retries_stored_by_the_ack=deferred,
         api_requests=len(answers),
         api_statuses=dict(statuses),
