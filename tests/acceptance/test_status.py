@@ -38,6 +38,7 @@ def test_status_on_seeded_database(db_url: str) -> None:
         cursor.record_error(conn, wallets[1].id, "Hyperliquid answered 500")
         job_store.insert_job(conn, _message("ingest_wallet", [address(3)]))
         job_store.insert_job(conn, _message("rollup_wallet_day", [address(1), "2026-11-02"]))
+        conn.commit()  # a job is due from its send, which a claim sees once committed
         claimed = job_store.claim_jobs(conn, "default", "w1", 10, 30.0)
         failed = next(c for c in claimed if c.id == max(c.id for c in claimed))
         job_store.finish_job(
