@@ -239,7 +239,9 @@ def org_days(conn: psycopg.Connection, org_id: uuid.UUID) -> list[OrgDay]:
 
 # Rebuilds of one row are serialised, and each waits for the previous one to commit
 # before its statement takes its snapshot: otherwise a rebuild that read fewer fills
-# could commit last and overwrite a fresher one. Keys: a lock family, then the row.
+# could commit last and overwrite a fresher one. Keys: a lock family, then the wallet
+# (all its days: coarser, and just as cheap) or the org-day. The set-based rebuild of
+# a whole day takes a table lock instead, which no per-wallet rebuild can pass.
 _WALLET_LOCK_CLASS = 0x686C7277
 _ORG_LOCK_CLASS = 0x686C7267
 LOCK_WALLET_DAYS = """
