@@ -12,7 +12,6 @@ answer does not need the database, while every request is still authenticated.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from graph.context import Caller
 from graph.errors import NoProfile, Unauthenticated
 from graph.jwks import JwksKeys
+from graph.singleflight import SingleFlight
 from hl_analytics.errors import SettingsError
 from hl_analytics.settings import Settings
 from storage import metrics
@@ -144,27 +144,16 @@ class Callers:
         self.pool = pool
         self.pool_timeout = pool_timeout
         self._cache: dict[str, tuple[float, Profile | None]] = {}
-        self._pending: dict[str, asyncio.Future[Profile | None]] = {}
+        self._lookups: SingleFlight[str, Profile | None] = SingleFlight()
+
+    async def _fetch(self, user_id: str) -> Profile | None:
+        async with metrics.borrow(self.pool, self.pool_timeout) as conn:
+            return await metrics.get_profile(conn, user_id)
 
     async def _lookup(self, user_id: str) -> Profile | None:
-        pending = self._pending.get(user_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Profile | None] = asyncio.get_running_loop().create_future()
-        self._pending[user_id] = future
-        try:
-            async with metrics.borrow(self.pool, self.pool_timeout) as conn:
-                profile = await metrics.get_profile(conn, user_id)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # marks it retrieved when nobody else waited
-            raise
-        finally:
-            del self._pending[user_id]
-        future.set_result(profile)
+        profile, shared = await self._lookups.run(user_id, lambda: self._fetch(user_id))
+        if shared:
+            return profile
         if len(self._cache) >= MAX_PROFILES:
             self._cache.clear()
         ttl = PROFILE_TTL_S if profile else NO_PROFILE_TTL_S

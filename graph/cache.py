@@ -23,6 +23,8 @@ import redis.exceptions
 from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import NullSerializer
 
+from graph.singleflight import SingleFlight
+
 log = logging.getLogger(__name__)
 
 TTL_S = {"dashboardSummary": 60, "globalMetrics": 300, "topWallets": 120, "wallet": 60}
@@ -88,7 +90,7 @@ class ResponseCache:
         self._versions: dict[uuid.UUID, str] = {}
         # Part of every key (in memory): changed when notifications may have been missed.
         self._epoch = uuid.uuid4().hex[:8]
-        self._inflight: dict[str, asyncio.Future[Answer]] = {}
+        self._inflight: SingleFlight[str, Answer] = SingleFlight()
 
     async def close(self) -> None:
         await self.backend.close()
@@ -149,22 +151,10 @@ class ResponseCache:
     ) -> tuple[Answer, bool]:
         """The answer for `key`, computed by the first of concurrent callers only;
         True when it was another caller's."""
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending), True
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
+
+        async def compute_and_store() -> Answer:
             answer = await compute()
             await self._store(key, answer)
-            future.set_result(answer)
-            return answer, False
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # marks it retrieved when nobody else waited
-            raise
-        finally:
-            del self._inflight[key]
+            return answer
+
+        return await self._inflight.run(key, compute_and_store)
