@@ -1,17 +1,23 @@
-"""The bodies of the pipeline's three actors: ingest → wallet-day → org-day.
+"""The bodies of the pipeline's actors: ingest → wallet-days → org-day.
 
 Each orchestrates; the work happens in SQL (storage.rollups) or in
-jobs.ingest. Follow-up messages are sent on the connection and inside the
-transaction whose commit makes them necessary, so a follow-up exists if and
-only if the data it needs was committed. De-duplication keys merge repeats:
+jobs.ingest. Follow-up work is recorded on the connection and inside the
+transaction whose commit makes it necessary, so a follow-up exists if and
+only if the data it needs was committed:
 
-- `rollup_wallet_day:<address>:<day>` — several pages or ingests touching a
-  wallet-day while its rollup is queued cause one rollup;
-- `rollup_global_day:<org>:<day>` — sent with a short delay, so a burst of
-  wallet rollups causes one org-day rollup per org-day.
+- an ingest page adds its new (wallet, day) pairs to `rollup_pending` and
+  sends `rollup_wallet_days(day)`, de-duplicated per day while queued
+  (`rollup_wallet_days:<day>`): a burst of ingests touching a day causes one
+  job, which drains the day's pending rows in chunks of
+  `storage.rollups.PENDING_CHUNK`, sending itself again while rows remain;
+- each chunk sends `rollup_global_day` for every org tracking its wallets,
+  with a short delay and de-duplicated per org-day
+  (`rollup_global_day:<org>:<day>`), so one chunk causes one org-day rollup.
 
 A rollup that is already running when new data commits is not merged: the
-new send queues a second one, which sees the new data.
+new send queues a second job, which sees the new pending rows.
+`rollup_wallet_day(address, day)` rebuilds one wallet-day on request (and
+serves messages queued before migration 0006); the pipeline no longer sends it.
 """
 
 from __future__ import annotations
@@ -58,16 +64,38 @@ def send_ingests(p: Pipeline, addresses: Iterable[str], *, batch: str | None = N
 
 
 def send_global_rollups(
-    p: Pipeline, conn: psycopg.Connection, org_ids: Sequence[uuid.UUID], days: Iterable[date]
+    p: Pipeline,
+    conn: psycopg.Connection,
+    org_ids: Sequence[uuid.UUID],
+    days: Iterable[date],
+    *,
+    batches: Sequence[str] = (),
 ) -> None:
+    """Queues the org-days' rollups on `conn`, in sorted order (two senders in one
+    day wait for each other's de-duplication keys in the same order: no deadlock)."""
+    options: dict[str, Any] = {"batches": list(batches)} if batches else {}
     with p.broker.transaction(conn):
         for day in sorted(set(days)):
-            for org_id in org_ids:
+            for org_id in sorted(set(org_ids)):
                 p.rollup_global_day.send_with_options(
                     args=(str(org_id), day.isoformat()),
                     delay=GLOBAL_ROLLUP_DELAY_MS,
                     dedup_key=f"rollup_global_day:{org_id}:{day.isoformat()}",
+                    **options,
                 )
+
+
+def send_wallet_days_rollups(
+    p: Pipeline, conn: psycopg.Connection, days: Iterable[date], *, delay: int = 0
+) -> None:
+    """Queues `rollup_wallet_days` of each day on `conn`, merged with one already queued."""
+    with p.broker.transaction(conn):
+        for day in sorted(set(days)):
+            p.rollup_wallet_days.send_with_options(
+                args=(day.isoformat(),),
+                delay=delay,
+                dedup_key=f"rollup_wallet_days:{day.isoformat()}",
+            )
 
 
 def ingest_wallet(p: Pipeline, address: str) -> None:
@@ -91,12 +119,10 @@ def ingest_wallet(p: Pipeline, address: str) -> None:
 
 async def _ingest(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> IngestReport:
     def on_new_days(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
-        with p.broker.transaction(conn):
-            for day in sorted(days):
-                p.rollup_wallet_day.send_with_options(
-                    args=(wallet.address, day.isoformat()),
-                    dedup_key=f"rollup_wallet_day:{wallet.address}:{day.isoformat()}",
-                )
+        # Pending rows first, messages second: the order every sender keeps (see
+        # rollup_wallet_days), so an ingest and a rollup of a day never wait in a cycle.
+        rollups.add_pending(conn, wallet.id, days, job_id=p.broker.current_job_id())
+        send_wallet_days_rollups(p, conn, days)
 
     async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
         return await run_ingest(conn, client, wallet, on_new_days=on_new_days)
@@ -111,6 +137,35 @@ def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
         if done is not None:
             send_global_rollups(p, conn, done.org_ids, [the_day])
     worker_metrics().rollup_seconds.labels("wallet_day").observe(time.perf_counter() - started)
+
+
+# While another job holds some of the day's rows, a job that found nothing else to
+# take looks again after this delay: it must not end (and let its sync batch count as
+# finished) before the rows it skipped are committed by their holder.
+BUSY_DAY_RETRY_MS = 200
+
+
+def rollup_wallet_days(p: Pipeline, day: str) -> None:
+    """Rebuilds one chunk of the day's pending wallet-days, in one transaction with the
+    org-day rollups it causes and, while rows remain, its own next run."""
+    the_day = date.fromisoformat(day)
+    started = time.perf_counter()
+    with p.pool.connection() as conn, conn.transaction():
+        done = rollups.rollup_pending_chunk(conn, the_day)
+        if done.org_ids:
+            send_global_rollups(p, conn, done.org_ids, [the_day], batches=done.batches)
+        if done.more:
+            send_wallet_days_rollups(
+                p, conn, [the_day], delay=0 if done.full else BUSY_DAY_RETRY_MS
+            )
+    worker_metrics().rollup_seconds.labels("wallet_days").observe(time.perf_counter() - started)
+    log.info(
+        "rolled up %d wallet-day(s) of %s%s",
+        len(done.wallet_ids),
+        day,
+        ", more pending" if done.more else "",
+        extra={"action": "rollup_wallet_days", "day": day, "wallets": len(done.wallet_ids)},
+    )
 
 
 def rollup_global_day(p: Pipeline, org_id: str, day: str) -> None:

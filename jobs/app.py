@@ -62,6 +62,7 @@ class Pipeline:
     pool_size: int = 4
     ingest_wallet: dramatiq.Actor[..., None] = field(init=False)
     rollup_wallet_day: dramatiq.Actor[..., None] = field(init=False)
+    rollup_wallet_days: dramatiq.Actor[..., None] = field(init=False)
     rollup_global_day: dramatiq.Actor[..., None] = field(init=False)
     _pool: ConnectionPool | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -73,6 +74,9 @@ class Pipeline:
         def rollup_wallet_day(address: str, day: str) -> None:
             actors.rollup_wallet_day(self, address, day)
 
+        def rollup_wallet_days(day: str) -> None:
+            actors.rollup_wallet_days(self, day)
+
         def rollup_global_day(org_id: str, day: str) -> None:
             actors.rollup_global_day(self, org_id, day)
 
@@ -80,6 +84,9 @@ class Pipeline:
         # One decorator per actor: Dramatiq's decorator remembers the first name it gave.
         self.rollup_wallet_day = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
             rollup_wallet_day
+        )
+        self.rollup_wallet_days = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
+            rollup_wallet_days
         )
         self.rollup_global_day = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
             rollup_global_day

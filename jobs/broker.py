@@ -15,9 +15,10 @@ Guarantees
 - De-duplication: a message sent with option `dedup_key` is not queued while a
   message with that key is queued (or, sent with `dedup_running=True`, running); the
   unique index makes this one atomic statement, never a read-then-write race.
-- Batches: option `batch` tags a message; messages sent while a tagged message is
-  processed inherit its batches, and a de-duplicated send adds its batch to the
-  message that absorbed it. `storage.jobs.batch_progress` counts a batch's states.
+- Batches: option `batch` tags a message (option `batches`, a list, with several);
+  messages sent while a tagged message is processed inherit its batches, and a
+  de-duplicated send adds its batches to the message that absorbed it.
+  `storage.jobs.batch_progress` counts a batch's states.
 - Leases: a claimed message is leased to its worker for `lease_s`; the worker's
   heartbeat (every `lease_s / 3`) renews the leases of all messages it holds. When
   a worker dies (even `kill -9`), any live worker re-delivers its messages at its
@@ -162,6 +163,11 @@ class PostgresBroker(dramatiq.Broker):
         finally:
             _transaction.reset(token)
 
+    def current_job_id(self) -> int | None:
+        """The `jobs` row of the message this thread is processing on this broker, if any."""
+        job = _current_job(self)
+        return job.job_id if job is not None else None
+
     def enqueue(
         self, message: dramatiq.Message[Any], *, delay: int | None = None
     ) -> dramatiq.Message[Any]:
@@ -175,11 +181,14 @@ class PostgresBroker(dramatiq.Broker):
         if parent is not None and "batch" not in options and parent.options.get("batch"):
             message = message.copy(options={"batch": parent.options["batch"]})
         batch = message.options.get("batch")
+        batches = {str(b) for b in message.options.get("batches") or ()}
+        if batch:
+            batches.add(str(batch))
         fields: dict[str, Any] = {
             "delay_ms": int(delay or 0),
             "dedup_key": message.options.get("dedup_key"),
             "dedup_running": bool(message.options.get("dedup_running", False)),
-            "batches": [str(batch)] if batch else [],
+            "batches": sorted(batches),
             "parent_id": parent.job_id if parent is not None else None,
         }
         self.emit_before("enqueue", message, delay)

@@ -22,7 +22,7 @@ zeros. Readers (the API) turn a missing day into zeros. All sums are NUMERIC.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -235,6 +235,97 @@ def wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> WalletDay
 
 def org_days(conn: psycopg.Connection, org_id: uuid.UUID) -> list[OrgDay]:
     return [OrgDay(*row) for row in conn.execute(SELECT_ORG_DAYS, (org_id,))]
+
+
+# -- pending wallet-days: what the pipeline's rollup jobs drain ---------------------------
+
+# An ingest page's new (wallet, day) pairs, with the sync batches of the ingest job
+# (`job_id`, NULL outside a job). A pair already pending keeps its row and gains the
+# batches; one that a running rollup has taken (deleted, not yet committed) makes this
+# insert wait for that rollup's commit, then is pending again: the rollup may not have
+# seen this page's fills.
+INSERT_PENDING = """
+INSERT INTO rollup_pending (day, wallet_id, batches)
+SELECT d, %(wallet_id)s, coalesce((SELECT j.batches FROM jobs j WHERE j.id = %(job_id)s), '{}')
+FROM unnest(%(days)s::date[]) AS d
+ON CONFLICT (day, wallet_id) DO UPDATE
+    SET batches = ARRAY(SELECT DISTINCT b FROM unnest(rollup_pending.batches || EXCLUDED.batches) b)
+    WHERE NOT rollup_pending.batches @> EXCLUDED.batches
+"""
+# Takes up to `limit` of the day's pending wallets, in wallet order. Rows another rollup
+# holds (or an ingest is updating) are skipped, not waited for: two rollups of one day
+# share its rows instead of queueing behind each other.
+TAKE_PENDING = """
+WITH taken AS (
+    DELETE FROM rollup_pending
+    WHERE day = %(day)s AND wallet_id IN (
+        SELECT wallet_id FROM rollup_pending WHERE day = %(day)s
+        ORDER BY wallet_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    )
+    RETURNING wallet_id, batches
+)
+SELECT ARRAY(SELECT wallet_id FROM taken ORDER BY wallet_id),
+       ARRAY(SELECT DISTINCT b FROM taken, unnest(taken.batches) AS b ORDER BY b)
+"""
+# Whether the day still has pending rows this transaction did not take: rows held by
+# another rollup (still visible until it commits) or committed since the take.
+ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM rollup_pending WHERE day = %s)"
+SELECT_TRACKING_ORGS = """
+SELECT DISTINCT org_id FROM org_wallets WHERE wallet_id = ANY(%s) ORDER BY org_id
+"""
+COUNT_PENDING = "SELECT count(*) FROM rollup_pending WHERE day = %s"
+
+# Wallets a `rollup_wallet_days` job rebuilds in one transaction: each holds an
+# advisory lock until commit (PostgreSQL's shared lock table is sized for about
+# 64 locks × connections), and a chunk of wallets is a handful of index scans.
+PENDING_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class DayRollup:
+    """What one chunk of a `rollup_wallet_days` job did.
+
+    `org_ids`: the orgs tracking the rebuilt wallets (their org-days to recompute);
+    `batches`: the sync batches of the ingests that made those wallet-days pending;
+    `more`: the day still has pending rows (another chunk, or rows another job holds).
+    """
+
+    wallet_ids: list[int]
+    org_ids: list[uuid.UUID]
+    batches: list[str]
+    more: bool
+    full: bool
+
+
+def add_pending(
+    conn: psycopg.Connection, wallet_id: int, days: Iterable[date], *, job_id: int | None = None
+) -> None:
+    """Marks the wallet's `days` for rollup, in the caller's (ingest page) transaction."""
+    params = {"wallet_id": wallet_id, "days": sorted(set(days)), "job_id": job_id}
+    conn.execute(INSERT_PENDING, params)
+
+
+def rollup_pending_chunk(
+    conn: psycopg.Connection, day: date, *, limit: int = PENDING_CHUNK
+) -> DayRollup:
+    """The database side of a `rollup_wallet_days` job, in the caller's transaction:
+    takes up to `limit` of the day's pending wallets, locks and rebuilds their
+    wallet-days in one statement. A rollback puts the taken rows back."""
+    relax_commit(conn)
+    row = conn.execute(TAKE_PENDING, {"day": day, "limit": limit}).fetchone()
+    assert row is not None
+    wallet_ids, batches = [int(w) for w in row[0]], list(row[1])
+    org_ids: list[uuid.UUID] = []
+    if wallet_ids:
+        rebuild_wallet_days(conn, wallet_ids, day)
+        org_ids = [r[0] for r in conn.execute(SELECT_TRACKING_ORGS, (wallet_ids,))]
+    more = conn.execute(ANY_PENDING, (day,)).fetchone()
+    return DayRollup(wallet_ids, org_ids, batches, bool(more and more[0]), len(wallet_ids) >= limit)
+
+
+def pending_count(conn: psycopg.Connection, day: date) -> int:
+    row = conn.execute(COUNT_PENDING, (day,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 # Rebuilds of one row are serialised, and each waits for the previous one to commit

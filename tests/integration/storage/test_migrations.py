@@ -25,6 +25,7 @@ EXPECTED_TABLES = {
     "hl_ingest_cursor",
     "wallet_day_metrics",
     "global_day_metrics",
+    "rollup_pending",
     "jobs",
     "job_workers",
     "schema_migrations",
