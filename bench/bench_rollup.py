@@ -4,11 +4,15 @@ The day holds 1,000,000 fills over 10,000 wallets (QUICK: 50,000 over 1,000),
 generated in SQL with `generate_series` and spread over perp and spot coins
 and fee tokens. Figures:
 
-- what the pipeline does: the body of one `rollup_wallet_day` job per wallet
-  (its transaction: the rebuild statement, then queueing the org-day rollup
-  of every org tracking the wallet, merged by its de-duplication key), run by
-  4 threads as a worker's threads run them (the default worker has 2 processes
-  × 4 threads); broker delivery is measured by the broker benchmark;
+- what the pipeline does: the day's 10,000 wallet-days pending (as ingest
+  leaves them) drained by `rollup_wallet_days` jobs, each a chunk of
+  `storage.rollups.PENDING_CHUNK` wallets in one transaction with the org-day
+  rollups it queues and its own next run:
+  - through a real Dramatiq worker of 4 threads on the project's broker, from
+    the first message sent to the last wallet-days job done (delivery included);
+  - as job bodies called by 4 threads, without the broker's delivery;
+- the same day as 10,000 single-wallet `rollup_wallet_day` job bodies (the
+  pipeline's path before the pending table), 4 threads;
 - the set-based `rebuild_all_wallet_days`, one statement for the whole day;
 - the org-day rebuild of an org tracking every wallet.
 
@@ -18,10 +22,12 @@ The baseline is a plain scan of the same day's fills (`count(*)`,
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
+import dramatiq
 import psycopg
 
 from bench.common import BenchContext, Result, median_of, timed
@@ -74,6 +80,51 @@ def _prepare(url: str, fills: int, wallets: int) -> tuple[list[int], uuid.UUID]:
     return ids, org
 
 
+_PEND_ALL = "INSERT INTO rollup_pending (day, wallet_id) SELECT %s, id FROM wallets"
+# What a run leaves queued (the org-day rollups, 1 s later): cleared between runs.
+_CLEAR_JOBS = "DELETE FROM jobs"
+_WALLET_DAYS_LEFT = """
+SELECT count(*) FROM jobs WHERE actor = 'rollup_wallet_days' AND state IN ('queued', 'running')
+"""
+
+
+def _pend_all(conn: psycopg.Connection) -> None:
+    conn.execute(_CLEAR_JOBS)
+    conn.execute(_PEND_ALL, (DAY,))
+
+
+def _drain_bodies(p: Pipeline, conn: psycopg.Connection, threads: int) -> float:
+    """The day's pending wallet-days drained by `rollup_wallet_days` bodies on `threads`."""
+    _pend_all(conn)
+    day = DAY.isoformat()
+
+    def work(_: int) -> None:
+        with p.pool.connection() as own:
+            while rollups.pending_count(own, DAY):
+                actors.rollup_wallet_days(p, day)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    return time.perf_counter() - started
+
+
+def _drain_worker(p: Pipeline, conn: psycopg.Connection) -> float:
+    """The same through the broker: one message sent, a worker running the jobs."""
+    _pend_all(conn)
+    started = time.perf_counter()
+    with conn.transaction():
+        actors.send_wallet_days_rollups(p, conn, [DAY])
+    while True:
+        left = conn.execute(_WALLET_DAYS_LEFT).fetchone()
+        if left == (0,):
+            break
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    assert rollups.pending_count(conn, DAY) == 0
+    return elapsed
+
+
 def _job_bodies(p: Pipeline, addresses: list[str], threads: int) -> None:
     day = DAY.isoformat()
 
@@ -102,13 +153,24 @@ def run(ctx: BenchContext) -> list[Result]:
                 rollups.rebuild_all_wallet_days(conn, DAY)
 
         addresses = [w.address for w in orgs.tracked_wallets(conn, org)]
-        p = build(Settings.from_env({}), url, pool_size=THREADS)
+        p = build(Settings.from_env({}), url, pool_size=THREADS + 1, poll_s=0.05)
         try:
             p.pool.wait()
-            pipeline = median_of(runs, lambda: timed(lambda: _job_bodies(p, addresses, THREADS)))
+            bodies = median_of(runs, lambda: _drain_bodies(p, conn, THREADS))
+            per_wallet = median_of(runs, lambda: timed(lambda: _job_bodies(p, addresses, THREADS)))
+            p.broker.emit_after("process_boot")
+            worker = dramatiq.Worker(p.broker, worker_threads=THREADS)
+            worker.start()
+            try:
+                through_worker = median_of(runs, lambda: _drain_worker(p, conn))
+            finally:
+                worker.stop()
+            conn.execute(_CLEAR_JOBS)
         finally:
             p.close()
+        expected = conn.execute(_DAY_SUM, (DAY,)).fetchone()
         one_statement = median_of(runs, lambda: timed(set_based))
+        assert conn.execute(_DAY_SUM, (DAY,)).fetchone() == expected, "paths disagree"
 
         def org_day_rebuild() -> None:
             with conn.transaction():
@@ -119,12 +181,30 @@ def run(ctx: BenchContext) -> list[Result]:
             ctx.runs,
             lambda: timed(lambda: conn.execute(_DAY_SUM, (DAY,)).fetchall()),
         )
+    chunks = -(-len(ids) // rollups.PENDING_CHUNK)
     return [
         Result(
-            f"rollup: day's wallet-days as {len(ids):,} rollup_wallet_day jobs, "
-            f"{THREADS} threads ({size})",
+            f"rollup: day's {len(ids):,} pending wallet-days, {chunks} rollup_wallet_days "
+            f"jobs through a {THREADS}-thread worker ({size})",
             "s",
-            pipeline,
+            through_worker,
+            "scan of the day's fills",
+            scan,
+            "< 5 s for the whole day",
+        ),
+        Result(
+            f"rollup: the same as rollup_wallet_days job bodies, {THREADS} threads ({size})",
+            "s",
+            bodies,
+            "scan of the day's fills",
+            scan,
+            "< 5 s for the whole day",
+        ),
+        Result(
+            f"rollup: day's wallet-days as {len(ids):,} single-wallet rollup_wallet_day "
+            f"job bodies, {THREADS} threads (the path before rollup_pending)",
+            "s",
+            per_wallet,
             "scan of the day's fills",
             scan,
             "< 5 s for the whole day",

@@ -98,6 +98,18 @@ def send_wallet_days_rollups(
             )
 
 
+def queue_wallet_days(
+    p: Pipeline, conn: psycopg.Connection, wallet_id: int, days: Iterable[date]
+) -> None:
+    """What an ingest page's new fills make necessary, in the page's transaction: the
+    wallet-days pending (with the sync batches of the ingest job running, if any), and
+    the days' `rollup_wallet_days` jobs. Rows first, messages second: the order every
+    sender keeps, so an ingest and a rollup of one day never wait for each other in a
+    cycle (a rollup's sends come after its take of rows)."""
+    rollups.add_pending(conn, wallet_id, days, job_id=p.broker.current_job_id())
+    send_wallet_days_rollups(p, conn, days)
+
+
 def ingest_wallet(p: Pipeline, address: str) -> None:
     address = orgs.normalize_address(address)
     with p.pool.connection() as conn:
@@ -119,10 +131,7 @@ def ingest_wallet(p: Pipeline, address: str) -> None:
 
 async def _ingest(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> IngestReport:
     def on_new_days(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
-        # Pending rows first, messages second: the order every sender keeps (see
-        # rollup_wallet_days), so an ingest and a rollup of a day never wait in a cycle.
-        rollups.add_pending(conn, wallet.id, days, job_id=p.broker.current_job_id())
-        send_wallet_days_rollups(p, conn, days)
+        queue_wallet_days(p, conn, wallet.id, days)
 
     async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
         return await run_ingest(conn, client, wallet, on_new_days=on_new_days)

@@ -306,11 +306,12 @@ def add_pending(
 
 
 def rollup_pending_chunk(
-    conn: psycopg.Connection, day: date, *, limit: int = PENDING_CHUNK
+    conn: psycopg.Connection, day: date, *, limit: int | None = None
 ) -> DayRollup:
     """The database side of a `rollup_wallet_days` job, in the caller's transaction:
-    takes up to `limit` of the day's pending wallets, locks and rebuilds their
-    wallet-days in one statement. A rollback puts the taken rows back."""
+    takes up to `limit` (default PENDING_CHUNK) of the day's pending wallets, locks and
+    rebuilds their wallet-days in one statement. A rollback puts the taken rows back."""
+    limit = limit or PENDING_CHUNK
     relax_commit(conn)
     row = conn.execute(TAKE_PENDING, {"day": day, "limit": limit}).fetchone()
     assert row is not None
