@@ -4,8 +4,9 @@ Guarantee: however often a worker dies mid-job, the sync ends with every fill of
 the exchange stored exactly once, metrics equal to an independent computation
 (tests/integration/pipeline/expected.py), and no job left queued, running or
 failed. Mechanism: leases re-deliver a dead worker's jobs (jobs/broker.py), each
-page of ingest commits its fills with its cursor move (jobs/ingest.py), and
-rollups rebuild whole rows from raw fills in one transaction (storage/rollups.py).
+page of ingest commits its fills with its cursor move and its pending wallet-days
+(jobs/ingest.py, jobs/actors.py), and rollups take pending wallet-days and rebuild
+whole rows from raw fills in one transaction (storage/rollups.py).
 """
 
 from __future__ import annotations
@@ -211,9 +212,11 @@ def test_sigkill_inside_a_page_transaction_and_inside_rollup_transactions(
     db_url: str, start_simulator: StartSimulator, tmp_path: Path
 ) -> None:
     """The worker is killed at the worst points: after a page's fills were inserted but
-    before its cursor moved (same transaction), and in the middle of a wallet-day and of
-    an org-day rebuild. Proves: the killed transaction leaves nothing behind (no fill,
-    no cursor move, no half-written metrics), and the re-delivered job completes it."""
+    before its cursor moved (same transaction), in the middle of a `rollup_wallet_days`
+    job (after it took the day's pending rows, inside the rebuild) and of an org-day
+    rebuild. Proves: the killed transaction leaves nothing behind (no fill, no cursor
+    move, no half-written metrics, no pending row lost), and the re-delivered job
+    completes it."""
     server = start_simulator(live_market(22, wallets=4, days=2, busiest=800))
     env = pipeline_env(db_url, server)
     with psycopg.connect(db_url, autocommit=True) as conn, processes() as procs:
@@ -275,6 +278,13 @@ def test_sigkill_inside_a_page_transaction_and_inside_rollup_transactions(
             else:
                 # The fill is in, but the killed rebuild left the org's numbers as they were.
                 assert org_a_metrics() == metrics_before
+            if n == 2:
+                # The killed job had taken the wallet-day: its deletion rolled back.
+                pending = conn.execute(
+                    "SELECT 1 FROM rollup_pending WHERE wallet_id = %s AND day = %s",
+                    (wallet_id, day),
+                ).fetchone()
+                assert pending is not None, "the killed rollup lost its pending wallet-day"
             procs.append(start_worker(env, tmp_path / f"worker-{n}.log", lease_s=LEASE_S))
             wait_until(lambda: _unfinished(conn) == 0, 60, "the re-delivered jobs")
             assert conn.execute(METRICS).fetchall() == expected_rows(conn, server, members)
