@@ -275,10 +275,12 @@ SELECT DISTINCT org_id FROM org_wallets WHERE wallet_id = ANY(%s) ORDER BY org_i
 """
 COUNT_PENDING = "SELECT count(*) FROM rollup_pending WHERE day = %s"
 
-# Wallets a `rollup_wallet_days` job rebuilds in one transaction: each holds an
-# advisory lock until commit (PostgreSQL's shared lock table is sized for about
-# 64 locks × connections), and a chunk of wallets is a handful of index scans.
-PENDING_CHUNK = 1_000
+# Wallets a `rollup_wallet_days` job rebuilds in one transaction. Each holds its
+# advisory lock until commit, and PostgreSQL's shared lock table is sized for
+# max_locks_per_transaction × max_connections (6,400 by default) across all
+# sessions: 500 leaves room for a default worker's 8 threads all running chunks.
+# Bigger chunks barely help: a chunk is one statement of per-wallet index scans.
+PENDING_CHUNK = 500
 
 
 @dataclass(frozen=True)
