@@ -87,7 +87,7 @@ def test_pending_rows_and_the_days_rollup_commit_with_the_fills_or_not_at_all(
     assert _pending(auto) == [] and _jobs(auto, "rollup_wallet_days") == []
     assert auto.execute("SELECT count(*) FROM hl_fills_raw").fetchone() == (0,)
 
-    for wallet_id in (w1, w2):  # two pages, two wallets, one day
+    for wallet_id in (w1, w2):  # pages of two wallets, each touching the same two days
         with auto.transaction():
             _store(auto, wallet_id, 1)
             actors.queue_wallet_days(p, auto, wallet_id, [DAY, date(2026, 11, 3)])
