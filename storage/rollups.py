@@ -289,7 +289,8 @@ class DayRollup:
 
     `org_ids`: the orgs tracking the rebuilt wallets (their org-days to recompute);
     `batches`: the sync batches of the ingests that made those wallet-days pending;
-    `more`: the day still has pending rows (another chunk, or rows another job holds).
+    `more`: the day still has pending rows (another chunk, or rows another job holds);
+    `full`: the chunk took as many rows as it could, so the rest can be taken at once.
     """
 
     wallet_ids: list[int]
