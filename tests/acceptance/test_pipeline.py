@@ -21,7 +21,7 @@ from hlsim.market import Market
 from hlsim.server import SimServer, wall_ms
 from storage import orgs
 from tests.cli import HL_ANALYTICS, run_cli
-from tests.integration.pipeline.expected import Expected, add_raw
+from tests.integration.pipeline.expected import METRICS, expected_rows
 from tests.simulator import StartSimulator, start_simulator
 
 __all__ = ["start_simulator"]
@@ -29,10 +29,6 @@ __all__ = ["start_simulator"]
 pytestmark = pytest.mark.slow
 MINUTE = 60_000
 LEASE_S = 2
-METRICS = (
-    "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,"
-    " fees_usd, realized_pnl_usd, avg_volume_per_user FROM global_day_metrics ORDER BY 1, 2"
-)
 
 
 class Worker:
@@ -97,33 +93,6 @@ def create_orgs(env: dict[str, str], wallets: list[str]) -> dict[str, list[str]]
         assert done.code == 0, done.err
         members[org_id] = tracked
     return members
-
-
-def expected_rows(
-    conn: psycopg.Connection, server: SimServer, members: dict[str, list[str]]
-) -> list[tuple[object, ...]]:
-    expected = Expected()
-    ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
-    for address, wallet_id in ids.items():
-        add_raw(expected, wallet_id, server.market.fills(address))
-    rows = []
-    for org_id, tracked in members.items():
-        for day, d in expected.org_days([ids[a] for a in tracked]).items():
-            rows.append(
-                (
-                    orgs.parse_org_id(org_id),
-                    day,
-                    d.dau,
-                    d.trade_count,
-                    d.spot,
-                    d.perp,
-                    d.total,
-                    d.fees,
-                    d.pnl,
-                    d.avg_per_user,
-                )
-            )
-    return sorted(rows, key=lambda r: (str(r[0]), r[1]))
 
 
 def wait_until(predicate: object, timeout_s: float, what: str) -> None:

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,14 +33,9 @@ from storage import orgs
 from storage.db import with_database
 from storage.migrate import migrate
 from tests.cli import HL_ANALYTICS
-from tests.integration.pipeline.expected import Expected, add_raw
 
 CHAOS = os.environ.get("CHAOS", "") not in ("", "0")
 
-METRICS = (
-    "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,"
-    " fees_usd, realized_pnl_usd, avg_volume_per_user FROM global_day_metrics ORDER BY 1, 2"
-)
 FILL_IDENTITIES = "SELECT wallet_id, tid, oid FROM hl_fills_raw"
 JOB_STATES = "SELECT state, count(*) FROM jobs GROUP BY state"
 RECOVERED_JOBS = (
@@ -180,39 +174,6 @@ def two_orgs_sharing_a_wallet(conn: psycopg.Connection, wallets: list[str]) -> d
             orgs.track_wallets(conn, org.id, tracked)
             out[str(org.id)] = tracked
     return out
-
-
-def expected_rows(
-    conn: psycopg.Connection,
-    server: SimServer,
-    members: dict[str, list[str]],
-    *,
-    valid: Callable[[dict[str, Any]], bool] = lambda raw: True,
-) -> list[tuple[object, ...]]:
-    """METRICS as the independent computation gives them from the exchange's ground truth."""
-    expected = Expected()
-    ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
-    for address, wallet_id in ids.items():
-        unique = {(f["tid"], f["oid"]): f for f in server.market.fills(address) if valid(f)}
-        add_raw(expected, wallet_id, unique.values())
-    rows = []
-    for org_id, tracked in members.items():
-        for day, d in expected.org_days([ids[a] for a in tracked]).items():
-            rows.append(
-                (
-                    uuid.UUID(org_id),
-                    day,
-                    d.dau,
-                    d.trade_count,
-                    d.spot,
-                    d.perp,
-                    d.total,
-                    d.fees,
-                    d.pnl,
-                    d.avg_per_user,
-                )
-            )
-    return sorted(rows, key=lambda r: (str(r[0]), r[1]))
 
 
 def assert_every_fill_stored_once(

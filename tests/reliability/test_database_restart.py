@@ -32,14 +32,13 @@ from graph.auth import issue_token
 from hl_analytics.settings import Settings
 from storage import jobs as job_store
 from storage import orgs
+from tests.integration.pipeline.expected import METRICS, expected_rows
 from tests.reliability.support import (
     CHAOS,
-    METRICS,
     DisposableCluster,
     Process,
     assert_every_fill_stored_once,
     disposable_cluster,
-    expected_rows,
     free_port,
     intensity,
     job_states,

@@ -33,13 +33,12 @@ from jobs.ingest import ingest_wallet
 from jobs.ratelimit import LocalRateLimiter
 from storage import cursor, orgs
 from storage.orgs import Wallet
+from tests.integration.pipeline.expected import METRICS, expected_rows
 from tests.integration.pipeline.support import pipeline, sync, worker
 from tests.reliability.support import (
     CHAOS,
-    METRICS,
     Process,
     assert_every_fill_stored_once,
-    expected_rows,
     intensity,
     job_states,
     live_market,

@@ -26,11 +26,10 @@ import pytest
 
 from hlsim.server import SimServer
 from storage import orgs
+from tests.integration.pipeline.expected import METRICS, expected_rows
 from tests.reliability.support import (
-    METRICS,
     Process,
     assert_every_fill_stored_once,
-    expected_rows,
     intensity,
     job_states,
     live_market,

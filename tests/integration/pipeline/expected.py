@@ -6,12 +6,18 @@ implementations of the same definitions.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
+import psycopg
+
+from hlsim.server import SimServer
+from storage import orgs, rollups
 from storage.fills import Fill
 
 ZERO = Decimal(0)
@@ -99,3 +105,63 @@ def by_wallet(fills: Mapping[int, Iterable[Fill]]) -> Expected:
     for wallet_id, wallet_fills in fills.items():
         expected.add(wallet_id, wallet_fills)
     return expected
+
+
+# The org-day metrics as stored, in the order `expected_rows` gives them.
+METRICS = (
+    "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,"
+    " fees_usd, realized_pnl_usd, avg_volume_per_user FROM global_day_metrics ORDER BY 1, 2"
+)
+
+
+def expected_rows(
+    conn: psycopg.Connection,
+    server: SimServer,
+    members: dict[str, list[str]],
+    *,
+    valid: Callable[[dict[str, Any]], bool] = lambda raw: True,
+) -> list[tuple[object, ...]]:
+    """METRICS as the independent computation gives them from the exchange's ground truth."""
+    expected = Expected()
+    ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
+    for address, wallet_id in ids.items():
+        unique = {(f["tid"], f["oid"]): f for f in server.market.fills(address) if valid(f)}
+        add_raw(expected, wallet_id, unique.values())
+    rows = []
+    for org_id, tracked in members.items():
+        for day, d in expected.org_days([ids[a] for a in tracked]).items():
+            rows.append(
+                (
+                    uuid.UUID(org_id),
+                    day,
+                    d.dau,
+                    d.trade_count,
+                    d.spot,
+                    d.perp,
+                    d.total,
+                    d.fees,
+                    d.pnl,
+                    d.avg_per_user,
+                )
+            )
+    return sorted(rows, key=lambda r: (str(r[0]), r[1]))
+
+
+def assert_org_days(conn: psycopg.Connection, org_id: uuid.UUID, want: Mapping[date, Day]) -> None:
+    """The org's stored org-days are exactly `want`, every figure compared exactly."""
+    got = {d.day: d for d in rollups.org_days(conn, org_id)}
+    assert set(got) == set(want)
+    for day, exp in want.items():
+        g = got[day]
+        assert (g.dau, g.trade_count, g.spot_volume_usd, g.perp_volume_usd) == (
+            exp.dau,
+            exp.trade_count,
+            exp.spot,
+            exp.perp,
+        ), day
+        assert (g.total_volume_usd, g.fees_usd, g.realized_pnl_usd, g.avg_volume_per_user) == (
+            exp.total,
+            exp.fees,
+            exp.pnl,
+            exp.avg_per_user,
+        ), day

@@ -16,8 +16,8 @@ from jobs import scheduler
 from jobs import sync as sync_module
 from jobs.app import Pipeline
 from jobs.pipeline import tracking_changed
-from storage import cursor, orgs, rollups
-from tests.integration.pipeline.expected import Expected
+from storage import cursor, orgs
+from tests.integration.pipeline.expected import Expected, assert_org_days
 from tests.integration.pipeline.support import expected_of, pipeline, sync, worker
 from tests.simulator import StartSimulator, small_market
 
@@ -54,23 +54,7 @@ def assert_org_matches(
     conn: psycopg.Connection, org: uuid.UUID, expected: Expected, members: list[str]
 ) -> None:
     ids = [w.id for w in orgs.upsert_wallets(conn, members)]
-    want = expected.org_days(ids)
-    got = {d.day: d for d in rollups.org_days(conn, org)}
-    assert set(got) == set(want)
-    for day, exp in want.items():
-        g = got[day]
-        assert (g.dau, g.trade_count, g.spot_volume_usd, g.perp_volume_usd) == (
-            exp.dau,
-            exp.trade_count,
-            exp.spot,
-            exp.perp,
-        ), day
-        assert (g.total_volume_usd, g.fees_usd, g.realized_pnl_usd, g.avg_volume_per_user) == (
-            exp.total,
-            exp.fees,
-            exp.pnl,
-            exp.avg_per_user,
-        ), day
+    assert_org_days(conn, org, expected.org_days(ids))
 
 
 def wait_idle(p: Pipeline) -> None:

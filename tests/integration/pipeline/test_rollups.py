@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import date
 from decimal import Decimal
 
@@ -12,7 +11,7 @@ import psycopg
 from storage import fills, orgs, rollups
 from storage.fills import Fill
 from tests.factories import address, fill, ms
-from tests.integration.pipeline.expected import Day, Expected
+from tests.integration.pipeline.expected import Day, Expected, assert_org_days
 
 DAY = date(2026, 11, 2)
 
@@ -34,25 +33,6 @@ def _assert_wallet_day(conn: psycopg.Connection, wallet_id: int, day: date, exp:
         exp.fees,
         exp.pnl,
     )
-
-
-def _assert_org(conn: psycopg.Connection, org_id: uuid.UUID, expected: dict[date, Day]) -> None:
-    got = {d.day: d for d in rollups.org_days(conn, org_id)}
-    assert set(got) == set(expected)
-    for day, exp in expected.items():
-        g = got[day]
-        assert (g.dau, g.trade_count, g.spot_volume_usd, g.perp_volume_usd) == (
-            exp.dau,
-            exp.trade_count,
-            exp.spot,
-            exp.perp,
-        )
-        assert (g.total_volume_usd, g.fees_usd, g.realized_pnl_usd) == (
-            exp.total,
-            exp.fees,
-            exp.pnl,
-        )
-        assert g.avg_volume_per_user == exp.avg_per_user
 
 
 def test_domain_rules_on_hand_picked_fills(conn: psycopg.Connection) -> None:
@@ -166,8 +146,8 @@ def test_random_fills_match_python_for_orgs_sharing_wallets(conn: psycopg.Connec
             rollups.rebuild_org_day(conn, org, day)
     for (wallet, day), exp in expected.wallet_days.items():
         _assert_wallet_day(conn, wallet, day, exp)
-    _assert_org(conn, org_a, expected.org_days(a_members))
-    _assert_org(conn, org_b, expected.org_days(b_members))
+    assert_org_days(conn, org_a, expected.org_days(a_members))
+    assert_org_days(conn, org_b, expected.org_days(b_members))
 
 
 def test_all_wallets_statement_equals_per_wallet_statements(conn: psycopg.Connection) -> None:
