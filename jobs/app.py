@@ -27,7 +27,7 @@ from hl_analytics.settings import Settings
 from jobs import actors
 from jobs.broker import PostgresBroker
 from jobs.errors import HyperliquidRejected
-from storage.db import RECONNECT_TIMEOUT_S
+from storage.db import sync_pool
 
 QUEUE_INGEST = "ingest"
 QUEUE_ROLLUPS = "rollups"
@@ -97,17 +97,12 @@ class Pipeline:
         """Autocommit connections for the actors; opened on first use (after any fork)."""
         with self._lock:
             if self._pool is None:
-                self._pool = ConnectionPool(
+                self._pool = sync_pool(
                     self.database_url,
-                    min_size=1,
                     max_size=self.pool_size,
-                    kwargs={"autocommit": True, "application_name": "hl-analytics-worker"},
-                    check=ConnectionPool.check_connection,
-                    reconnect_timeout=RECONNECT_TIMEOUT_S,
-                    open=False,
                     name="hl-analytics-worker",
+                    autocommit=True,
                 )
-                self._pool.open(wait=False)
             return self._pool
 
     def close(self) -> None:

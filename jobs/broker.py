@@ -69,7 +69,7 @@ from jobs.consumer import (
     error_of,
 )
 from storage import jobs as store
-from storage.db import RECONNECT_TIMEOUT_S
+from storage.db import sync_pool
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -359,16 +359,13 @@ class PostgresBroker(dramatiq.Broker):
         # Dramatiq's actor modules do) touches no database and survives a fork.
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ConnectionPool(
+                self._pool = sync_pool(
                     self.database_url,
-                    min_size=1,
                     max_size=self.pool_size,
-                    kwargs={"autocommit": True, "application_name": "hl-analytics-broker"},
-                    reconnect_timeout=RECONNECT_TIMEOUT_S,
-                    open=False,
                     name="hl-analytics-broker",
+                    autocommit=True,
+                    check=False,
                 )
-                self._pool.open(wait=False)
             return self._pool
 
     @contextmanager

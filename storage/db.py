@@ -51,15 +51,23 @@ def connection(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Connec
 
 
 def sync_pool(
-    url: str, *, min_size: int = 1, max_size: int = 4, name: str = "hl-analytics"
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    name: str = "hl-analytics",
+    autocommit: bool = False,
+    check: bool = True,
 ) -> ConnectionPool:
-    """A pool that checks connections on borrow, so a restarted database is survived."""
+    """An opened pool that survives a restarted database: reconnects are bounded, and
+    connections are checked on borrow unless `check=False` (a caller that retries on
+    its own saves the round trip)."""
     pool = ConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
-        kwargs=_kwargs(name),
-        check=ConnectionPool.check_connection,
+        kwargs={**_kwargs(name), "autocommit": autocommit},
+        check=ConnectionPool.check_connection if check else None,
         reconnect_timeout=RECONNECT_TIMEOUT_S,
         open=False,
         name=name,
