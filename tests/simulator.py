@@ -63,3 +63,13 @@ def start_simulator() -> Iterator[StartSimulator]:
 @pytest.fixture
 def simulator(start_simulator: StartSimulator) -> SimServer:
     return start_simulator(small_market())
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most requests (sorted times, seconds) that fall within any `window` seconds."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best

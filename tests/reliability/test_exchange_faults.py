@@ -48,7 +48,7 @@ from tests.reliability.support import (
     start_worker,
     two_orgs_sharing_a_wallet,
 )
-from tests.simulator import FIXED_NOW_MS, StartSimulator, small_market
+from tests.simulator import FIXED_NOW_MS, StartSimulator, max_in_window, small_market
 
 FILLS = "userFillsByTime"
 DAY_MS = 86_400_000
@@ -220,15 +220,6 @@ def _slots(entries: list[LoggedRequest]) -> float:
     return len(entries) + (sum(max(0, e.weight - 20) for e in entries) - unpaid) / 20
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] > window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
-
-
 @pytest.mark.slow
 def test_worker_processes_under_faults_keep_the_aggregate_rate(
     db_url: str, start_simulator: StartSimulator, tmp_path: Path
@@ -288,7 +279,7 @@ def test_worker_processes_under_faults_keep_the_aggregate_rate(
     entries = sorted(server.state.log.entries(started), key=lambda e: e.at)
     span = entries[-1].at - entries[0].at
     slots = _slots(entries)
-    peak = _max_in_window([e.at for e in entries], 1.0)
+    peak = max_in_window([e.at for e in entries], 1.0)
     statuses = Counter(e.status for e in entries)
     injected_429 = 4 * scale
     assert slots <= rps * span + 2, f"{slots:.1f} slots in {span:.1f}s exceeds {rps}/s"

@@ -24,7 +24,7 @@ from jobs.errors import RateLimiterUnavailable
 from jobs.hl_client import HyperliquidClient
 from jobs.ratelimit import LocalRateLimiter, PostgresRateLimiter, RedisRateLimiter
 from tests.dbs import TestDatabases
-from tests.simulator import FIXED_NOW_MS, StartSimulator
+from tests.simulator import FIXED_NOW_MS, StartSimulator, max_in_window
 
 ROOT = Path(__file__).resolve().parents[3]
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -95,15 +95,6 @@ def _run_workers(url: str, store: list[str], groups: list[list[str]]) -> list[di
     return results
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] > window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
-
-
 def _check(entries: list[LoggedRequest], groups: list[list[str]]) -> None:
     assert entries, "the workers sent nothing"
     entries = sorted(entries, key=lambda e: e.at)
@@ -115,7 +106,7 @@ def _check(entries: list[LoggedRequest], groups: list[list[str]]) -> None:
     slots = (sum(e.weight for e in entries) - unpaid) / 20
     allowed = RPS * (span + LATENCY_S) + 2
     assert slots <= allowed, f"{slots:.1f} slots in {span:.2f}s exceeds {RPS}/s"
-    assert _max_in_window([e.at for e in entries], 1.0) <= RPS * (1 + LATENCY_S) + 2
+    assert max_in_window([e.at for e in entries], 1.0) <= RPS * (1 + LATENCY_S) + 2
     assert slots >= 0.6 * RPS * SECONDS, "the limiter throttled far below the configured rate"
     per_wallet = Counter(e.user for e in entries)
     every = [w for group in groups for w in group]
