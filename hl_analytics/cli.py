@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1200,
         help="request weight each client may spend a minute, as Hyperliquid's (default 1200)",
     )
+    p.add_argument(
+        "--short-pages",
+        action="store_true",
+        help="cut fill pages at random lengths of 500-2000, as the real API may (default: off)",
+    )
     command("status", "hl_analytics.status:status_cmd", "print per-org sync status and queue depth")
     p = command("demo", "hl_analytics.demo:demo_cmd", "run everything on the embedded default")
     p.add_argument("--fresh", action="store_true", help="start over with empty data")

@@ -64,6 +64,7 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
                 "last sync (UTC)",
                 "lag",
                 "fills",
+                "re-read left",
             ),
             [
                 (
@@ -76,6 +77,7 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
                     o.last_synced_at,
                     _lag(o.oldest_synced_until_ms, now_s) if o.wallets else "-",
                     o.fills_stored,
+                    o.reread_pending,
                 )
                 for o in orgs
             ],

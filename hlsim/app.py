@@ -9,6 +9,9 @@ plan, then the client's weight budget (429 when spent), and it records every
 request in the request log. Bad requests get 422 with a one-line reason, as
 the real API does for bodies it cannot deserialize.
 
+With `short_pages` set, every `userFillsByTime` answer is cut short at a
+random length (hlsim.faults.ShortPages), as the real API may do.
+
 Controls (not part of Hyperliquid's API): `POST /_sim/faults` queues a fault
 plan, `DELETE /_sim/faults` drops them; `GET /_sim/requests?since=T` reads
 the request log, `DELETE /_sim/requests` clears it; `POST /_sim/clock`
@@ -30,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hlsim.faults import Faults, InvalidFaultPlan
+from hlsim.faults import Faults, InvalidFaultPlan, ShortPages
 from hlsim.market import Market
 from hlsim.requestlog import LoggedRequest, RequestLog, now
 from hlsim.weights import DEFAULT_PER_MINUTE, WeightBudget, weight
@@ -53,6 +56,8 @@ class SimState:
     log: RequestLog = field(default_factory=RequestLog)
     # When set, the market trades in real time: each request first advances it to clock().
     clock: Callable[[], int] | None = None
+    # When set, fill pages are cut at random lengths below the 2000-fill cap.
+    short_pages: ShortPages | None = None
 
 
 def _dumps(data: Any) -> bytes:
@@ -140,6 +145,8 @@ def create_app(state: SimState) -> Starlette:
         except BadRequest as exc:
             logged(422)
             return Response(f"Failed to deserialize the JSON body: {exc}", status_code=422)
+        if state.short_pages is not None and kind == "userFillsByTime":
+            data = state.short_pages.cut(data)
         spent = weight(kind, len(data) if isinstance(data, list) else 0)
         state.budget.charge(client, spent)
         if plan and plan.malformed and isinstance(data, list):

@@ -1,12 +1,18 @@
-"""Faults injected on demand: error statuses, slow answers, broken bodies.
+"""Faults injected on demand: error statuses, slow answers, broken bodies, short pages.
 
 A plan is queued (through `POST /_sim/faults` or the Python API) and spent by
 the next `count` requests it matches. Several plans queue in order; the first
 matching one with requests left applies.
+
+`ShortPages` is a standing fault rather than a plan: every fill page is cut to
+a random length, as Hyperliquid may answer a time range with "500 elements or
+distinct blocks of data" instead of the full 2000 fills. Cuts fall anywhere,
+inside a millisecond too, which is the harshest reading of the docs.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -83,3 +89,21 @@ class Faults:
                         self._plans.remove(plan)
                     return plan
         return None
+
+
+class ShortPages:
+    """Cuts each answer longer than `low` to a random length in `[low, high]` (seeded)."""
+
+    def __init__(self, seed: int = 0, *, low: int = 500, high: int = 2000) -> None:
+        if not 1 <= low <= high:
+            raise ValueError("short pages need 1 <= low <= high")
+        self.low, self.high = low, high
+        self._rng = random.Random(f"hlsim-short-pages:{seed}")
+        self._lock = threading.Lock()
+
+    def cut(self, items: list[Any]) -> list[Any]:
+        if len(items) <= self.low:
+            return items
+        with self._lock:
+            size = self._rng.randint(self.low, self.high)
+        return items[:size]

@@ -20,6 +20,7 @@ import uvicorn
 from hl_analytics.errors import HLAnalyticsError
 from hl_analytics.settings import Settings
 from hlsim.app import SimState, create_app
+from hlsim.faults import ShortPages
 from hlsim.market import Market
 from hlsim.weights import WeightBudget
 
@@ -110,7 +111,12 @@ def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
     market = demo_market(args.seed)
     if args.weight_per_minute <= 0:
         raise BadBudget()
-    state = SimState(market, clock=wall_ms, budget=WeightBudget(args.weight_per_minute))
+    state = SimState(
+        market,
+        clock=wall_ms,
+        budget=WeightBudget(args.weight_per_minute),
+        short_pages=ShortPages(args.seed) if args.short_pages else None,
+    )
     try:
         server = SimServer(state, host=args.host, port=args.port)
     except OSError as exc:
@@ -122,6 +128,7 @@ def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"simulated Hyperliquid API on {server.url}: "
             f"{len(market.wallets)} wallets, {total} fills"
+            + (", fill pages cut short at random" if state.short_pages else "")
         )
         for address in market.wallets:
             print(f"  {address}  {len(market.fills(address))} fills")

@@ -12,6 +12,10 @@ A plain function, testable without the broker. The guarantees:
 - Two ingests of one wallet never run at once: a per-wallet advisory lock is
   held for the whole run; a second run waits for it, then re-reads the cursor.
 - The outcome (last success, or last error) is recorded on the cursor.
+- A wallet flagged for a history re-read (migration 0008: passes of earlier
+  releases ended at the first short page and may have missed fills) starts
+  from 0 once; its success clears the flag, and the days that receive the
+  missing fills are queued for rollup like any other new fills.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ class IngestReport:
     stored: int
     rejected: int
     new_days: frozenset[date]
+    # The pass re-read the whole reachable history for the upgrade (see the module doc).
+    reread: bool = False
 
 
 async def ingest_wallet(
@@ -97,7 +103,7 @@ async def ingest_wallet(
                     cursor.record_error(conn, wallet.id, f"{type(exc).__name__}: {first_line(exc)}")
             raise
         with conn.transaction():
-            cursor.record_success(conn, wallet.id)
+            cursor.record_success(conn, wallet.id, reread=report.reread)
         return report
     finally:
         if not conn.closed and not conn.broken:
@@ -123,7 +129,8 @@ async def _run(
 ) -> IngestReport:
     current = cursor.get_cursor(conn, wallet.id)
     synced = current.synced_until_ms if current else None
-    start_ms = 0 if synced is None else max(0, synced - overlap_ms)
+    reread = current is not None and current.reread_pending
+    start_ms = 0 if synced is None or reread else max(0, synced - overlap_ms)
     pages = fetched = stored = rejected = 0
     new_days: set[date] = set()
     async for page in source.fill_pages(wallet.address, start_ms):
@@ -147,4 +154,6 @@ async def _run(
                 on_new_days(conn, wallet, days)
                 new_days |= days
         stored += result.inserted
-    return IngestReport(wallet, start_ms, pages, fetched, stored, rejected, frozenset(new_days))
+    return IngestReport(
+        wallet, start_ms, pages, fetched, stored, rejected, frozenset(new_days), reread
+    )

@@ -12,6 +12,7 @@ that budget where it buys freshness — on wallets that traded recently:
 | within the last day          | 10 minutes        |
 | within the last week         | 1 hour            |
 | longer ago, or never traded  | 6 hours           |
+| history re-read pending      | 1 minute, until done (an upgrade's one-off) |
 
 The planned rate (the sum of 1 / interval over all tracked wallets) is kept at
 or below `BUDGET_SHARE` (half) of HYPERLIQUID_RPS; the other half is left for
@@ -63,7 +64,7 @@ class Plan:
 def plan(rows: Sequence[ScheduleRow], now: datetime, rps: float) -> Plan:
     """The wallets due for ingest now, under the policy of the module docstring."""
     now_ms = int(now.timestamp() * 1000)
-    intervals = [interval_s(r.last_fill_ms, now_ms) for r in rows]
+    intervals = [MINUTE_S if r.reread_pending else interval_s(r.last_fill_ms, now_ms) for r in rows]
     planned = sum(1.0 / i for i in intervals)
     stretch = max(1.0, planned / (rps * BUDGET_SHARE)) if planned else 1.0
     due = [

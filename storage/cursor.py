@@ -17,7 +17,7 @@ import psycopg
 
 SELECT_CURSOR = """
 SELECT wallet_id, synced_until_ms, last_fill_ms, fills_stored, history_truncated,
-       last_success_at, last_error, last_error_at
+       last_success_at, last_error, last_error_at, reread_pending
 FROM hl_ingest_cursor WHERE wallet_id = %s
 """
 # Moves the cursor forward with the fills of one page, in the transaction that stored them.
@@ -32,10 +32,13 @@ ON CONFLICT (wallet_id) DO UPDATE SET
     history_truncated = c.history_truncated OR EXCLUDED.history_truncated,
     updated_at = now()
 """
+# A pass that re-read the wallet's whole reachable history (`reread`) clears the
+# upgrade's re-read flag (migration 0008) with its success.
 RECORD_SUCCESS = """
-INSERT INTO hl_ingest_cursor AS c (wallet_id, last_success_at) VALUES (%s, now())
+INSERT INTO hl_ingest_cursor AS c (wallet_id, last_success_at) VALUES (%(wallet_id)s, now())
 ON CONFLICT (wallet_id) DO UPDATE SET
-    last_success_at = now(), last_error = NULL, last_error_at = NULL, updated_at = now()
+    last_success_at = now(), last_error = NULL, last_error_at = NULL, updated_at = now(),
+    reread_pending = c.reread_pending AND NOT %(reread)s
 """
 RECORD_ERROR = """
 INSERT INTO hl_ingest_cursor AS c (wallet_id, last_error, last_error_at) VALUES (%s, %s, now())
@@ -46,7 +49,8 @@ ON CONFLICT (wallet_id) DO UPDATE SET
 # last time anything (a success, an error, a queued ingest) happened to it.
 SELECT_SCHEDULE = """
 SELECT w.id, w.address, c.last_fill_ms,
-       GREATEST(c.last_success_at, c.last_error_at, c.last_scheduled_at) AS last_attempt_at
+       GREATEST(c.last_success_at, c.last_error_at, c.last_scheduled_at) AS last_attempt_at,
+       coalesce(c.reread_pending, false)
 FROM wallets w
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = w.id
 WHERE EXISTS (SELECT 1 FROM org_wallets ow WHERE ow.wallet_id = w.id)
@@ -77,6 +81,8 @@ class Cursor:
     last_success_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
+    # The wallet's next pass re-reads its whole reachable history (migration 0008).
+    reread_pending: bool
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class ScheduleRow:
     address: str
     last_fill_ms: int | None
     last_attempt_at: datetime | None
+    reread_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,8 +128,9 @@ def advance(
     )
 
 
-def record_success(conn: psycopg.Connection, wallet_id: int) -> None:
-    conn.execute(RECORD_SUCCESS, (wallet_id,))
+def record_success(conn: psycopg.Connection, wallet_id: int, *, reread: bool = False) -> None:
+    """The pass succeeded; `reread`: it read the wallet's whole reachable history."""
+    conn.execute(RECORD_SUCCESS, {"wallet_id": wallet_id, "reread": reread})
 
 
 def record_error(conn: psycopg.Connection, wallet_id: int, message: str) -> None:
@@ -189,7 +197,8 @@ SELECT o.id, o.name,
        count(*) FILTER (WHERE c.history_truncated)::integer,
        max(c.last_success_at),
        min(c.synced_until_ms) FILTER (WHERE ow.wallet_id IS NOT NULL),
-       coalesce(sum(c.fills_stored), 0)::bigint
+       coalesce(sum(c.fills_stored), 0)::bigint,
+       count(*) FILTER (WHERE c.reread_pending)::integer
 FROM orgs o
 LEFT JOIN org_wallets ow ON ow.org_id = o.id
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = ow.wallet_id
@@ -211,6 +220,8 @@ class OrgSyncStatus:
     last_synced_at: datetime | None
     oldest_synced_until_ms: int | None
     fills_stored: int
+    # Wallets still to re-read their history once after the short-pages upgrade.
+    reread_pending: int
 
 
 def org_sync_status(conn: psycopg.Connection) -> list[OrgSyncStatus]:

@@ -5,7 +5,8 @@ Reuse from any test module or conftest:
     from tests.simulator import simulator, start_simulator  # noqa: F401  (fixtures)
 
 `simulator` is a small fixed market (`small_market()`); `start_simulator(market,
-weight_per_minute=..., weight_capacity=..., clock=...)` serves any market. Servers stop at the end
+weight_per_minute=..., weight_capacity=..., clock=...,
+short_pages=ShortPages(seed))` serves any market. Servers stop at the end
 of the test. The weight budget defaults to far above Hyperliquid's 1200 a
 minute, so fast test clients are not throttled unless a test asks for it.
 """
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from hlsim.app import SimState
+from hlsim.faults import ShortPages
 from hlsim.market import Market
 from hlsim.server import SimServer
 from hlsim.weights import WeightBudget
@@ -45,11 +47,13 @@ def start_simulator() -> Iterator[StartSimulator]:
         weight_per_minute: float = GENEROUS_BUDGET,
         weight_capacity: float | None = None,
         clock: Callable[[], int] | None = None,
+        short_pages: ShortPages | None = None,
     ) -> SimServer:
         state = SimState(
             market or small_market(),
             budget=WeightBudget(weight_per_minute, capacity=weight_capacity),
             clock=clock,
+            short_pages=short_pages,
         )
         server = SimServer(state).start()
         servers.append(server)

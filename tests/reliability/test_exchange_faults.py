@@ -1,5 +1,6 @@
 """Scenario 3 of issue 7: the exchange misbehaves — 429 with and without Retry-After,
-500s, timeouts, truncated JSON, malformed, duplicate and out-of-order fills.
+500s, timeouts, truncated JSON, malformed, duplicate and out-of-order fills, and fill
+pages cut short at random lengths (500-2000) as the real API may answer.
 
 Guarantees: the client backs off and retries (jobs/hl_client.py); a page is stored
 with the cursor move it justifies, in one transaction, so the cursor never passes
@@ -24,6 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from hlsim.faults import ShortPages
 from hlsim.market import Market
 from hlsim.requestlog import LoggedRequest
 from hlsim.server import SimServer
@@ -130,7 +132,7 @@ async def test_a_pass_that_fails_midway_never_moves_the_cursor_past_stored_fills
     stored), the error is recorded, and the next ingest completes without a duplicate."""
     market = Market(5, now_ms=FIXED_NOW_MS)
     address = market.add_wallet(fills_per_day=2_500, since_ms=FIXED_NOW_MS - 2 * DAY_MS)
-    server = start_simulator(market)
+    server = start_simulator(market, short_pages=ShortPages(5))
     (wallet,) = orgs.upsert_wallets(auto, [address])
     truth = sorted((f["time"], f["tid"], f["oid"]) for f in market.fills(address))
     assert len(truth) > 2 * 2_000, "several pages"
@@ -188,7 +190,7 @@ def test_malformed_duplicate_and_out_of_order_fills_through_the_pipeline(
     quarantined once with a logged reason naming its field, the rest of its page is
     stored, duplicates count once, and the metrics equal the independent computation
     over the valid fills."""
-    server = start_simulator(small_market(wallets=4))
+    server = start_simulator(small_market(wallets=4), short_pages=ShortPages(4))
     address = server.market.wallets[2]
     bad = _plant_bad_fills(server.market, address)
     members = two_orgs_sharing_a_wallet(auto, server.market.wallets)
@@ -225,7 +227,8 @@ def test_worker_processes_under_faults_keep_the_aggregate_rate(
     db_url: str, start_simulator: StartSimulator, tmp_path: Path
 ) -> None:
     """Three `hl-analytics worker` processes sync while the exchange answers 429s (with
-    and without Retry-After), 500s, truncated and corrupted bodies. Proves: the rate
+    and without Retry-After), 500s, truncated and corrupted bodies, and cuts every fill
+    page short at a random length. Proves: the rate
     measured at the exchange, all processes together, stays within HYPERLIQUID_RPS; the
     exchange's own weight budget (set to that rate) never had to refuse a request; and
     the sync ends exact, with the corrupted fills quarantined."""
@@ -238,6 +241,7 @@ def test_worker_processes_under_faults_keep_the_aggregate_rate(
         # beyond what the limiter documents: a large answer's weight is paid after it
         # arrived, so up to one page per busy thread (6 × 100 weight) runs ahead.
         weight_capacity=rps * 20 * 8,
+        short_pages=ShortPages(41),
     )
     plans: list[dict[str, Any]] = [
         {"status": 429, "retry_after": 1, "count": 2 * scale},
@@ -298,4 +302,6 @@ def test_worker_processes_under_faults_keep_the_aggregate_rate(
         faults_injected=sum(int(p.get("count", 1)) for p in plans),
         quarantined=len(quarantined),
         fills=stored,
+        # answers of 500-1999 fills (weight 20 + 1 per 20 fills): pages cut short
+        short_pages=sum(1 for e in entries if e.status == 200 and 45 <= e.weight < 120),
     )

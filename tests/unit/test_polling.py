@@ -51,3 +51,9 @@ def test_over_budget_stretches_every_interval() -> None:
     assert plan.due == []  # 90 s ago < 60 s × 3.33
     later = polling.plan([row(n, MINUTE_MS, 201) for n in range(100)], NOW, rps=1)
     assert len(later.due) == 100
+
+
+def test_a_wallet_flagged_for_a_history_reread_is_due_every_minute_until_done() -> None:
+    dormant = ScheduleRow(1, f"0x{1:040x}", NOW_MS - 90 * 24 * 60 * MINUTE_MS, NOW, True)
+    assert polling.plan([dormant], NOW + timedelta(seconds=30), rps=1).due == []
+    assert polling.plan([dormant], NOW + timedelta(seconds=61), rps=1).due == [dormant]

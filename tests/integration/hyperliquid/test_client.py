@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from hlsim.faults import ShortPages
 from hlsim.market import HORIZON, PAGE_LIMIT, Market
 from hlsim.server import SimServer
 from jobs.errors import HyperliquidRejected, HyperliquidUnavailable
-from jobs.hl_client import FillPage, HyperliquidClient
+from jobs.hl_client import SMALLEST_CUT, FillPage, HyperliquidClient
 from jobs.hl_parse import parse_fill
 from jobs.ratelimit import LocalRateLimiter
 from tests.simulator import FIXED_NOW_MS, StartSimulator
@@ -130,6 +131,95 @@ async def test_a_page_full_of_one_millisecond_terminates(start_simulator: StartS
     assert any(page.truncated for page in pages), "an unreachable part of a burst must be flagged"
     assert [p.complete_until_ms for p in pages] == sorted(p.complete_until_ms for p in pages)
     assert len(pages) <= 4
+
+
+def assert_claims_only_what_was_seen(pages: list[FillPage], truth: list[Any]) -> None:
+    """Each page's complete_until_ms covers only fills delivered by then, and never goes back."""
+    seen: set[tuple[int, int]] = set()
+    for page in pages:
+        seen.update((f.tid, f.oid) for f in page.fills)
+        before = {(r["tid"], r["oid"]) for r in truth if r["time"] < page.complete_until_ms}
+        assert before <= seen, "complete_until_ms claimed fills not delivered yet"
+    claims = [p.complete_until_ms for p in pages]
+    assert claims == sorted(claims)
+
+
+async def test_pages_cut_short_at_random_lose_and_double_nothing(
+    start_simulator: StartSimulator,
+) -> None:
+    market = Market(11, now_ms=FIXED_NOW_MS)
+    wallets = [
+        market.add_wallet(fills_per_day=3_000, since_ms=FIXED_NOW_MS - 2 * 86_400_000)
+        for _ in range(3)
+    ]
+    # Bursts below the smallest cut, so every fill stays within the API's reach.
+    for i, address in enumerate(wallets):
+        market.add_burst(address, FIXED_NOW_MS - (i + 2) * MINUTE, SMALLEST_CUT - 1)
+    server = start_simulator(market, short_pages=ShortPages(3))
+
+    async with client(server) as c:
+        for address in wallets:
+            truth = market.fills(address)
+            assert 4_000 < len(truth) < HORIZON
+            pages = await collect(c, address)
+            delivered = [(f.tid, f.oid) for page in pages for f in page.fills]
+            assert len(delivered) == len(set(delivered)), "a fill was delivered twice"
+            assert Counter(delivered) == Counter(keys(truth)), "a fill was lost"
+            assert len(pages) > len(truth) / PAGE_LIMIT + 1, "the pages were not cut short"
+            assert_claims_only_what_was_seen(pages, truth)
+            assert pages[-1].complete_until_ms == FIXED_NOW_MS - 1000
+            assert not any(page.truncated for page in pages)
+
+
+async def test_a_short_page_inside_one_millisecond_is_stepped_past(
+    start_simulator: StartSimulator,
+) -> None:
+    # 300 fills, a 700-fill burst, 300 fills; every page cut at 700. The page asked
+    # from the burst's millisecond holds nothing but that millisecond: re-asking from
+    # it would bring the same page again, and ending there would lose what follows.
+    market = Market(12, now_ms=FIXED_NOW_MS)
+    base = FIXED_NOW_MS - 30 * MINUTE
+    address = ordered_quiet_wallet(market, 300, base, step_ms=10)
+    burst_ms = base + 300 * 10
+    market.add_burst(address, burst_ms, 700)
+    after = [market.add_fill(address, burst_ms + 1 + i) for i in range(300)]
+    server = start_simulator(market, short_pages=ShortPages(low=700, high=700))
+
+    async with client(server) as c:
+        pages = await asyncio.wait_for(collect(c, address), timeout=30)
+
+    delivered = [(f.tid, f.oid) for page in pages for f in page.fills]
+    truth = market.fills(address)
+    assert len(delivered) == len(set(delivered))
+    assert Counter(delivered) == Counter(keys(truth)), "fills after the burst were lost"
+    assert set(keys(after)) <= set(delivered)
+    assert_claims_only_what_was_seen(pages, truth)
+    # 700 fills in one millisecond fill a page the exchange may have cut: flagged.
+    assert any(page.truncated for page in pages)
+
+
+async def test_a_small_page_inside_one_millisecond_ends_the_pass(
+    start_simulator: StartSimulator,
+) -> None:
+    market = Market(13, now_ms=FIXED_NOW_MS)
+    address = market.add_wallet()
+    burst_ms = FIXED_NOW_MS - MINUTE
+    market.add_fill(address, burst_ms - 5)
+    market.add_burst(address, burst_ms, 40)
+    server = start_simulator(market, short_pages=ShortPages(5))
+
+    async with client(server) as c:
+        pages = await collect(c, address)
+        server.state.log.clear()
+        again = await collect(c, address, burst_ms)
+
+    # Fewer fills than the smallest cut: the page is whole, and one request is the pass.
+    assert [len(p.fills) for p in pages] == [41]
+    assert not pages[0].truncated
+    assert pages[0].complete_until_ms == FIXED_NOW_MS - 1000
+    # A pass that starts at the burst's millisecond sees it whole too.
+    assert [len(p.fills) for p in again] == [40]
+    assert len(server.state.log.entries()) == 1
 
 
 async def test_malformed_fills_are_rejected_and_the_rest_kept(

@@ -115,11 +115,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_hl_analytics_simulate_serves_until_stopped(stop_signal: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("stop_signal", "options"), [(signal.SIGINT, []), (signal.SIGTERM, ["--short-pages"])]
+)
+def test_hl_analytics_simulate_serves_until_stopped(
+    stop_signal: signal.Signals, options: list[str]
+) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [HL_ANALYTICS, "simulate", "--port", str(port), "--seed", "3"],
+        [HL_ANALYTICS, "simulate", "--port", str(port), "--seed", "3", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -140,6 +144,16 @@ def test_hl_analytics_simulate_serves_until_stopped(stop_signal: signal.Signals)
         assert answer.status_code == 200 and answer.json()["universe"]
         wallets = httpx.get(f"http://127.0.0.1:{port}/_sim/wallets").json()["wallets"]
         assert len(wallets) >= 20 and sum(wallets.values()) > 1000
+        busiest = max(wallets, key=wallets.__getitem__)
+        assert wallets[busiest] > 2000
+        page = httpx.post(
+            f"http://127.0.0.1:{port}/info",
+            json={"type": "userFillsByTime", "user": busiest, "startTime": 0},
+        ).json()
+        if options:
+            assert 500 <= len(page) <= 2000
+        else:
+            assert len(page) == 2000
     finally:
         proc.send_signal(stop_signal)
         out, err = proc.communicate(timeout=20)
