@@ -67,9 +67,9 @@ class Query:
         return [DayMetrics.of(row) for row in rows]
 
     @field(
-        description="the org's wallets with ≥ 1 fill in the same days as globalMetrics(range), "
-        "ranked by orderBy descending, ties by address ascending, rank starting at 1; "
-        "limit 1..100"
+        description="the org's wallets with ≥ 1 trade fill in the same days as "
+        "globalMetrics(range), ranked by orderBy descending, ties by address ascending, "
+        "rank starting at 1; limit 1..100"
     )
     async def top_wallets(
         self,

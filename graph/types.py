@@ -38,7 +38,10 @@ class DayMetrics:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
-    total_volume_usd: Decimal
+    outcome_volume_usd: Decimal
+    total_volume_usd: Decimal = strawberry.field(
+        description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
+    )
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     avg_volume_per_user: Decimal = strawberry.field(
@@ -53,6 +56,7 @@ class DayMetrics:
             trade_count=row.trade_count,
             spot_volume_usd=row.spot_volume_usd,
             perp_volume_usd=row.perp_volume_usd,
+            outcome_volume_usd=row.outcome_volume_usd,
             total_volume_usd=row.total_volume_usd,
             fees_usd=row.fees_usd,
             realized_pnl_usd=row.realized_pnl_usd,
@@ -92,7 +96,10 @@ class WalletRank:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
-    total_volume_usd: Decimal
+    outcome_volume_usd: Decimal
+    total_volume_usd: Decimal = strawberry.field(
+        description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
+    )
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     active_days: int
@@ -105,6 +112,7 @@ class WalletRank:
             trade_count=row.trade_count,
             spot_volume_usd=row.spot_volume_usd,
             perp_volume_usd=row.perp_volume_usd,
+            outcome_volume_usd=row.outcome_volume_usd,
             total_volume_usd=row.total_volume_usd,
             fees_usd=row.fees_usd,
             realized_pnl_usd=row.realized_pnl_usd,
@@ -118,7 +126,10 @@ class WalletDay:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
-    total_volume_usd: Decimal
+    outcome_volume_usd: Decimal
+    total_volume_usd: Decimal = strawberry.field(
+        description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
+    )
     fees_usd: Decimal
     realized_pnl_usd: Decimal
 
@@ -128,7 +139,10 @@ class WalletTotals:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
-    total_volume_usd: Decimal
+    outcome_volume_usd: Decimal
+    total_volume_usd: Decimal = strawberry.field(
+        description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
+    )
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     active_days: int
@@ -140,6 +154,10 @@ class WalletMetrics:
     days: list[WalletDay]
     totals: WalletTotals
     last_synced_at: datetime | None
+    unpriced_fills: int = strawberry.field(
+        description="fills over these days with a volume or fee that has no USD value "
+        "(quote or fee token not a USD stablecoin): left out of the USD amounts"
+    )
 
     @classmethod
     def of(cls, row: metrics.WalletSeries) -> WalletMetrics:
@@ -152,6 +170,7 @@ class WalletMetrics:
                     trade_count=d.trade_count,
                     spot_volume_usd=d.spot_volume_usd,
                     perp_volume_usd=d.perp_volume_usd,
+                    outcome_volume_usd=d.outcome_volume_usd,
                     total_volume_usd=d.total_volume_usd,
                     fees_usd=d.fees_usd,
                     realized_pnl_usd=d.realized_pnl_usd,
@@ -162,12 +181,14 @@ class WalletMetrics:
                 trade_count=t.trade_count,
                 spot_volume_usd=t.spot_volume_usd,
                 perp_volume_usd=t.perp_volume_usd,
+                outcome_volume_usd=t.outcome_volume_usd,
                 total_volume_usd=t.total_volume_usd,
                 fees_usd=t.fees_usd,
                 realized_pnl_usd=t.realized_pnl_usd,
                 active_days=t.active_days,
             ),
             last_synced_at=row.last_synced_at,
+            unpriced_fills=row.unpriced_fills,
         )
 
 

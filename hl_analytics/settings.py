@@ -9,6 +9,7 @@ naming the variable and what is allowed; the CLI prints it as one line.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,28 @@ def _flag(value: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError("one of 1/0, true/false, yes/no, on/off")
+
+
+# Counted at par as US dollars (Hyperliquid's USD stablecoins); anything else is unpriced.
+DEFAULT_USD_TOKENS = ("USDC", "USDH", "USDT0", "USDE")
+_TOKEN = re.compile(r"^[A-Za-z0-9]{1,20}$")
+_DEX = re.compile(r"^[a-z0-9]{1,20}$")
+
+
+def _tokens(value: str) -> tuple[str, ...]:
+    tokens = tuple(t.strip() for t in value.split(",") if t.strip())
+    if not tokens or not all(_TOKEN.match(t) for t in tokens):
+        raise ValueError("a comma-separated list of token names, e.g. USDC,USDH")
+    return tokens
+
+
+def _dexes(value: str) -> tuple[str, ...]:
+    if value.strip().lower() == "all":
+        return ("all",)
+    dexes = tuple(d.strip() for d in value.split(",") if d.strip())
+    if not all(_DEX.match(d) for d in dexes):
+        raise ValueError("empty, `all`, or a comma-separated list of perp dex names, e.g. xyz")
+    return dexes
 
 
 def _log_level(value: str) -> str:
@@ -97,6 +120,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Requests per second to Hyperliquid, shared by all worker processes and hosts.",
         _positive_float,
     ),
+    Setting(
+        "HYPERLIQUID_USD_TOKENS",
+        ",".join(DEFAULT_USD_TOKENS),
+        "Tokens counted at par as US dollars; amounts in any other token are unpriced. "
+        "After changing it, run `hl-analytics rebuild`.",
+        _tokens,
+    ),
+    Setting(
+        "HYPERLIQUID_DEXES",
+        None,
+        "Builder-deployed perp dexes to also ask for fills one by one (20 weight more per "
+        "dex and poll): empty (only the documented request), a list such as `xyz,abc`, "
+        "or `all` (every dex `perpDexs` lists).",
+        _dexes,
+    ),
     Setting("JWT_SECRET", None, "Shared secret for HS256 tokens.", _text),
     Setting("JWT_JWKS_URL", None, "JWKS URL for RS256/ES256 tokens.", _url(("http", "https"))),
     Setting("JWT_AUDIENCE", "authenticated", "Required `aud` claim of tokens.", _text),
@@ -118,6 +156,8 @@ class Settings:
     hl_analytics_data_dir: str
     hyperliquid_api_url: str
     hyperliquid_rps: float
+    hyperliquid_usd_tokens: tuple[str, ...]
+    hyperliquid_dexes: tuple[str, ...] | None
     jwt_secret: str | None
     jwt_jwks_url: str | None
     jwt_audience: str

@@ -16,6 +16,11 @@ only if the data it needs was committed:
 
 A rollup that is already running when new data commits is not merged: the
 new send queues a second job, which sees the new pending rows.
+
+`resolve_markets(coins)` (sent by the scheduler for coins whose quote token is
+still unknown, de-duplicated while queued) asks Hyperliquid's metadata again;
+coins it resolves have every wallet-day holding their fills marked pending and
+those days' `rollup_wallet_days` sent, in the transaction that resolved them.
 `rollup_wallet_day(address, day)` rebuilds one wallet-day on request (and
 serves messages queued before migration 0006); the pipeline no longer sends it.
 """
@@ -36,6 +41,7 @@ from hl_analytics.telemetry import worker_metrics
 from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestReport
 from jobs.ingest import ingest_wallet as run_ingest
+from jobs.markets import CoinResolver
 from storage import orgs, rollups
 from storage.orgs import Wallet
 
@@ -129,12 +135,59 @@ def ingest_wallet(p: Pipeline, address: str) -> None:
     )
 
 
+def reprice(p: Pipeline, conn: psycopg.Connection, coins: list[str]) -> None:
+    """The coins' pricing changed: every wallet-day holding their fills is rolled up again."""
+    days = rollups.add_pending_for_coins(conn, coins)
+    send_wallet_days_rollups(p, conn, days)
+    log.info(
+        "%d coin(s) resolved: %d day(s) to roll up again",
+        len(coins),
+        len(days),
+        extra={"action": "markets_repriced", "coins": coins[:20], "days": len(days)},
+    )
+
+
+def resolver(p: Pipeline, client: HyperliquidClient) -> CoinResolver:
+    return CoinResolver(p.catalog, client, lambda conn, coins: reprice(p, conn, coins))
+
+
 async def _ingest(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> IngestReport:
     def on_new_days(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
         queue_wallet_days(p, conn, wallet.id, days)
 
     async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
-        return await run_ingest(conn, client, wallet, on_new_days=on_new_days)
+        client.dexes = await _extra_dexes(p, client)
+        return await run_ingest(
+            conn, client, wallet, on_new_days=on_new_days, markets=resolver(p, client)
+        )
+
+
+async def _extra_dexes(p: Pipeline, client: HyperliquidClient) -> list[str]:
+    """HYPERLIQUID_DEXES: the dexes whose fills are also asked for one by one."""
+    wanted = p.settings.hyperliquid_dexes or ()
+    if wanted == ("all",):
+        return await p.catalog.dex_names(client)
+    return list(wanted)
+
+
+def resolve_markets(p: Pipeline, coins: list[str]) -> None:
+    with p.pool.connection() as conn:
+        plan_coins = p.catalog.unknown(conn, coins)
+        repriced = asyncio.run(_resolve(p, conn, plan_coins))
+    log.info(
+        "resolved markets: %d asked, %d repriced",
+        len(plan_coins),
+        len(repriced),
+        extra={"action": "resolve_markets", "coins": len(plan_coins)},
+    )
+
+
+async def _resolve(p: Pipeline, conn: psycopg.Connection, coins: list[str]) -> list[str]:
+    async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
+        markets = resolver(p, client)
+        plan = await p.catalog.plan(client, coins)
+        with conn.transaction():
+            return markets.store(conn, plan)
 
 
 def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
@@ -142,7 +195,9 @@ def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
     the_day = date.fromisoformat(day)
     started = time.perf_counter()
     with p.pool.connection() as conn, conn.transaction():
-        done = rollups.rollup_wallet_day(conn, address, the_day)
+        done = rollups.rollup_wallet_day(
+            conn, address, the_day, usd_tokens=p.settings.hyperliquid_usd_tokens
+        )
         if done is not None:
             send_global_rollups(p, conn, done.org_ids, [the_day])
     worker_metrics().rollup_seconds.labels("wallet_day").observe(time.perf_counter() - started)
@@ -160,7 +215,9 @@ def rollup_wallet_days(p: Pipeline, day: str) -> None:
     the_day = date.fromisoformat(day)
     started = time.perf_counter()
     with p.pool.connection() as conn, conn.transaction():
-        done = rollups.rollup_pending_chunk(conn, the_day)
+        done = rollups.rollup_pending_chunk(
+            conn, the_day, usd_tokens=p.settings.hyperliquid_usd_tokens
+        )
         if done.org_ids:
             send_global_rollups(p, conn, done.org_ids, [the_day], batches=done.batches)
         if done.more:

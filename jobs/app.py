@@ -27,6 +27,7 @@ from hl_analytics.settings import Settings
 from jobs import actors
 from jobs.broker import PostgresBroker
 from jobs.errors import HyperliquidRejected
+from jobs.markets import MarketCatalog
 from storage.db import sync_pool
 
 QUEUE_INGEST = "ingest"
@@ -64,6 +65,9 @@ class Pipeline:
     rollup_wallet_day: dramatiq.Actor[..., None] = field(init=False)
     rollup_wallet_days: dramatiq.Actor[..., None] = field(init=False)
     rollup_global_day: dramatiq.Actor[..., None] = field(init=False)
+    resolve_markets: dramatiq.Actor[..., None] = field(init=False)
+    # Hyperliquid's market metadata, cached for the process (jobs.markets).
+    catalog: MarketCatalog = field(default_factory=MarketCatalog, init=False)
     _pool: ConnectionPool | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -80,6 +84,9 @@ class Pipeline:
         def rollup_global_day(org_id: str, day: str) -> None:
             actors.rollup_global_day(self, org_id, day)
 
+        def resolve_markets(coins: list[str]) -> None:
+            actors.resolve_markets(self, coins)
+
         self.ingest_wallet = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_wallet)
         # One decorator per actor: Dramatiq's decorator remembers the first name it gave.
         self.rollup_wallet_day = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
@@ -91,6 +98,8 @@ class Pipeline:
         self.rollup_global_day = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
             rollup_global_day
         )
+        # On the ingest queue: its requests are paced by Hyperliquid's rate limit too.
+        self.resolve_markets = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(resolve_markets)
 
     @property
     def pool(self) -> ConnectionPool:

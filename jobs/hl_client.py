@@ -10,7 +10,8 @@ weighs 20 plus 1 per 20 fills returned, against 1200 a minute per IP.
 
 Paging without gaps: many fills share one millisecond (a sweep through the
 book), so the next page starts at the last fill's time *inclusive* and drops
-fills already delivered in this pass by (tid, oid); `last + 1` would lose the
+fills already delivered in this pass by their identity (tid, oid, time, coin:
+`storage.fills.identity`); `last + 1` would lose the
 rest of a millisecond cut by the page boundary.
 
 A page shorter than 2000 fills is not necessarily the end. The docs'
@@ -88,7 +89,7 @@ from jobs.ratelimit import (
     RateLimiter,
     RedisRateLimiter,
 )
-from storage.fills import Fill
+from storage.fills import Fill, identity
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class FillPage:
 
 @dataclass
 class _Pass:
-    seen: set[tuple[int, int]] = field(default_factory=set)
+    seen: set[tuple[int, int, int, str]] = field(default_factory=set)
     seen_rejects: set[str] = field(default_factory=set)
     truncated: bool = False
 
@@ -167,8 +168,11 @@ class HyperliquidClient:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         max_retry_after_s: float = 60.0,
+        dexes: list[str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # HYPERLIQUID_DEXES: builder-deployed dexes whose fills are also asked for one by one.
+        self.dexes = list(dexes or [])
         self.limiter = limiter
         self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
@@ -289,7 +293,7 @@ class HyperliquidClient:
                 await self.limiter.charge(extra / STANDARD_WEIGHT)
 
     async def user_fills_by_time(
-        self, address: str, start_ms: int, end_ms: int | None
+        self, address: str, start_ms: int, end_ms: int | None, dex: str | None = None
     ) -> tuple[list[Any], int | None]:
         """One page of raw fills and the exchange's clock when it answered."""
         body: dict[str, Any] = {
@@ -300,6 +304,8 @@ class HyperliquidClient:
         }
         if end_ms is not None:
             body["endTime"] = end_ms
+        if dex is not None:
+            body["dex"] = dex
         raw, server_ms = await self._info(body, expect=list)
         return raw, server_ms
 
@@ -323,13 +329,35 @@ class HyperliquidClient:
     async def fill_pages(
         self, address: str, start_ms: int, end_ms: int | None = None
     ) -> AsyncIterator[FillPage]:
-        """Every fill of the wallet in `[start_ms, end_ms]`, page by page (see the module doc)."""
+        """Every fill of the wallet in `[start_ms, end_ms]`, page by page (see the module doc).
+
+        With `dexes`, the documented request is followed by one pass per dex (`dex` in the
+        request), de-duplicated together. A page may claim time only once every pass has
+        seen it, so pages before the last pass claim nothing (`start_ms`), and the last
+        pass's claims are capped by the earlier passes' final ones.
+        """
         address = address.lower()
-        started_ms = int(time.time() * 1000)
         state = _Pass()
+        passes: list[str | None] = [None, *self.dexes]
+        cap: int | None = None
+        for n, dex in enumerate(passes):
+            last_pass = n == len(passes) - 1
+            final = start_ms
+            async for page in self._pass(address, start_ms, end_ms, dex, state):
+                final = page.complete_until_ms
+                claim = page.complete_until_ms if cap is None else min(cap, final)
+                yield FillPage(
+                    page.fills, page.rejected, claim if last_pass else start_ms, page.truncated
+                )
+            cap = final if cap is None else min(cap, final)
+
+    async def _pass(
+        self, address: str, start_ms: int, end_ms: int | None, dex: str | None, state: _Pass
+    ) -> AsyncIterator[FillPage]:
+        started_ms = int(time.time() * 1000)
         cursor = start_ms
         while True:
-            raw, server_ms = await self.user_fills_by_time(address, cursor, end_ms)
+            raw, server_ms = await self.user_fills_by_time(address, cursor, end_ms, dex)
             fills, rejected = parse_fills(raw)
             page_fills = self._new_fills(state, fills)
             page_rejected = self._new_rejects(state, address, rejected)
@@ -363,7 +391,7 @@ class HyperliquidClient:
     def _new_fills(state: _Pass, fills: list[Fill]) -> list[Fill]:
         new: list[Fill] = []
         for fill in fills:
-            key = (fill.tid, fill.oid)
+            key = identity(fill)
             if key not in state.seen:
                 state.seen.add(key)
                 new.append(fill)

@@ -1,14 +1,18 @@
 """Validation of Hyperliquid's raw fills into typed `storage.fills.Fill` records.
 
 The API sends decimals as strings (`"px": "18.435"`) and times and ids as
-integers. Every field is checked; a fill that fails any check is rejected
-with a reason naming the field, so one bad fill is quarantined while the
-rest of its page is stored. The client decodes JSON numbers as `Decimal`
-(never float), so a decimal that arrives as a number is still exact.
+integers. Every field is checked; a fill that fails any check is rejected with
+a reason naming the field, so one bad fill is quarantined while the rest of its
+page is stored. The client decodes JSON numbers as `Decimal` (never float), so
+a decimal that arrives as a number is still exact. Keys the parser does not
+know (`builder`, `deployerFee` and whatever Hyperliquid adds later) are kept
+per fill as JSON, since a fill older than the 10,000 most recent cannot be
+fetched again.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,6 +21,14 @@ from storage.fills import Fill
 
 _MAX_BIGINT = 2**63 - 1
 SIDES = ("B", "A")
+# Every key a fill's typed fields come from; any other key is kept in `Fill.extra`.
+KNOWN_KEYS = frozenset(
+    {
+        "coin", "px", "sz", "side", "time", "startPosition", "dir", "closedPnl", "hash",
+        "oid", "crossed", "fee", "tid", "feeToken", "builderFee", "cloid", "twapId",
+        "liquidation",
+    }
+)  # fmt: skip
 
 
 class InvalidFill(ValueError):
@@ -115,7 +127,17 @@ def parse_fill(raw: object) -> Fill:
         liquidated_user=_text(liq, "liquidatedUser", optional=True),
         liquidation_mark_px=_decimal(liq, "markPx", optional=True),
         liquidation_method=_text(liq, "method", optional=True),
+        extra=_unknown_keys(raw),
     )
+
+
+def _unknown_keys(raw: dict[str, Any]) -> str | None:
+    """The raw fill's keys the parser does not know, as JSON text, or None."""
+    unknown = {k: v for k, v in raw.items() if k not in KNOWN_KEYS}
+    if not unknown:
+        return None
+    # Decimals arrive as Decimal (the client never decodes floats): keep their digits.
+    return json.dumps(unknown, default=str, sort_keys=True)
 
 
 def parse_fills(raws: Iterable[object]) -> tuple[list[Fill], list[tuple[object, str]]]:

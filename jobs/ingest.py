@@ -12,6 +12,10 @@ A plain function, testable without the broker. The guarantees:
 - Two ingests of one wallet never run at once: a per-wallet advisory lock is
   held for the whole run; a second run waits for it, then re-reads the cursor.
 - The outcome (last success, or last error) is recorded on the cursor.
+- With `markets`, the coins of each page that are not resolved yet are looked
+  up in Hyperliquid's metadata before the page is stored, and recorded with
+  it, so the page's rollups price it (jobs.markets); metadata that cannot be
+  had leaves the coins unpriced and never stops the page from being stored.
 - A wallet flagged for a history re-read (migration 0008: passes of earlier
   releases ended at the first short page and may have missed fills) starts
   from 0 once; its success clears the flag, and the days that receive the
@@ -30,7 +34,9 @@ from typing import Protocol
 import psycopg
 
 from jobs.errors import JobError
+from jobs.markets import CoinResolver
 from storage import cursor, fills
+from storage import markets as market_store
 from storage.errors import first_line
 from storage.fills import Fill
 from storage.orgs import Wallet
@@ -85,6 +91,7 @@ async def ingest_wallet(
     wallet: Wallet,
     *,
     on_new_days: NewDays,
+    markets: CoinResolver | None = None,
     overlap_ms: int = OVERLAP_MS,
     lock_wait_s: float = LOCK_WAIT_S,
 ) -> IngestReport:
@@ -96,7 +103,7 @@ async def ingest_wallet(
     await _lock(conn, wallet, lock_wait_s)
     try:
         try:
-            report = await _run(conn, source, wallet, on_new_days, overlap_ms)
+            report = await _run(conn, source, wallet, on_new_days, markets, overlap_ms)
         except Exception as exc:
             if not conn.closed and not conn.broken:
                 with conn.transaction():
@@ -125,6 +132,7 @@ async def _run(
     source: FillSource,
     wallet: Wallet,
     on_new_days: NewDays,
+    markets: CoinResolver | None,
     overlap_ms: int,
 ) -> IngestReport:
     current = cursor.get_cursor(conn, wallet.id)
@@ -137,7 +145,12 @@ async def _run(
         pages += 1
         fetched += len(page.fills)
         rejected += len(page.rejected)
+        coins = {f.coin for f in page.fills}
+        plan = await markets.plan_for(conn, coins) if markets else None
         with conn.transaction():
+            if markets is not None:
+                markets.store(conn, plan)
+            market_store.record(conn, coins)
             result = fills.insert_fills(conn, wallet.id, page.fills)
             for raw, reason in page.rejected:
                 fills.quarantine(conn, wallet.id, raw, reason)

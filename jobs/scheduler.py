@@ -7,6 +7,10 @@ marks them scheduled and queues their ingest, all in one transaction. So with
 several scheduler processes each due wallet is still queued once; the ingest's
 de-duplication key would also merge a second send into the queued one.
 
+Coins whose quote token is still unknown (metadata failed or did not know them,
+or an upgrade recorded them) are sent to one `resolve_markets` job per tick,
+each coin at most every `storage.markets.RETRY_AFTER`.
+
 Housekeeping, by the leader of a tick: monthly fill partitions are ensured
 every hour (storage.fills.ensure_partitions), finished jobs are purged and
 expired leases re-delivered every minute (the broker's own routines; workers
@@ -32,7 +36,7 @@ from hl_analytics.errors import HLAnalyticsError
 from hl_analytics.settings import Settings
 from jobs import actors, polling
 from jobs.app import Pipeline, build
-from storage import cursor, embedded, fills
+from storage import cursor, embedded, fills, markets
 from storage.db import connect
 from storage.errors import DatabaseUnavailable, first_line
 
@@ -63,8 +67,12 @@ def tick(p: Pipeline, conn: psycopg.Connection) -> Tick:
         rows = cursor.schedule_rows(conn)
         result = polling.plan(rows, cursor.database_now(conn), p.settings.hyperliquid_rps)
         cursor.mark_scheduled(conn, [r.wallet_id for r in result.due])
+        unresolved = markets.due_unresolved(conn)
+        markets.mark_checked(conn, unresolved)
         with p.broker.transaction(conn):
             actors.send_ingests(p, [r.address for r in result.due])
+            if unresolved:
+                p.resolve_markets.send_with_options(args=(unresolved,), dedup_key="resolve_markets")
     return Tick(True, len(rows), len(result.due), result.stretch)
 
 

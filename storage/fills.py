@@ -2,8 +2,12 @@
 
 Fills are appended idempotently: a batch is copied into a temporary table with
 `COPY`, then moved with one `INSERT … ON CONFLICT DO NOTHING` keyed on
-(wallet, tid, oid, time). Re-inserting a fill, or a batch holding the same fill
-twice, stores it once; a self-trade (same tid, two oids) keeps both sides.
+(wallet, time, tid, oid, coin). Re-inserting a fill, or a batch holding the same
+fill twice, stores it once; a self-trade (same tid, two oids) keeps both sides,
+and so do two dust conversions (tid 0, oid 0) of different coins or times.
+
+Market kind and dex are generated from the coin by the table itself (migration
+0010); `extra` holds the keys of the raw fill the parser does not know, as JSON.
 
 The fast path: time is part of a fill's identity, so when the wallet has no
 stored fill within the batch's time range (an ingest's new pages), none of the
@@ -52,6 +56,8 @@ class Fill:
     liquidated_user: str | None = None
     liquidation_mark_px: Decimal | None = None
     liquidation_method: str | None = None
+    # The raw fill's keys the parser does not know, as a JSON object text (None: none).
+    extra: str | None = None
 
     @property
     def day(self) -> date:
@@ -63,6 +69,11 @@ FILL_COLUMNS = tuple(f.name for f in fields(Fill))
 # field and made building the rows cost several times the COPY itself.
 fill_row = attrgetter(*FILL_COLUMNS)
 _COLUMN_LIST = ", ".join(FILL_COLUMNS)
+
+
+def identity(fill: Fill) -> tuple[int, int, int, str]:
+    """What tells one stored fill of a wallet from another (the table's primary key)."""
+    return (fill.tid, fill.oid, fill.time, fill.coin)
 
 
 def day_of(time_ms: int) -> date:
@@ -121,9 +132,9 @@ def insert_fills(conn: psycopg.Connection, wallet_id: int, batch: Sequence[Fill]
     """Appends the batch idempotently, in the caller's transaction."""
     if not batch:
         return InsertResult({})
-    by_identity: dict[tuple[int, int, int], Fill] = {}
+    by_identity: dict[tuple[int, int, int, str], Fill] = {}
     for fill in batch:
-        by_identity.setdefault((fill.tid, fill.oid, fill.time), fill)
+        by_identity.setdefault(identity(fill), fill)
     distinct = list(by_identity.values())
     lo, hi = min(f.time for f in distinct), max(f.time for f in distinct)
     stored = conn.execute(ANY_FILL_BETWEEN, (wallet_id, lo, hi)).fetchone()

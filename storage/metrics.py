@@ -43,6 +43,7 @@ _DAY_VALUES = (
     "trade_count",
     "spot_volume_usd",
     "perp_volume_usd",
+    "outcome_volume_usd",
     "total_volume_usd",
     "fees_usd",
     "realized_pnl_usd",
@@ -66,8 +67,7 @@ ORDER BY d.day
 
 SELECT_SUMMARY = f"""
 WITH latest AS (
-    SELECT max(day) AS day FROM global_day_metrics
-    WHERE org_id = %(org_id)s AND trade_count > 0
+    SELECT max(day) AS day FROM global_day_metrics WHERE org_id = %(org_id)s
 )
 SELECT
     l.day,
@@ -87,12 +87,15 @@ SELECT
     row_number() OVER (ORDER BY {key} DESC, w.address),
     w.address,
     sum(m.trade_count), sum(m.spot_volume_usd), sum(m.perp_volume_usd),
-    sum(m.total_volume_usd), sum(m.fees_usd), sum(m.realized_pnl_usd), count(*)
+    sum(m.outcome_volume_usd), sum(m.total_volume_usd), sum(m.fees_usd),
+    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0)
 FROM org_wallets ow
 JOIN wallets w ON w.id = ow.wallet_id
 JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
-WHERE ow.org_id = %(org_id)s AND m.day BETWEEN %(start)s AND %(end)s AND m.trade_count > 0
+WHERE ow.org_id = %(org_id)s AND m.day BETWEEN %(start)s AND %(end)s
 GROUP BY w.address
+-- Listed for its trades; system fills' fees and PnL still count in its sums.
+HAVING sum(m.trade_count) > 0
 ORDER BY {key} DESC, w.address
 LIMIT %(limit)s
 """
@@ -111,18 +114,20 @@ series AS (
            coalesce(m.trade_count, 0) AS trade_count,
            coalesce(m.spot_volume_usd, 0) AS spot,
            coalesce(m.perp_volume_usd, 0) AS perp,
+           coalesce(m.outcome_volume_usd, 0) AS outcome,
            coalesce(m.total_volume_usd, 0) AS total,
            coalesce(m.fees_usd, 0) AS fees,
-           coalesce(m.realized_pnl_usd, 0) AS pnl
+           coalesce(m.realized_pnl_usd, 0) AS pnl,
+           coalesce(m.unpriced_fills, 0) AS unpriced
     FROM tracked t
     CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
     LEFT JOIN wallet_day_metrics m ON m.wallet_id = t.id AND m.day = d.day::date
 )
-SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.total, s.fees, s.pnl,
+SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.outcome, s.total, s.fees, s.pnl,
        sum(s.trade_count) OVER (), sum(s.spot) OVER (), sum(s.perp) OVER (),
-       sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
+       sum(s.outcome) OVER (), sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
        count(*) FILTER (WHERE s.trade_count > 0) OVER (),
-       c.last_success_at
+       c.last_success_at, sum(s.unpriced) OVER ()
 FROM series s
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id
 ORDER BY s.day
@@ -136,6 +141,7 @@ class DayMetrics:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
+    outcome_volume_usd: Decimal
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
@@ -158,6 +164,7 @@ class WalletRank:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
+    outcome_volume_usd: Decimal
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
@@ -170,6 +177,7 @@ class WalletDay:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
+    outcome_volume_usd: Decimal
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
@@ -180,6 +188,7 @@ class WalletTotals:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
+    outcome_volume_usd: Decimal
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
@@ -192,6 +201,8 @@ class WalletSeries:
     days: list[WalletDay]
     totals: WalletTotals
     last_synced_at: datetime | None
+    # Fills over the series' days with an amount that has no USD value.
+    unpriced_fills: int = 0
 
 
 P = ParamSpec("P")
@@ -257,11 +268,12 @@ async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summ
     cur = await conn.execute(SELECT_SUMMARY, {"org_id": org_id})
     row = await cur.fetchone()
     assert row is not None  # an aggregate without GROUP BY always returns a row
-    day, tracked, synced = row[0], row[17], row[18]
+    width = len(_DAY_VALUES) + 1
+    day, tracked, synced = row[0], row[1 + 2 * width], row[2 + 2 * width]
     if day is None:
         return Summary(None, None, None, tracked, synced)
-    latest = DayMetrics(day, *row[1:9])
-    previous = DayMetrics(day - timedelta(days=1), *row[9:17])
+    latest = DayMetrics(day, *row[1 : 1 + width])
+    previous = DayMetrics(day - timedelta(days=1), *row[1 + width : 1 + 2 * width])
     return Summary(day, latest, previous, tracked, synced)
 
 
@@ -298,9 +310,10 @@ async def wallet_series(
     first = rows[0]
     return WalletSeries(
         address=first[0],
-        days=[WalletDay(*row[1:8]) for row in rows],
-        totals=WalletTotals(*first[8:15]),
-        last_synced_at=first[15],
+        days=[WalletDay(*row[1:9]) for row in rows],
+        totals=WalletTotals(*first[9:17]),
+        last_synced_at=first[17],
+        unpriced_fills=int(first[18]),
     )
 
 

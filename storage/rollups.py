@@ -2,21 +2,34 @@
 
 Every rebuild is one set-based statement that recomputes a row from its source
 (never an increment), so running it twice, concurrently, or after a crash gives
-the same numbers. The domain rules of DESIGN.md live here and nowhere else:
+the same numbers. The domain rules live here and nowhere else:
 
 - a fill belongs to the UTC day of its `time`; the day's range is computed in
   Python (`day_bounds_ms`) so the partition and index on `time` are used;
-- spot = `coin` starts with `@` or contains `/`; every other coin is perp;
-- volume = `px × sz`; fees in USD = `fee` when `fee_token` is USDC, else
-  `fee × px` (`fee` already includes `builder_fee`, which is never added);
-- realized PnL = sum of `closed_pnl`; trade count = number of fills;
+- market kind follows the coin's spelling (`hl_fills_raw.market`: spot, perp
+  or outcome); the quote token comes from metadata (`hl_markets`,
+  storage.markets) and is unknown until resolved;
+- a USD stablecoin (`usd_tokens`, the setting HYPERLIQUID_USD_TOKENS) counts
+  at par; volume = `px × sz` in the quote token, counted when the quote is one;
+- fee in USD = `fee` when `fee_token` is a USD stablecoin; `fee × px` when
+  `fee_token` is the market's base token (a spot buy pays its fee in what it
+  receives) and the quote is a USD stablecoin; 0 when the fee is 0; otherwise
+  unpriced. `fee` already includes `builder_fee`, which is never added;
+- realized PnL = sum of `closed_pnl`, which is in the quote token: left out
+  when that is not a USD stablecoin;
+- a fill whose volume or fee has no USD value is counted once in
+  `unpriced_fills`; its unpriced amounts are left out, nothing is converted at
+  a guessed price;
+- system fills (`SYSTEM_DIRS`: dust conversions, vault netting, outcome
+  settlements and splits/merges) are not the wallet's trades: not in
+  `trade_count`, volumes, DAU or active days; their fees and PnL still count;
 - an org-day sums the wallet-days of the wallets the org tracks *now*;
-  DAU = those wallets with at least one fill that day;
-  `avg_volume_per_user` = round(total / DAU, 2).
+  DAU = those wallets with at least one trade fill that day;
+  `avg_volume_per_user` = round(total / DAU, 2), 0 when DAU is 0.
 
 Rows exist only for activity: a wallet-day whose fills are gone, and an
-org-day none of whose tracked wallets traded, are deleted rather than kept as
-zeros. Readers (the API) turn a missing day into zeros. All sums are NUMERIC.
+org-day none of whose tracked wallets has a fill, are deleted rather than kept
+as zeros. Readers (the API) turn a missing day into zeros. All sums are NUMERIC.
 """
 
 from __future__ import annotations
@@ -29,39 +42,75 @@ from decimal import Decimal
 
 import psycopg
 
-from storage.fills import day_bounds_ms
+from hl_analytics.settings import DEFAULT_USD_TOKENS
+from storage.fills import DAY_MS, day_bounds_ms
+
+# Fills Hyperliquid books on a wallet that are not its own trades. From its docs and
+# the public SDKs' fill directions: the daily conversion of spot dust to USDC, the
+# netting of a vault with its child vaults, and HIP-4 outcome settlements and
+# split/merge/negate operations (synthetic fills at accounting prices).
+SYSTEM_DIRS = (
+    "Spot Dust Conversion",
+    "Net Child Vaults",
+    "Settlement",
+    "Split Outcome",
+    "Merge Outcome",
+    "Merge Question",
+    "Negate Outcome",
+)
 
 # One aggregate per wallet over the fills of [lo, hi); shared by the rebuilds below.
+# `p` prices each fill by the rules of the module docstring (NULL: no USD value).
 _WALLET_AGGREGATE = """
-SELECT wallet_id,
-       count(*)::integer AS trade_count,
-       coalesce(sum(px * sz) FILTER (WHERE left(coin, 1) = '@' OR strpos(coin, '/') > 0), 0)
+SELECT f.wallet_id,
+       count(*) FILTER (WHERE p.trade)::integer AS trade_count,
+       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'spot'), 0)
            AS spot_volume_usd,
-       coalesce(sum(px * sz) FILTER (WHERE NOT (left(coin, 1) = '@' OR strpos(coin, '/') > 0)), 0)
+       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'perp'), 0)
            AS perp_volume_usd,
-       sum(CASE WHEN fee_token = 'USDC' THEN fee ELSE fee * px END) AS fees_usd,
-       sum(closed_pnl) AS realized_pnl_usd
-FROM hl_fills_raw
-WHERE time >= %(lo)s AND time < %(hi)s {wallet_filter}
-GROUP BY wallet_id
+       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'outcome'), 0)
+           AS outcome_volume_usd,
+       coalesce(sum(p.fee_usd), 0) AS fees_usd,
+       coalesce(sum(p.pnl_usd), 0) AS realized_pnl_usd,
+       count(*) FILTER (WHERE p.volume_usd IS NULL OR p.fee_usd IS NULL)::integer
+           AS unpriced_fills
+FROM hl_fills_raw f
+LEFT JOIN hl_markets mk ON mk.coin = f.coin
+CROSS JOIN LATERAL (
+    SELECT f.dir <> ALL(%(system_dirs)s::text[]) AS trade,
+           coalesce(mk.quote_token = ANY(%(usd_tokens)s::text[]), false) AS quote_usd
+) q
+CROSS JOIN LATERAL (
+    SELECT q.trade,
+           CASE WHEN q.quote_usd THEN f.px * f.sz END AS volume_usd,
+           CASE WHEN f.fee = 0 THEN 0
+                WHEN f.fee_token = ANY(%(usd_tokens)s::text[]) THEN f.fee
+                WHEN f.fee_token = mk.base_token AND q.quote_usd THEN f.fee * f.px
+           END AS fee_usd,
+           CASE WHEN q.quote_usd OR f.closed_pnl = 0 THEN f.closed_pnl END AS pnl_usd
+) p
+WHERE f.time >= %(lo)s AND f.time < %(hi)s {wallet_filter}
+GROUP BY f.wallet_id
 """
 _UPSERT_WALLET_DAYS = """
 INSERT INTO wallet_day_metrics (wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd,
-                                fees_usd, realized_pnl_usd)
-SELECT wallet_id, %(day)s, trade_count, spot_volume_usd, perp_volume_usd, fees_usd,
-       realized_pnl_usd
+                                outcome_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills)
+SELECT wallet_id, %(day)s, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
+       fees_usd, realized_pnl_usd, unpriced_fills
 FROM agg
 ON CONFLICT (wallet_id, day) DO UPDATE SET
     trade_count = EXCLUDED.trade_count,
     spot_volume_usd = EXCLUDED.spot_volume_usd,
     perp_volume_usd = EXCLUDED.perp_volume_usd,
+    outcome_volume_usd = EXCLUDED.outcome_volume_usd,
     fees_usd = EXCLUDED.fees_usd,
     realized_pnl_usd = EXCLUDED.realized_pnl_usd,
+    unpriced_fills = EXCLUDED.unpriced_fills,
     updated_at = now()
 """
 # Rebuilds the given wallets' rows of one day; a wallet left without fills loses its row.
 REBUILD_WALLET_DAYS = f"""
-WITH agg AS ({_WALLET_AGGREGATE.format(wallet_filter="AND wallet_id = ANY(%(wallet_ids)s)")}),
+WITH agg AS ({_WALLET_AGGREGATE.format(wallet_filter="AND f.wallet_id = ANY(%(wallet_ids)s)")}),
 gone AS (
     DELETE FROM wallet_day_metrics m
     WHERE m.day = %(day)s AND m.wallet_id = ANY(%(wallet_ids)s)
@@ -78,39 +127,46 @@ gone AS (
 )
 {_UPSERT_WALLET_DAYS}
 """
-# Rebuilds one org-day from the wallet-days of the wallets the org tracks; no activity → no row.
+# Rebuilds one org-day from the wallet-days of the wallets the org tracks; no fill → no row.
 REBUILD_ORG_DAY = """
 WITH agg AS (
-    SELECT count(*)::integer AS dau,
-           sum(m.trade_count)::integer AS trade_count,
-           sum(m.spot_volume_usd) AS spot_volume_usd,
-           sum(m.perp_volume_usd) AS perp_volume_usd,
-           sum(m.total_volume_usd) AS total_volume_usd,
-           sum(m.fees_usd) AS fees_usd,
-           sum(m.realized_pnl_usd) AS realized_pnl_usd
+    SELECT count(*) AS wallets,
+           (count(*) FILTER (WHERE m.trade_count > 0))::integer AS dau,
+           coalesce(sum(m.trade_count), 0)::integer AS trade_count,
+           coalesce(sum(m.spot_volume_usd), 0) AS spot_volume_usd,
+           coalesce(sum(m.perp_volume_usd), 0) AS perp_volume_usd,
+           coalesce(sum(m.outcome_volume_usd), 0) AS outcome_volume_usd,
+           coalesce(sum(m.total_volume_usd), 0) AS total_volume_usd,
+           coalesce(sum(m.fees_usd), 0) AS fees_usd,
+           coalesce(sum(m.realized_pnl_usd), 0) AS realized_pnl_usd,
+           coalesce(sum(m.unpriced_fills), 0)::integer AS unpriced_fills
     FROM org_wallets ow
     JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id AND m.day = %(day)s
-    WHERE ow.org_id = %(org_id)s AND m.trade_count > 0
+    WHERE ow.org_id = %(org_id)s
 ),
 gone AS (
     DELETE FROM global_day_metrics
-    WHERE org_id = %(org_id)s AND day = %(day)s AND (SELECT dau FROM agg) = 0
+    WHERE org_id = %(org_id)s AND day = %(day)s AND (SELECT wallets FROM agg) = 0
 )
 INSERT INTO global_day_metrics (org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd,
-                                total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user)
+                                outcome_volume_usd, total_volume_usd, fees_usd, realized_pnl_usd,
+                                avg_volume_per_user, unpriced_fills)
 SELECT %(org_id)s, %(day)s, dau, trade_count, spot_volume_usd, perp_volume_usd,
-       total_volume_usd, fees_usd, realized_pnl_usd, round(total_volume_usd / dau, 2)
+       outcome_volume_usd, total_volume_usd, fees_usd, realized_pnl_usd,
+       CASE WHEN dau > 0 THEN round(total_volume_usd / dau, 2) ELSE 0 END, unpriced_fills
 FROM agg
-WHERE dau > 0
+WHERE wallets > 0
 ON CONFLICT (org_id, day) DO UPDATE SET
     dau = EXCLUDED.dau,
     trade_count = EXCLUDED.trade_count,
     spot_volume_usd = EXCLUDED.spot_volume_usd,
     perp_volume_usd = EXCLUDED.perp_volume_usd,
+    outcome_volume_usd = EXCLUDED.outcome_volume_usd,
     total_volume_usd = EXCLUDED.total_volume_usd,
     fees_usd = EXCLUDED.fees_usd,
     realized_pnl_usd = EXCLUDED.realized_pnl_usd,
     avg_volume_per_user = EXCLUDED.avg_volume_per_user,
+    unpriced_fills = EXCLUDED.unpriced_fills,
     updated_at = now()
 """
 # Tells API instances that an org's numbers changed; delivered only if the transaction commits.
@@ -121,13 +177,13 @@ SELECT_ACTIVE_DAYS = """
 SELECT DISTINCT day FROM wallet_day_metrics WHERE wallet_id = ANY(%s) ORDER BY day
 """
 SELECT_WALLET_DAY = """
-SELECT wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,
-       fees_usd, realized_pnl_usd
+SELECT wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
+       total_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills
 FROM wallet_day_metrics WHERE wallet_id = %s AND day = %s
 """
 SELECT_ORG_DAYS = """
-SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,
-       fees_usd, realized_pnl_usd, avg_volume_per_user
+SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
+       total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills
 FROM global_day_metrics WHERE org_id = %s ORDER BY day
 """
 
@@ -139,9 +195,11 @@ class WalletDay:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
+    outcome_volume_usd: Decimal
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
+    unpriced_fills: int
 
 
 @dataclass(frozen=True)
@@ -152,28 +210,44 @@ class OrgDay:
     trade_count: int
     spot_volume_usd: Decimal
     perp_volume_usd: Decimal
+    outcome_volume_usd: Decimal
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     avg_volume_per_user: Decimal
+    unpriced_fills: int
 
 
-def _day_params(day: date) -> dict[str, object]:
+def _day_params(day: date, usd_tokens: Sequence[str]) -> dict[str, object]:
     lo, hi = day_bounds_ms(day)
-    return {"day": day, "lo": lo, "hi": hi}
+    return {
+        "day": day,
+        "lo": lo,
+        "hi": hi,
+        "usd_tokens": list(usd_tokens),
+        "system_dirs": list(SYSTEM_DIRS),
+    }
 
 
-def rebuild_wallet_days(conn: psycopg.Connection, wallet_ids: Sequence[int], day: date) -> int:
+def rebuild_wallet_days(
+    conn: psycopg.Connection,
+    wallet_ids: Sequence[int],
+    day: date,
+    *,
+    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+) -> int:
     """Recomputes the wallets' metrics of `day` from their raw fills; returns rows written.
 
     Call it inside a transaction: it first waits for other rebuilds of these wallets.
     """
     lock_wallet_days(conn, wallet_ids)
-    return _rebuild_wallet_days(conn, wallet_ids, day)
+    return _rebuild_wallet_days(conn, wallet_ids, day, usd_tokens)
 
 
-def _rebuild_wallet_days(conn: psycopg.Connection, wallet_ids: Sequence[int], day: date) -> int:
-    params = {**_day_params(day), "wallet_ids": list(wallet_ids)}
+def _rebuild_wallet_days(
+    conn: psycopg.Connection, wallet_ids: Sequence[int], day: date, usd_tokens: Sequence[str]
+) -> int:
+    params = {**_day_params(day, usd_tokens), "wallet_ids": list(wallet_ids)}
     return conn.execute(REBUILD_WALLET_DAYS, params).rowcount
 
 
@@ -186,7 +260,13 @@ class WalletRollup:
     org_ids: list[uuid.UUID]
 
 
-def rollup_wallet_day(conn: psycopg.Connection, address: str, day: date) -> WalletRollup | None:
+def rollup_wallet_day(
+    conn: psycopg.Connection,
+    address: str,
+    day: date,
+    *,
+    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+) -> WalletRollup | None:
     """The database side of a `rollup_wallet_day` job, in the caller's transaction, in
     two statements (a job is small; round trips are most of its cost): BEGIN_WALLET_ROLLUP,
     then the rebuild. None when no wallet has that address (it has no fills either)."""
@@ -196,21 +276,30 @@ def rollup_wallet_day(conn: psycopg.Connection, address: str, day: date) -> Wall
     if row is None:
         return None
     wallet_id, org_ids = int(row[0]), list(row[1])
-    return WalletRollup(wallet_id, _rebuild_wallet_days(conn, [wallet_id], day) > 0, org_ids)
+    traded = _rebuild_wallet_days(conn, [wallet_id], day, usd_tokens) > 0
+    return WalletRollup(wallet_id, traded, org_ids)
 
 
-def rebuild_wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> bool:
-    """Recomputes one wallet-day; returns whether the wallet traded that day."""
-    return rebuild_wallet_days(conn, [wallet_id], day) > 0
+def rebuild_wallet_day(
+    conn: psycopg.Connection,
+    wallet_id: int,
+    day: date,
+    *,
+    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+) -> bool:
+    """Recomputes one wallet-day; returns whether the wallet had a fill that day."""
+    return rebuild_wallet_days(conn, [wallet_id], day, usd_tokens=usd_tokens) > 0
 
 
-def rebuild_all_wallet_days(conn: psycopg.Connection, day: date) -> int:
+def rebuild_all_wallet_days(
+    conn: psycopg.Connection, day: date, *, usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS
+) -> int:
     """Recomputes every wallet's metrics of `day` in one statement; returns rows written.
 
     Call it inside a transaction: it first waits for rebuilds in flight to commit.
     """
     lock_all_wallet_days(conn)
-    return conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day)).rowcount
+    return conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day, usd_tokens)).rowcount
 
 
 def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> bool:
@@ -309,7 +398,11 @@ def add_pending(
 
 
 def rollup_pending_chunk(
-    conn: psycopg.Connection, day: date, *, limit: int | None = None
+    conn: psycopg.Connection,
+    day: date,
+    *,
+    limit: int | None = None,
+    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
 ) -> DayRollup:
     """The database side of a `rollup_wallet_days` job, in the caller's transaction:
     takes up to `limit` (default PENDING_CHUNK) of the day's pending wallets, locks and
@@ -321,10 +414,31 @@ def rollup_pending_chunk(
     wallet_ids, batches = [int(w) for w in row[0]], list(row[1])
     org_ids: list[uuid.UUID] = []
     if wallet_ids:
-        rebuild_wallet_days(conn, wallet_ids, day)
+        rebuild_wallet_days(conn, wallet_ids, day, usd_tokens=usd_tokens)
         org_ids = [r[0] for r in conn.execute(SELECT_TRACKING_ORGS, (wallet_ids,))]
     more = conn.execute(ANY_PENDING, (day,)).fetchone()
     return DayRollup(wallet_ids, org_ids, batches, bool(more and more[0]), len(wallet_ids) >= limit)
+
+
+# Every wallet-day holding a fill of the coins: what a change of their pricing affects.
+INSERT_PENDING_FOR_COINS = f"""
+WITH affected AS (
+    SELECT DISTINCT date '1970-01-01' + (time / {DAY_MS})::integer AS day, wallet_id
+    FROM hl_fills_raw WHERE coin = ANY(%s)
+),
+added AS (
+    INSERT INTO rollup_pending (day, wallet_id) SELECT day, wallet_id FROM affected
+    ON CONFLICT (day, wallet_id) DO NOTHING
+)
+SELECT DISTINCT day FROM affected ORDER BY day
+"""
+
+
+def add_pending_for_coins(conn: psycopg.Connection, coins: Sequence[str]) -> list[date]:
+    """Marks every wallet-day with a fill of `coins` for rollup; returns those days."""
+    if not coins:
+        return []
+    return [row[0] for row in conn.execute(INSERT_PENDING_FOR_COINS, (list(coins),))]
 
 
 def pending_count(conn: psycopg.Connection, day: date) -> int:

@@ -36,7 +36,7 @@ from tests.cli import HL_ANALYTICS
 
 CHAOS = os.environ.get("CHAOS", "") not in ("", "0")
 
-FILL_IDENTITIES = "SELECT wallet_id, tid, oid FROM hl_fills_raw"
+FILL_IDENTITIES = "SELECT wallet_id, tid, oid, time, coin FROM hl_fills_raw"
 JOB_STATES = "SELECT state, count(*) FROM jobs GROUP BY state"
 RECOVERED_JOBS = (
     "SELECT actor, count(*) FROM jobs WHERE last_error LIKE 'lease of worker % expired%'"
@@ -185,7 +185,10 @@ def assert_every_fill_stored_once(
     """The stored fill identities are exactly the exchange's (valid) ones; returns how many."""
     ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
     want = Counter(
-        (ids[a], f["tid"], f["oid"]) for a in ids for f in server.market.fills(a) if valid(f)
+        (ids[a], f["tid"], f["oid"], f["time"], f["coin"])
+        for a in ids
+        for f in server.market.fills(a)
+        if valid(f)
     )
     want = Counter(dict.fromkeys(want, 1))  # the exchange's own duplicates count once
     got = Counter(tuple(r) for r in conn.execute(FILL_IDENTITIES))

@@ -17,23 +17,29 @@ CONTRACT = [
     "scalar DateTime",
     "scalar Decimal",
 ]
-DAY_METRICS = """day: Date!
+DAY_METRICS = '''day: Date!
   dau: Int!
   tradeCount: Int!
   spotVolumeUsd: Decimal!
   perpVolumeUsd: Decimal!
+  outcomeVolumeUsd: Decimal!
+
+  """spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"""
   totalVolumeUsd: Decimal!
   feesUsd: Decimal!
-  realizedPnlUsd: Decimal!"""
-WALLET_RANK = """rank: Int!
+  realizedPnlUsd: Decimal!'''
+WALLET_RANK = '''rank: Int!
   address: String!
   tradeCount: Int!
   spotVolumeUsd: Decimal!
   perpVolumeUsd: Decimal!
+  outcomeVolumeUsd: Decimal!
+
+  """spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"""
   totalVolumeUsd: Decimal!
   feesUsd: Decimal!
   realizedPnlUsd: Decimal!
-  activeDays: Int!"""
+  activeDays: Int!'''
 
 
 def test_committed_sdl_matches_the_code() -> None:

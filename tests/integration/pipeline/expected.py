@@ -1,4 +1,4 @@
-"""An independent computation of DESIGN.md's metrics in Python, with Decimal.
+"""An independent computation of the domain rules' metrics in Python, with Decimal.
 
 Written from the domain rules, not from the SQL, so that the tests compare two
 implementations of the same definitions.
@@ -16,23 +16,47 @@ from typing import Any
 
 import psycopg
 
+from hlsim.coins import BY_NAME, QUOTE
 from hlsim.server import SimServer
 from storage import orgs, rollups
 from storage.fills import Fill
 
 ZERO = Decimal(0)
+# The rules as written, spelled out here again on purpose (not imported from the code).
+USD = frozenset({"USDC", "USDH", "USDT0", "USDE"})
+SYSTEM = frozenset(
+    {
+        "Spot Dust Conversion",
+        "Net Child Vaults",
+        "Settlement",
+        "Split Outcome",
+        "Merge Outcome",
+        "Merge Question",
+        "Negate Outcome",
+    }
+)
 
 
 def utc_day(time_ms: int) -> date:
     return datetime.fromtimestamp(time_ms / 1000, UTC).date()
 
 
-def is_spot(coin: str) -> bool:
-    return coin.startswith("@") or "/" in coin
+def kind(coin: str) -> str:
+    if coin.startswith("@") or "/" in coin:
+        return "spot"
+    return "outcome" if coin.startswith("#") else "perp"
 
 
-def fee_usd(f: Fill) -> Decimal:
-    return f.fee if f.fee_token == "USDC" else f.fee * f.px
+def base_and_quote(coin: str) -> tuple[str | None, str | None]:
+    """What the simulated exchange lists the coin as; unknown coins have no quote."""
+    listed = BY_NAME.get(coin)
+    if listed is not None:
+        return listed.base, getattr(listed, "quote", QUOTE)
+    if kind(coin) == "outcome":
+        return "+" + coin[1:], "USDC"
+    if kind(coin) == "perp" and ":" not in coin:
+        return coin, "USDC"
+    return None, None
 
 
 @dataclass
@@ -40,19 +64,58 @@ class Day:
     trade_count: int = 0
     spot: Decimal = ZERO
     perp: Decimal = ZERO
+    outcome: Decimal = ZERO
     fees: Decimal = ZERO
     pnl: Decimal = ZERO
+    unpriced: int = 0
     dau: int = 0
 
     @property
     def total(self) -> Decimal:
-        return self.spot + self.perp
+        return self.spot + self.perp + self.outcome
 
     @property
     def avg_per_user(self) -> Decimal:
         if not self.dau:
             return ZERO
         return (self.total / self.dau).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+    def count(
+        self,
+        coin: str,
+        direction: str,
+        px: Decimal,
+        sz: Decimal,
+        fee: Decimal,
+        fee_token: str,
+        closed_pnl: Decimal,
+    ) -> None:
+        base, quote = base_and_quote(coin)
+        quote_usd = quote in USD
+        trade = direction not in SYSTEM
+        if trade:
+            self.trade_count += 1
+        if quote_usd:
+            if trade:
+                market = kind(coin)
+                if market == "spot":
+                    self.spot += px * sz
+                elif market == "perp":
+                    self.perp += px * sz
+                else:
+                    self.outcome += px * sz
+            self.pnl += closed_pnl
+        fee_value: Decimal | None = None
+        if fee == 0:
+            fee_value = ZERO
+        elif fee_token in USD:
+            fee_value = fee
+        elif fee_token == base and quote_usd:
+            fee_value = fee * px
+        if fee_value is not None:
+            self.fees += fee_value
+        if not quote_usd or fee_value is None:
+            self.unpriced += 1
 
 
 @dataclass
@@ -62,13 +125,7 @@ class Expected:
     def add(self, wallet_id: int, fills: Iterable[Fill]) -> None:
         for f in fills:
             day = self.wallet_days.setdefault((wallet_id, utc_day(f.time)), Day())
-            day.trade_count += 1
-            if is_spot(f.coin):
-                day.spot += f.px * f.sz
-            else:
-                day.perp += f.px * f.sz
-            day.fees += fee_usd(f)
-            day.pnl += f.closed_pnl
+            day.count(f.coin, f.dir, f.px, f.sz, f.fee, f.fee_token, f.closed_pnl)
 
     def org_days(self, wallet_ids: Iterable[int]) -> dict[date, Day]:
         members = set(wallet_ids)
@@ -77,12 +134,14 @@ class Expected:
             if wallet_id not in members:
                 continue
             d = days[day]
-            d.dau += 1
+            d.dau += 1 if w.trade_count else 0
             d.trade_count += w.trade_count
             d.spot += w.spot
             d.perp += w.perp
+            d.outcome += w.outcome
             d.fees += w.fees
             d.pnl += w.pnl
+            d.unpriced += w.unpriced
         return dict(days)
 
 
@@ -90,14 +149,13 @@ def add_raw(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, obje
     """Adds raw API fills (JSON objects with decimal strings), as the exchange serves them."""
     for raw in raws:
         day = expected.wallet_days.setdefault((wallet_id, utc_day(int(str(raw["time"])))), Day())
-        px, sz, fee = (Decimal(str(raw[k])) for k in ("px", "sz", "fee"))
-        day.trade_count += 1
-        if is_spot(str(raw["coin"])):
-            day.spot += px * sz
-        else:
-            day.perp += px * sz
-        day.fees += fee if raw["feeToken"] == "USDC" else fee * px
-        day.pnl += Decimal(str(raw["closedPnl"]))
+        px, sz, fee, pnl = (Decimal(str(raw[k])) for k in ("px", "sz", "fee", "closedPnl"))
+        day.count(str(raw["coin"]), str(raw["dir"]), px, sz, fee, str(raw["feeToken"]), pnl)
+
+
+def raw_identity(raw: Mapping[str, Any]) -> tuple[object, ...]:
+    """A raw fill's identity, as the rules define it: (tid, oid, time, coin)."""
+    return (raw["tid"], raw["oid"], raw["time"], raw["coin"])
 
 
 def by_wallet(fills: Mapping[int, Iterable[Fill]]) -> Expected:
@@ -109,8 +167,9 @@ def by_wallet(fills: Mapping[int, Iterable[Fill]]) -> Expected:
 
 # The org-day metrics as stored, in the order `expected_rows` gives them.
 METRICS = (
-    "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, total_volume_usd,"
-    " fees_usd, realized_pnl_usd, avg_volume_per_user FROM global_day_metrics ORDER BY 1, 2"
+    "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,"
+    " total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills"
+    " FROM global_day_metrics ORDER BY 1, 2"
 )
 
 
@@ -125,7 +184,7 @@ def expected_rows(
     expected = Expected()
     ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
     for address, wallet_id in ids.items():
-        unique = {(f["tid"], f["oid"]): f for f in server.market.fills(address) if valid(f)}
+        unique = {raw_identity(f): f for f in server.market.fills(address) if valid(f)}
         add_raw(expected, wallet_id, unique.values())
     rows = []
     for org_id, tracked in members.items():
@@ -138,10 +197,12 @@ def expected_rows(
                     d.trade_count,
                     d.spot,
                     d.perp,
+                    d.outcome,
                     d.total,
                     d.fees,
                     d.pnl,
                     d.avg_per_user,
+                    d.unpriced,
                 )
             )
     return sorted(rows, key=lambda r: (str(r[0]), r[1]))
@@ -159,6 +220,7 @@ def assert_org_days(conn: psycopg.Connection, org_id: uuid.UUID, want: Mapping[d
             exp.spot,
             exp.perp,
         ), day
+        assert (g.outcome_volume_usd, g.unpriced_fills) == (exp.outcome, exp.unpriced), day
         assert (g.total_volume_usd, g.fees_usd, g.realized_pnl_usd, g.avg_volume_per_user) == (
             exp.total,
             exp.fees,
