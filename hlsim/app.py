@@ -3,10 +3,18 @@
 Starlette, like the API's, because an app is then a few plain handlers that
 uvicorn serves in a thread of a test or as its own process.
 
-`POST /info` answers `userFillsByTime`, `userFills` and `spotMeta` with
-Hyperliquid's JSON shapes. Before answering it applies the next queued fault
-plan, then the client's weight budget (429 when spent), and it records every
-request in the request log. Bad requests get 422 with a one-line reason, as
+`POST /info` answers `userFillsByTime`, `userFills`, `spotMeta`, `perpDexs`
+and `meta` with Hyperliquid's JSON shapes. `meta` takes an optional `dex`
+("" or absent: the default dex; an unlisted dex gets 422). `userFillsByTime`
+takes an optional `dex` too: given (and not ""), only fills of that builder
+dex's perps are answered; absent, every fill of the wallet, of every market
+kind, as before. How the real API scopes `userFillsByTime` by `dex` is
+reported inconsistently, so clients should not rely on either reading; the
+simulator picks the one that makes a dex filter visible in tests.
+
+Before answering, `/info` applies the next queued fault plan, then the
+client's weight budget (429 when spent), and it records every request in
+the request log. Bad requests get 422 with a one-line reason, as
 the real API does for bodies it cannot deserialize.
 
 With `short_pages` set, every `userFillsByTime` answer is cut short at a
@@ -33,13 +41,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hlsim.coins import DEX_BY_NAME
 from hlsim.faults import Faults, InvalidFaultPlan, ShortPages
 from hlsim.market import Market
 from hlsim.requestlog import LoggedRequest, RequestLog, now
 from hlsim.weights import DEFAULT_PER_MINUTE, WeightBudget, weight
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-SUPPORTED = ("userFillsByTime", "userFills", "spotMeta")
+SUPPORTED = ("userFillsByTime", "userFills", "spotMeta", "perpDexs", "meta")
 
 
 class BadRequest(Exception):
@@ -80,11 +89,26 @@ def _user(body: dict[str, Any]) -> str:
     return user.lower()
 
 
+def _dex(body: dict[str, Any]) -> str:
+    dex = body.get("dex", "")
+    if dex is None:
+        return ""
+    if not isinstance(dex, str):
+        raise BadRequest("dex must be a string, the name of a perp dex")
+    if dex and dex not in DEX_BY_NAME:
+        raise BadRequest(f"unknown perp dex {dex!r}")
+    return dex
+
+
 def answer(market: Market, body: dict[str, Any]) -> Any:
     """The JSON answer of one `/info` request."""
     kind = body.get("type")
     if kind == "spotMeta":
         return market.spot_meta()
+    if kind == "perpDexs":
+        return market.perp_dexs()
+    if kind == "meta":
+        return market.meta(_dex(body))
     if kind == "userFills":
         if body.get("aggregateByTime"):
             raise BadRequest("aggregateByTime=true is not simulated")
@@ -94,7 +118,7 @@ def answer(market: Market, body: dict[str, Any]) -> Any:
             raise BadRequest("aggregateByTime=true is not simulated")
         start = _int(body, "startTime", required=True)
         end = _int(body, "endTime", required=False)
-        return market.user_fills_by_time(_user(body), start or 0, end)
+        return market.user_fills_by_time(_user(body), start or 0, end, _dex(body) or None)
     raise BadRequest(f"unknown or unsimulated request type {kind!r}; simulated: {SUPPORTED}")
 
 

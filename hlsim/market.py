@@ -6,8 +6,13 @@ guessed): `userFillsByTime` returns at most 2000 fills, oldest first, from
 fills are reachable at all; `userFills` returns the latest 2000, newest first.
 Only fills at or before the market clock (`now_ms`) exist for clients.
 
-Tests use the Python API to plant exact situations (`add_fill`, `add_burst`,
-`add_raw` for malformed fills) and to read the ground truth (`fills`).
+`userFillsByTime` with a `dex` answers only the fills of that builder dex's
+perps (coins `dex:…`); the 2000-fill page is counted after that filter.
+
+Tests use the Python API to plant exact situations (`add_fill` on any coin,
+`add_burst`, `add_dust` for a dust conversion, `add_raw` for malformed
+fills) and to read the ground truth (`fills`). Listings and what each coin
+is (kind, dex, base, quote) are in `hlsim.coins` (`BY_NAME[coin]`).
 Methods are thread-safe: the server runs in another thread than the test.
 """
 
@@ -18,9 +23,10 @@ import hashlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from hlsim.coins import BY_NAME, spot_meta
+from hlsim.coins import BY_NAME, DEX_BY_NAME, meta, perp_dexs, spot_meta
 from hlsim.trader import DAY_MS, RawFill, Trader
 
 PAGE_LIMIT = 2000
@@ -124,6 +130,22 @@ class Market:
                 book.add(time_ms, raw)
             return fills
 
+    def add_dust(
+        self, address: str, time_ms: int, coins: list[str], sizes: list[Decimal] | None = None
+    ) -> list[RawFill]:
+        """Plants one dust conversion: a `Spot Dust Conversion` fill per spot coin, all at
+        `time_ms`, each with tid 0, oid 0 and a zero hash; `sizes` default to one lot."""
+        with self._lock:
+            listed = [BY_NAME[coin] for coin in coins]
+            if any(not coin.spot for coin in listed):
+                raise ValueError(f"dust is converted from spot balances only, not {coins}")
+            amounts = sizes if sizes is not None else [coin.lot for coin in listed]
+            fills = self._planter(address).dust(listed, time_ms, amounts)
+            book = self._books[address.lower()]
+            for raw in fills:
+                book.add(time_ms, raw)
+            return fills
+
     def add_raw(self, address: str, time_ms: int, raw: Any) -> None:
         """Plants anything as a fill (for malformed ones); sorted at `time_ms`."""
         with self._lock:
@@ -164,7 +186,10 @@ class Market:
             book = self._books.get(address.lower(), WalletBook())
             return book.items[: bisect.bisect_right(book.times, self.now_ms)]
 
-    def user_fills_by_time(self, address: str, start_ms: int, end_ms: int | None) -> list[Any]:
+    def user_fills_by_time(
+        self, address: str, start_ms: int, end_ms: int | None, dex: str | None = None
+    ) -> list[Any]:
+        """Oldest first, at most PAGE_LIMIT; with `dex`, only fills of that dex's perps."""
         with self._lock:
             book = self._books.get(address.lower(), WalletBook())
             visible = bisect.bisect_right(book.times, self.now_ms)
@@ -173,7 +198,19 @@ class Market:
                 visible if end_ms is None else min(visible, bisect.bisect_right(book.times, end_ms))
             )
             lo = max(reachable, bisect.bisect_left(book.times, start_ms))
-            return book.items[lo : min(end, lo + PAGE_LIMIT)]
+            if not dex:
+                return book.items[lo : min(end, lo + PAGE_LIMIT)]
+            if dex not in DEX_BY_NAME:
+                raise KeyError(dex)
+            prefix = dex + ":"
+            page: list[Any] = []
+            for raw in book.items[lo:end]:
+                coin = raw.get("coin") if isinstance(raw, dict) else None
+                if isinstance(coin, str) and coin.startswith(prefix):
+                    page.append(raw)
+                    if len(page) == PAGE_LIMIT:
+                        break
+            return page
 
     def user_fills(self, address: str) -> list[Any]:
         with self._lock:
@@ -184,3 +221,12 @@ class Market:
     @staticmethod
     def spot_meta() -> dict[str, object]:
         return spot_meta()
+
+    @staticmethod
+    def perp_dexs() -> list[dict[str, object] | None]:
+        return perp_dexs()
+
+    @staticmethod
+    def meta(dex: str = "") -> dict[str, object]:
+        """KeyError for a dex that is not listed."""
+        return meta(dex)

@@ -51,6 +51,9 @@ def test_decimals_travel_as_strings_and_ids_as_integers(simulator: SimServer) ->
         {"type": "userFillsByTime", "user": "0x" + "1" * 40},
         {"type": "userFillsByTime", "user": "0x" + "1" * 40, "startTime": -1},
         {"type": "candleSnapshot"},
+        {"type": "meta", "dex": "nope"},
+        {"type": "meta", "dex": 1},
+        {"type": "userFillsByTime", "user": "0x" + "1" * 40, "startTime": 0, "dex": "nope"},
         ["not", "an", "object"],
     ],
 )
@@ -58,6 +61,42 @@ def test_bad_requests_get_422(simulator: SimServer, body: object) -> None:
     answer = post(simulator, body)
     assert answer.status_code == 422
     assert "Failed to deserialize" in answer.text
+
+
+def test_perp_dexs_and_meta_answer_every_dex_at_weight_20(simulator: SimServer) -> None:
+    dexs = post(simulator, {"type": "perpDexs"}).json()
+    assert dexs[0] is None and [d["name"] for d in dexs[1:]] == ["xyz"]
+    tokens = {t["name"]: t["index"] for t in post(simulator, {"type": "spotMeta"}).json()["tokens"]}
+    default = post(simulator, {"type": "meta"}).json()
+    assert post(simulator, {"type": "meta", "dex": ""}).json() == default
+    assert "BTC" in [a["name"] for a in default["universe"]] and default["collateralToken"] == 0
+    xyz = post(simulator, {"type": "meta", "dex": "xyz"}).json()
+    assert all(a["name"].startswith("xyz:") for a in xyz["universe"]) and xyz["universe"]
+    assert xyz["collateralToken"] == tokens["USDH"]
+    log = httpx.get(f"{simulator.url}/_sim/requests").json()
+    assert {(e["type"], e["weight"]) for e in log} == {
+        ("perpDexs", 20),
+        ("spotMeta", 20),
+        ("meta", 20),
+    }
+
+
+def test_fills_by_time_with_a_dex_answers_only_its_fills(simulator: SimServer) -> None:
+    market = simulator.market
+    wallet = market.add_wallet()
+    for i, coin in enumerate(["BTC", "xyz:TSLA", "@3", "xyz:NVDA", "#10", "PURR/USDC"]):
+        market.add_fill(wallet, FIXED_NOW_MS - 1000 + i, coin=coin)
+    market.add_dust(wallet, FIXED_NOW_MS - 500, ["PURR/USDC", "@1"])
+    body = {"type": "userFillsByTime", "user": wallet, "startTime": 0}
+    everything = post(simulator, body).json()
+    assert [f["coin"] for f in everything] == [
+        "BTC", "xyz:TSLA", "@3", "xyz:NVDA", "#10", "PURR/USDC", "PURR/USDC", "@1"
+    ]  # fmt: skip
+    assert post(simulator, {**body, "dex": ""}).json() == everything
+    scoped = post(simulator, {**body, "dex": "xyz"}).json()
+    assert [f["coin"] for f in scoped] == ["xyz:TSLA", "xyz:NVDA"]
+    assert {f["feeToken"] for f in scoped} == {"USDH"}
+    assert [(f["tid"], f["oid"]) for f in everything[-2:]] == [(0, 0), (0, 0)]
 
 
 def test_faults_requests_clock_and_wallets_controls(simulator: SimServer) -> None:
