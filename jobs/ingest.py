@@ -36,7 +36,6 @@ import psycopg
 from jobs.errors import JobError
 from jobs.markets import CoinResolver
 from storage import cursor, fills
-from storage import markets as market_store
 from storage.errors import first_line
 from storage.fills import Fill
 from storage.orgs import Wallet
@@ -150,7 +149,6 @@ async def _run(
         with conn.transaction():
             if markets is not None:
                 markets.store(conn, plan)
-            market_store.record(conn, coins)
             result = fills.insert_fills(conn, wallet.id, page.fills)
             for raw, reason in page.rejected:
                 fills.quarantine(conn, wallet.id, raw, reason)

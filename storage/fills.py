@@ -28,6 +28,8 @@ from typing import Any
 
 import psycopg
 
+from storage import markets
+
 EPOCH = date(1970, 1, 1)
 DAY_MS = 86_400_000
 
@@ -129,9 +131,11 @@ class InsertResult:
 
 
 def insert_fills(conn: psycopg.Connection, wallet_id: int, batch: Sequence[Fill]) -> InsertResult:
-    """Appends the batch idempotently, in the caller's transaction."""
+    """Appends the batch idempotently, in the caller's transaction, and records its coins
+    in `hl_markets` (storage.markets), so every stored fill has a market to be priced by."""
     if not batch:
         return InsertResult({})
+    markets.record(conn, {f.coin for f in batch})
     by_identity: dict[tuple[int, int, int, str], Fill] = {}
     for fill in batch:
         by_identity.setdefault(identity(fill), fill)

@@ -129,17 +129,20 @@ COUNT_UNRESOLVED = "SELECT count(*) FROM hl_markets WHERE quote_token IS NULL"
 
 
 def record(conn: psycopg.Connection, coins: Iterable[str]) -> list[str]:
-    """Records coins seen in fills (kind and dex from their spelling), unresolved;
-    returns those not recorded before."""
+    """Records coins seen in fills (kind and dex from their spelling; those whose quote
+    the spelling tells resolved at once, the others not yet); returns the new ones."""
     distinct = sorted(set(coins))
     if not distinct:
         return []
+    static = [static_resolution(c) for c in distinct]
     rows = conn.execute(
         RECORD,
         {
             "coins": distinct,
             "markets": [market_kind(c) for c in distinct],
             "dexes": [dex_of(c) for c in distinct],
+            "bases": [r.base_token if r else None for r in static],
+            "quotes": [r.quote_token if r else None for r in static],
         },
     )
     return [row[0] for row in rows]

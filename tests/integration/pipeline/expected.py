@@ -16,10 +16,11 @@ from typing import Any
 
 import psycopg
 
-from hlsim.coins import BY_NAME, QUOTE
+from hlsim.coins import BY_NAME
 from hlsim.server import SimServer
-from storage import orgs, rollups
+from storage import fills, markets, orgs, rollups
 from storage.fills import Fill
+from storage.markets import Resolution
 
 ZERO = Decimal(0)
 # The rules as written, spelled out here again on purpose (not imported from the code).
@@ -47,11 +48,17 @@ def kind(coin: str) -> str:
     return "outcome" if coin.startswith("#") else "perp"
 
 
+# Coins of Hyperliquid's docs examples that tests plant by hand (mainnet's HYPE/USDC).
+DOC_EXAMPLES = {"@107": ("HYPE", "USDC")}
+
+
 def base_and_quote(coin: str) -> tuple[str | None, str | None]:
-    """What the simulated exchange lists the coin as; unknown coins have no quote."""
+    """What the simulated exchange (or the docs) list the coin as; unknown: no quote."""
     listed = BY_NAME.get(coin)
     if listed is not None:
-        return listed.base, getattr(listed, "quote", QUOTE)
+        return listed.base, listed.quote
+    if coin in DOC_EXAMPLES:
+        return DOC_EXAMPLES[coin]
     if kind(coin) == "outcome":
         return "+" + coin[1:], "USDC"
     if kind(coin) == "perp" and ":" not in coin:
@@ -151,6 +158,24 @@ def add_raw(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, obje
         day = expected.wallet_days.setdefault((wallet_id, utc_day(int(str(raw["time"])))), Day())
         px, sz, fee, pnl = (Decimal(str(raw[k])) for k in ("px", "sz", "fee", "closedPnl"))
         day.count(str(raw["coin"]), str(raw["dir"]), px, sz, fee, str(raw["feeToken"]), pnl)
+
+
+def store(conn: psycopg.Connection, wallet_id: int, batch: Iterable[Fill]) -> None:
+    """Stores fills as an ingest would, their coins resolved as metadata would resolve them."""
+    fills.insert_fills(conn, wallet_id, list(batch))
+    resolve_planted(conn)
+
+
+def resolve_planted(conn: psycopg.Connection) -> None:
+    """Resolves the recorded coins from the listings above, as the workers do from
+    Hyperliquid's metadata (for tests that store fills without a worker)."""
+    coins = [r[0] for r in conn.execute("SELECT coin FROM hl_markets WHERE resolved_at IS NULL")]
+    resolutions = []
+    for coin in coins:
+        base, quote = base_and_quote(coin)
+        if quote is not None:
+            resolutions.append(Resolution(coin, base, quote, coin))
+    markets.resolve(conn, resolutions)
 
 
 def raw_identity(raw: Mapping[str, Any]) -> tuple[object, ...]:

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import psycopg
 
-from storage import fills, orgs, rollups
+from storage import orgs, rollups
 from storage.fills import Fill
 from tests.factories import address, fill, ms
-from tests.integration.pipeline.expected import Day, Expected, assert_org_days
+from tests.integration.pipeline.expected import Day, Expected, assert_org_days, store
 
 DAY = date(2026, 11, 2)
 
@@ -76,7 +76,7 @@ def test_domain_rules_on_hand_picked_fills(conn: psycopg.Connection) -> None:
         fill(t, tid=6, oid=1, coin="SOL", px=Decimal("150"), sz=Decimal("1"), side="B"),
         fill(t, tid=6, oid=2, coin="SOL", px=Decimal("150"), sz=Decimal("1"), side="A"),
     ]
-    fills.insert_fills(conn, wallet, batch)
+    store(conn, wallet, batch)
     assert rollups.rebuild_wallet_day(conn, wallet, DAY)
     got = rollups.wallet_day(conn, wallet, DAY)
     assert got is not None
@@ -92,7 +92,7 @@ def test_utc_midnight_splits_days(conn: psycopg.Connection) -> None:
     (wallet,) = _wallets(conn, 1)
     midnight = ms(2026, 11, 3)
     batch = [fill(midnight - 1, tid=1), fill(midnight, tid=2), fill(midnight + 1, tid=3)]
-    fills.insert_fills(conn, wallet, batch)
+    store(conn, wallet, batch)
     rollups.rebuild_wallet_day(conn, wallet, date(2026, 11, 2))
     rollups.rebuild_wallet_day(conn, wallet, date(2026, 11, 3))
     before = rollups.wallet_day(conn, wallet, date(2026, 11, 2))
@@ -131,7 +131,7 @@ def test_random_fills_match_python_for_orgs_sharing_wallets(conn: psycopg.Connec
     expected = Expected()
     for n, wallet in enumerate(wallets):
         batch = _random_fills(rng, 40, tid_base=n * 1000)
-        fills.insert_fills(conn, wallet, batch)
+        store(conn, wallet, batch)
         expected.add(wallet, batch)
     org_a = orgs.create_org(conn, "A").id
     org_b = orgs.create_org(conn, "B").id
@@ -154,7 +154,7 @@ def test_all_wallets_statement_equals_per_wallet_statements(conn: psycopg.Connec
     rng = random.Random(11)
     wallets = _wallets(conn, 5)
     for n, wallet in enumerate(wallets):
-        fills.insert_fills(conn, wallet, _random_fills(rng, 30, tid_base=n * 1000))
+        store(conn, wallet, _random_fills(rng, 30, tid_base=n * 1000))
     day = date(2026, 11, 2)
     for wallet in wallets:
         rollups.rebuild_wallet_day(conn, wallet, day)
@@ -177,7 +177,7 @@ def test_rebuild_twice_is_the_same_and_vanished_fills_delete_rows(
     (wallet,) = _wallets(conn, 1)
     org = orgs.create_org(conn, "A").id
     orgs.track_wallets(conn, org, [address(1)])
-    fills.insert_fills(conn, wallet, [fill(ms(2026, 11, 2, 1), tid=1)])
+    store(conn, wallet, [fill(ms(2026, 11, 2, 1), tid=1)])
     for _ in range(2):
         rollups.rebuild_wallet_day(conn, wallet, DAY)
         rollups.rebuild_org_day(conn, org, DAY)
@@ -199,7 +199,7 @@ def test_average_per_user_rounds_to_cents(conn: psycopg.Connection) -> None:
     expected = Expected()
     for n, wallet in enumerate(wallets):
         batch = [fill(ms(2026, 11, 2, 3), tid=n, px=Decimal("1"), sz=Decimal(n + 1) / 3)]
-        fills.insert_fills(conn, wallet, batch)
+        store(conn, wallet, batch)
         expected.add(wallet, batch)
     rollups.rebuild_wallet_days(conn, wallets, DAY)
     rollups.rebuild_org_day(conn, org, DAY)
@@ -213,7 +213,7 @@ def test_untracked_wallet_leaves_org_numbers_on_rebuild(conn: psycopg.Connection
     org = orgs.create_org(conn, "A").id
     orgs.track_wallets(conn, org, [address(1), address(2)])
     for n, wallet in enumerate(wallets):
-        fills.insert_fills(conn, wallet, [fill(ms(2026, 11, 2, 5), tid=n)])
+        store(conn, wallet, [fill(ms(2026, 11, 2, 5), tid=n)])
     rollups.rebuild_wallet_days(conn, wallets, DAY)
     rollups.rebuild_org_day(conn, org, DAY)
     assert rollups.org_days(conn, org)[0].dau == 2
@@ -242,7 +242,7 @@ def test_a_jobs_wallet_rollup_returns_the_orgs_to_recompute(conn: psycopg.Connec
     a, b, _ = (orgs.create_org(conn, name).id for name in "ABC")
     for org in (a, b):
         orgs.track_wallets(conn, org, [address(1)])
-    fills.insert_fills(conn, wallet, [fill(ms(2026, 11, 2, 9), tid=1)])
+    store(conn, wallet, [fill(ms(2026, 11, 2, 9), tid=1)])
     done = rollups.rollup_wallet_day(conn, address(1), DAY)
     assert done is not None
     assert (done.wallet_id, done.traded, done.org_ids) == (wallet, True, sorted([a, b]))
