@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import NoReturn
 
 from hl_analytics.errors import HLAnalyticsError
@@ -25,6 +26,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a day: use YYYY-MM-DD") from None
 
 
 def _port(value: str) -> int:
@@ -146,6 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--short-pages",
         action="store_true",
         help="cut fill pages at random lengths of 500-2000, as the real API may (default: off)",
+    )
+    p = command(
+        "rebuild",
+        "hl_analytics.rebuild:rebuild_cmd",
+        "recompute the rollups from the raw fills (after HYPERLIQUID_USD_TOKENS changes)",
+    )
+    p.add_argument("--org", dest="org_id", help="only this organisation's wallets (default: all)")
+    p.add_argument(
+        "--from",
+        dest="first",
+        type=_day,
+        help="first UTC day, YYYY-MM-DD (default: the first)",
+    )
+    p.add_argument(
+        "--to", dest="last", type=_day, help="last UTC day, YYYY-MM-DD (default: the last)"
     )
     command("status", "hl_analytics.status:status_cmd", "print per-org sync status and queue depth")
     p = command("demo", "hl_analytics.demo:demo_cmd", "run everything on the embedded default")

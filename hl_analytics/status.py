@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from hl_analytics.admin import transaction
 from hl_analytics.settings import Settings
-from storage import cursor
+from storage import cursor, markets, rollups
 from storage import jobs as job_store
 
 FAILED_SHOWN = 10
@@ -48,6 +48,8 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
     now_s = time.time()
     with transaction(settings) as conn:
         orgs = cursor.org_sync_status(conn)
+        unpriced = rollups.unpriced_by_org(conn)
+        unresolved = markets.unresolved_count(conn)
         depth = job_store.queue_depth(conn)
         oldest = job_store.oldest_queued_age_s(conn)
         failed = job_store.failed_jobs(conn, limit=FAILED_SHOWN)
@@ -64,6 +66,7 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
                 "last sync (UTC)",
                 "lag",
                 "fills",
+                "unpriced",
                 "re-read left",
             ),
             [
@@ -77,6 +80,7 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
                     o.last_synced_at,
                     _lag(o.oldest_synced_until_ms, now_s) if o.wallets else "-",
                     o.fills_stored,
+                    unpriced.get(o.org_id, 0),
                     o.reread_pending,
                 )
                 for o in orgs
@@ -85,6 +89,11 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
         if orgs
         else "  none: create one with `hl-analytics orgs create NAME`"
     )
+    if unresolved:
+        print(
+            f"{unresolved} coin(s) with an unknown quote token: their fills are unpriced "
+            "until Hyperliquid's metadata resolves them (a worker retries every 10 minutes)"
+        )
     print()
     print("Queue" + (f" (oldest queued job waiting {oldest:.0f}s)" if oldest is not None else ""))
     print(

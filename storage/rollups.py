@@ -313,6 +313,50 @@ def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> b
     return written > 0
 
 
+# The first and last UTC day holding a fill or a wallet-day row of the wallets (all: NULL).
+SELECT_DAY_SPAN = f"""
+WITH f AS (
+    SELECT min(time) AS lo, max(time) AS hi FROM hl_fills_raw
+    WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
+),
+m AS (
+    SELECT min(day) AS lo, max(day) AS hi FROM wallet_day_metrics
+    WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
+)
+SELECT least(date '1970-01-01' + (f.lo / {DAY_MS})::integer, m.lo),
+       greatest(date '1970-01-01' + (f.hi / {DAY_MS})::integer, m.hi)
+FROM f, m
+"""
+
+
+def day_span(
+    conn: psycopg.Connection, wallet_ids: Sequence[int] | None = None
+) -> tuple[date, date] | None:
+    """The first and last day with a fill or metrics of the wallets (None: of all)."""
+    params = {"wallet_ids": None if wallet_ids is None else list(wallet_ids)}
+    row = conn.execute(SELECT_DAY_SPAN, params).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return row[0], row[1]
+
+
+def tracking_orgs(conn: psycopg.Connection, wallet_ids: Sequence[int]) -> list[uuid.UUID]:
+    """The orgs tracking any of the wallets: those whose org-days their wallet-days feed."""
+    return [row[0] for row in conn.execute(SELECT_TRACKING_ORGS, (list(wallet_ids),))]
+
+
+# All-time fills of each org's wallets whose volume or fee has no USD value.
+SELECT_UNPRICED_BY_ORG = """
+SELECT ow.org_id, coalesce(sum(m.unpriced_fills), 0)::bigint
+FROM org_wallets ow JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
+GROUP BY ow.org_id
+"""
+
+
+def unpriced_by_org(conn: psycopg.Connection) -> dict[uuid.UUID, int]:
+    return {row[0]: int(row[1]) for row in conn.execute(SELECT_UNPRICED_BY_ORG)}
+
+
 def active_days(conn: psycopg.Connection, wallet_ids: Sequence[int]) -> list[date]:
     return [row[0] for row in conn.execute(SELECT_ACTIVE_DAYS, (list(wallet_ids),))]
 
@@ -415,7 +459,7 @@ def rollup_pending_chunk(
     org_ids: list[uuid.UUID] = []
     if wallet_ids:
         rebuild_wallet_days(conn, wallet_ids, day, usd_tokens=usd_tokens)
-        org_ids = [r[0] for r in conn.execute(SELECT_TRACKING_ORGS, (wallet_ids,))]
+        org_ids = tracking_orgs(conn, wallet_ids)
     more = conn.execute(ANY_PENDING, (day,)).fetchone()
     return DayRollup(wallet_ids, org_ids, batches, bool(more and more[0]), len(wallet_ids) >= limit)
 

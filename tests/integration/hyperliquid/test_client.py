@@ -16,6 +16,7 @@ from jobs.errors import HyperliquidRejected, HyperliquidUnavailable
 from jobs.hl_client import SMALLEST_CUT, FillPage, HyperliquidClient
 from jobs.hl_parse import parse_fill
 from jobs.ratelimit import LocalRateLimiter
+from storage.fills import identity
 from tests.simulator import FIXED_NOW_MS, StartSimulator
 
 MINUTE = 60_000
@@ -33,7 +34,12 @@ async def collect(c: HyperliquidClient, address: str, start: int = 0) -> list[Fi
 
 
 def keys(raws: list[Any]) -> list[tuple[int, int]]:
-    return [(r["tid"], r["oid"]) for r in raws]
+    return [raw_key(r) for r in raws]
+
+
+def raw_key(raw: Any) -> tuple[int, int, int, str]:
+    """A raw fill's identity, as `storage.fills.identity` gives a parsed one's."""
+    return (raw["tid"], raw["oid"], raw["time"], raw["coin"])
 
 
 def ordered_quiet_wallet(market: Market, fills: int, start: int, step_ms: int = 1000) -> str:
@@ -58,7 +64,7 @@ async def test_page_boundary_inside_a_burst_loses_and_duplicates_nothing(
     async with client(server) as c:
         pages = await collect(c, address)
 
-    delivered = [(f.tid, f.oid) for page in pages for f in page.fills]
+    delivered = [identity(f) for page in pages for f in page.fills]
     truth = keys(market.fills(address))
     assert len(delivered) == len(set(delivered)), "a fill was delivered twice"
     assert Counter(delivered) == Counter(truth)
@@ -68,12 +74,8 @@ async def test_page_boundary_inside_a_burst_loses_and_duplicates_nothing(
     assert not any(page.truncated for page in pages)
     seen: set[tuple[int, int]] = set()
     for page in pages:
-        seen.update((f.tid, f.oid) for f in page.fills)
-        before = {
-            (r["tid"], r["oid"])
-            for r in market.fills(address)
-            if r["time"] < page.complete_until_ms
-        }
+        seen.update(identity(f) for f in page.fills)
+        before = {raw_key(r) for r in market.fills(address) if r["time"] < page.complete_until_ms}
         assert before <= seen, "complete_until_ms claimed fills not delivered yet"
 
 
@@ -89,7 +91,7 @@ async def test_a_pass_without_end_is_complete_up_to_the_exchanges_clock(
         market.advance(FIXED_NOW_MS + 5 * MINUTE)
         late = market.add_fill(address, FIXED_NOW_MS + MINUTE)
         resumed = [page async for page in c.fill_pages(address, first[-1].complete_until_ms)]
-    assert [(f.tid, f.oid) for p in resumed for f in p.fills] == [(late["tid"], late["oid"])]
+    assert [identity(f) for p in resumed for f in p.fills] == [raw_key(late)]
     assert resumed[-1].complete_until_ms == FIXED_NOW_MS + 5 * MINUTE - 1000
 
 
@@ -106,7 +108,7 @@ async def test_a_wallet_beyond_the_10000_fill_horizon_is_flagged_truncated(
         huge_pages = await collect(c, huge)
         small_pages = await collect(c, small)
 
-    delivered = [(f.tid, f.oid) for page in huge_pages for f in page.fills]
+    delivered = [identity(f) for page in huge_pages for f in page.fills]
     assert Counter(delivered) == Counter(keys(market.fills(huge)[-HORIZON:]))
     assert huge_pages[-1].truncated
     assert not any(page.truncated for page in small_pages)
@@ -125,7 +127,7 @@ async def test_a_page_full_of_one_millisecond_terminates(start_simulator: StartS
     async with client(server) as c:
         pages = await asyncio.wait_for(collect(c, address), timeout=30)
 
-    delivered = {(f.tid, f.oid) for page in pages for f in page.fills}
+    delivered = {identity(f) for page in pages for f in page.fills}
     assert keys(after) and set(keys(after)) <= delivered, "fills after the burst were lost"
     assert sum(len(p.fills) for p in pages) == len(delivered)
     assert any(page.truncated for page in pages), "an unreachable part of a burst must be flagged"
@@ -137,8 +139,8 @@ def assert_claims_only_what_was_seen(pages: list[FillPage], truth: list[Any]) ->
     """Each page's complete_until_ms covers only fills delivered by then, and never goes back."""
     seen: set[tuple[int, int]] = set()
     for page in pages:
-        seen.update((f.tid, f.oid) for f in page.fills)
-        before = {(r["tid"], r["oid"]) for r in truth if r["time"] < page.complete_until_ms}
+        seen.update(identity(f) for f in page.fills)
+        before = {raw_key(r) for r in truth if r["time"] < page.complete_until_ms}
         assert before <= seen, "complete_until_ms claimed fills not delivered yet"
     claims = [p.complete_until_ms for p in pages]
     assert claims == sorted(claims)
@@ -162,7 +164,7 @@ async def test_pages_cut_short_at_random_lose_and_double_nothing(
             truth = market.fills(address)
             assert 4_000 < len(truth) < HORIZON
             pages = await collect(c, address)
-            delivered = [(f.tid, f.oid) for page in pages for f in page.fills]
+            delivered = [identity(f) for page in pages for f in page.fills]
             assert len(delivered) == len(set(delivered)), "a fill was delivered twice"
             assert Counter(delivered) == Counter(keys(truth)), "a fill was lost"
             assert len(pages) > len(truth) / PAGE_LIMIT + 1, "the pages were not cut short"
@@ -188,7 +190,7 @@ async def test_a_short_page_inside_one_millisecond_is_stepped_past(
     async with client(server) as c:
         pages = await asyncio.wait_for(collect(c, address), timeout=30)
 
-    delivered = [(f.tid, f.oid) for page in pages for f in page.fills]
+    delivered = [identity(f) for page in pages for f in page.fills]
     truth = market.fills(address)
     assert len(delivered) == len(set(delivered))
     assert Counter(delivered) == Counter(keys(truth)), "fills after the burst were lost"
@@ -348,3 +350,27 @@ async def test_latest_fills_parse(simulator: SimServer) -> None:
     truth = simulator.market.fills(address)[::-1][:PAGE_LIMIT]
     assert not rejected
     assert fills == [parse_fill(raw) for raw in truth]
+
+
+async def test_extra_dex_passes_ask_per_dex_and_claim_only_what_all_passes_saw(
+    start_simulator: StartSimulator,
+) -> None:
+    market = Market(21, now_ms=FIXED_NOW_MS)
+    address = market.add_wallet()
+    base = FIXED_NOW_MS - 30 * MINUTE
+    for i in range(30):
+        market.add_fill(address, base + i * 1000, coin="BTC")
+        market.add_fill(address, base + i * 1000 + 500, coin="xyz:TSLA")
+    server = start_simulator(market)
+
+    async with client(server, dexes=["xyz"]) as c:
+        pages = await collect(c, address, base)
+
+    delivered = [identity(f) for page in pages for f in page.fills]
+    assert Counter(delivered) == Counter(keys(market.fills(address))), "each fill once"
+    entries = server.state.log.entries()
+    assert [e.type for e in entries] == ["userFillsByTime", "userFillsByTime"]
+    # The documented request answers every fill; the dex pass brings nothing new, and only
+    # its pages may claim time, capped by what the first pass saw.
+    assert [len(p.fills) for p in pages] == [60, 0]
+    assert [p.complete_until_ms for p in pages] == [base, FIXED_NOW_MS - 1000]
