@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "hl_fills_raw",
     "hl_fills_raw_default",
     "hl_fills_quarantine",
+    "hl_markets",
     "hl_ingest_cursor",
     "wallet_day_metrics",
     "global_day_metrics",
