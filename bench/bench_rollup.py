@@ -31,7 +31,7 @@ import dramatiq
 import psycopg
 
 from bench.common import BenchContext, Result, median_of, timed
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
 from jobs.app import Pipeline, build
 from storage import orgs, rollups

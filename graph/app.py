@@ -25,8 +25,8 @@ from graph.endpoint import GraphQLEndpoint
 from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
 from graph.schema import build_schema
-from hl_analytics import telemetry
-from hl_analytics.settings import Settings
+from hl_core import telemetry
+from hl_core.settings import Settings
 from storage import metrics
 from storage.db import async_pool
 from storage.errors import DatabaseUnavailable

@@ -22,8 +22,8 @@ from graph.context import Caller
 from graph.errors import NoProfile, Unauthenticated
 from graph.jwks import JwksKeys
 from graph.singleflight import SingleFlight
-from hl_analytics.errors import SettingsError
-from hl_analytics.settings import Settings
+from hl_core.errors import SettingsError
+from hl_core.settings import Settings
 from storage import metrics
 from storage.orgs import Profile
 

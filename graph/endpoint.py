@@ -30,7 +30,7 @@ from graph.cache import Answer, ttl_for
 from graph.context import Caller, RequestContext, Services
 from graph.errors import ClientError
 from graph.requests import GraphQLRequest, RawRequest, classify, query_params, read_post
-from hl_analytics import telemetry
+from hl_core import telemetry
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)

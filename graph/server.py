@@ -11,8 +11,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from graph.app import create_app
-from hl_analytics.errors import HLAnalyticsError, SettingsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError, SettingsError
+from hl_core.settings import Settings
 from storage import embedded
 
 log = logging.getLogger(__name__)

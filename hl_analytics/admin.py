@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from storage import embedded, orgs
 from storage.db import connect
 from storage.errors import MigrationError, StorageError

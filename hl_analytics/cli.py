@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
 
 PROG = "hl-analytics"
 Handler = Callable[[Settings, argparse.Namespace], int | None]
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dataclasses import replace
 
             settings = replace(settings, hl_analytics_data_dir=args.data_dir)
-        from hl_analytics.logs import configure_logging
+        from hl_core.logs import configure_logging
 
         configure_logging(settings.log_level)
         result = args.handler(settings, args)

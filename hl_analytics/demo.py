@@ -23,9 +23,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from hl_analytics.errors import HLAnalyticsError
 from hl_analytics.processes import Supervisor, cli_executable
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
 from storage import embedded, orgs
 from storage.db import connection
 from storage.migrate import migrate

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from hl_analytics.admin import transaction
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from storage import cursor
 from storage import jobs as job_store
 

@@ -17,8 +17,8 @@ from types import TracebackType
 
 import uvicorn
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
 from hlsim.app import SimState, create_app
 from hlsim.market import Market
 from hlsim.weights import WeightBudget

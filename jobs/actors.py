@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from hl_analytics.telemetry import worker_metrics
+from hl_core.telemetry import worker_metrics
 from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestReport
 from jobs.ingest import ingest_wallet as run_ingest

@@ -23,7 +23,7 @@ import dramatiq
 from dramatiq.middleware import Middleware
 from psycopg_pool import ConnectionPool
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
 from jobs.broker import PostgresBroker
 from jobs.errors import HyperliquidRejected

@@ -60,7 +60,7 @@ from dramatiq.errors import ConnectionClosed, QueueJoinTimeout
 from dramatiq.middleware import Middleware
 from psycopg_pool import ConnectionPool
 
-from hl_analytics.errors import HLAnalyticsError
+from hl_core.errors import HLAnalyticsError
 from jobs.consumer import (
     Heartbeat,
     JobProxy,

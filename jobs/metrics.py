@@ -3,7 +3,7 @@
 Dramatiq's own Prometheus middleware does the plumbing: it points every worker
 process at one multiprocess folder and forks one exposition server that sums
 them (its message counters and durations come with it). This module adds the
-pipeline's own figures to the same registry (see hl_analytics.telemetry) and a
+pipeline's own figures to the same registry (see hl_core.telemetry) and a
 gauge of the oldest queued job's age, refreshed by each worker process.
 """
 
@@ -66,7 +66,7 @@ class QueueAge(Middleware):
 
     def _run(self) -> None:
         # Imported here: prometheus_client must not be loaded before prepare() ran.
-        from hl_analytics import telemetry
+        from hl_core import telemetry
 
         gauge = telemetry.worker_metrics().oldest_queued_age
         while not self.stopped.is_set():

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
 from jobs.app import Pipeline, build
 from storage import orgs, rollups

@@ -28,8 +28,8 @@ from types import FrameType
 import psycopg
 from dramatiq.errors import ConnectionClosed
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
 from jobs import actors, polling
 from jobs.app import Pipeline, build
 from storage import cursor, embedded, fills

@@ -32,7 +32,7 @@ from typing import TextIO
 import dramatiq
 import psycopg
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
 from jobs.app import Pipeline, build
 from storage import cursor, embedded, orgs

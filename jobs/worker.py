@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
 from jobs import metrics as worker_metrics
 from storage import embedded
 from storage.db import connection

@@ -20,7 +20,7 @@ import signal
 import time
 from types import FrameType
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import metrics
 from jobs.app import build
 from jobs.worker import LEASE_ENV, THREADS_ENV

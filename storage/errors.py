@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hl_analytics.errors import HLAnalyticsError
+from hl_core.errors import HLAnalyticsError
 
 
 def first_line(exc: BaseException) -> str:

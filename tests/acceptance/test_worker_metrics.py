@@ -11,7 +11,7 @@ from datetime import date
 import httpx
 import psycopg
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
 from jobs.app import build
 from storage import orgs

@@ -29,7 +29,7 @@ import psycopg
 import pytest
 
 from graph.auth import issue_token
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from storage import jobs as job_store
 from storage import orgs
 from tests.integration.pipeline.expected import METRICS, expected_rows

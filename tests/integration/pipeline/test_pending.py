@@ -19,7 +19,7 @@ from datetime import date
 import psycopg
 import pytest
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
 from jobs.app import Pipeline, build
 from storage import fills, orgs, rollups
