@@ -11,7 +11,6 @@ answer does not need the database, while every request is still authenticated.
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -24,7 +23,8 @@ from graph.jwks import JwksKeys
 from graph.singleflight import SingleFlight
 from hl_core.errors import SettingsError
 from hl_core.settings import Settings
-from storage import metrics
+from storage import dashboard
+from storage.db import async_borrow
 from storage.orgs import Profile
 
 LEEWAY_S = 10
@@ -147,8 +147,8 @@ class Callers:
         self._lookups: SingleFlight[str, Profile | None] = SingleFlight()
 
     async def _fetch(self, user_id: str) -> Profile | None:
-        async with metrics.borrow(self.pool, self.pool_timeout) as conn:
-            return await metrics.get_profile(conn, user_id)
+        async with async_borrow(self.pool, self.pool_timeout) as conn:
+            return await dashboard.get_profile(conn, user_id)
 
     async def _lookup(self, user_id: str) -> Profile | None:
         profile, shared = await self._lookups.run(user_id, lambda: self._fetch(user_id))
@@ -190,8 +190,3 @@ def issue_token(settings: Settings, user_id: str, ttl_s: int) -> str:
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
-
-
-def token_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    print(issue_token(settings, args.user_id, args.ttl))
-    return 0

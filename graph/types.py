@@ -13,7 +13,7 @@ from enum import Enum
 
 import strawberry
 
-from storage import metrics
+from storage import dashboard
 
 
 @strawberry.enum
@@ -46,7 +46,7 @@ class DayMetrics:
     )
 
     @classmethod
-    def of(cls, row: metrics.DayMetrics) -> DayMetrics:
+    def of(cls, row: dashboard.DayMetrics) -> DayMetrics:
         return cls(
             day=row.day,
             dau=row.dau,
@@ -75,7 +75,7 @@ class DashboardSummary:
     )
 
     @classmethod
-    def of(cls, row: metrics.Summary) -> DashboardSummary:
+    def of(cls, row: dashboard.Summary) -> DashboardSummary:
         return cls(
             day=row.day,
             latest=DayMetrics.of(row.latest) if row.latest else None,
@@ -98,7 +98,7 @@ class WalletRank:
     active_days: int
 
     @classmethod
-    def of(cls, row: metrics.WalletRank) -> WalletRank:
+    def of(cls, row: dashboard.WalletRank) -> WalletRank:
         return cls(
             rank=row.rank,
             address=row.address,
@@ -142,7 +142,7 @@ class WalletMetrics:
     last_synced_at: datetime | None
 
     @classmethod
-    def of(cls, row: metrics.WalletSeries) -> WalletMetrics:
+    def of(cls, row: dashboard.WalletSeries) -> WalletMetrics:
         t = row.totals
         return cls(
             address=row.address,

@@ -37,6 +37,7 @@ from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestReport
 from jobs.ingest import ingest_wallet as run_ingest
 from storage import orgs, rollups
+from storage.db import borrow
 from storage.orgs import Wallet
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def queue_wallet_days(
 
 def ingest_wallet(p: Pipeline, address: str) -> None:
     address = orgs.normalize_address(address)
-    with p.pool.connection() as conn:
+    with borrow(p.pool) as conn:
         (wallet,) = orgs.upsert_wallets(conn, [address])
         report = asyncio.run(_ingest(p, conn, wallet))
     metrics = worker_metrics()
@@ -141,7 +142,7 @@ def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
     address = orgs.normalize_address(address)
     the_day = date.fromisoformat(day)
     started = time.perf_counter()
-    with p.pool.connection() as conn, conn.transaction():
+    with borrow(p.pool) as conn, conn.transaction():
         done = rollups.rollup_wallet_day(conn, address, the_day)
         if done is not None:
             send_global_rollups(p, conn, done.org_ids, [the_day])
@@ -159,7 +160,7 @@ def rollup_wallet_days(p: Pipeline, day: str) -> None:
     org-day rollups it causes and, while rows remain, its own next run."""
     the_day = date.fromisoformat(day)
     started = time.perf_counter()
-    with p.pool.connection() as conn, conn.transaction():
+    with borrow(p.pool) as conn, conn.transaction():
         done = rollups.rollup_pending_chunk(conn, the_day)
         if done.org_ids:
             send_global_rollups(p, conn, done.org_ids, [the_day], batches=done.batches)
@@ -179,7 +180,7 @@ def rollup_wallet_days(p: Pipeline, day: str) -> None:
 
 def rollup_global_day(p: Pipeline, org_id: str, day: str) -> None:
     started = time.perf_counter()
-    with p.pool.connection() as conn, conn.transaction():
+    with borrow(p.pool) as conn, conn.transaction():
         rollups.relax_commit(conn)
         rollups.rebuild_org_day(conn, orgs.parse_org_id(org_id), date.fromisoformat(day))
     worker_metrics().rollup_seconds.labels("org_day").observe(time.perf_counter() - started)

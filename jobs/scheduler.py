@@ -17,7 +17,6 @@ A lost database (a restart) is logged and waited out: the next tick reconnects.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import threading
@@ -33,7 +32,7 @@ from hl_core.settings import Settings
 from jobs import actors, polling
 from jobs.app import Pipeline, build
 from storage import cursor, embedded, fills
-from storage.db import connect
+from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 
 log = logging.getLogger(__name__)
@@ -85,12 +84,13 @@ def run(p: Pipeline, interval_s: float, stop: threading.Event, *, once: bool = F
     try:
         while True:
             try:
-                if conn is None or conn.closed:
-                    conn = connect(p.database_url, autocommit=True, application_name=APP_NAME)
-                last_partitions, last_housekeeping = _step(
-                    p, conn, last_partitions, last_housekeeping
-                )
-            except (psycopg.OperationalError, DatabaseUnavailable, ConnectionClosed) as exc:
+                with errors():
+                    if conn is None or conn.closed:
+                        conn = connect(p.database_url, autocommit=True, application_name=APP_NAME)
+                    last_partitions, last_housekeeping = _step(
+                        p, conn, last_partitions, last_housekeeping
+                    )
+            except (DatabaseUnavailable, ConnectionClosed) as exc:
                 log.warning(
                     "database unavailable (%s); retrying in %.0f s",
                     first_line(exc),
@@ -139,8 +139,7 @@ def _step(
     return last_partitions, last_housekeeping
 
 
-def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    interval_s = float(getattr(args, "interval", 5.0))
+def run_scheduler(settings: Settings, *, interval_s: float, once: bool) -> int:
     if not interval_s > 0:
         raise SchedulerOptionInvalid(f"--interval must be above 0 (got {interval_s})")
     url = embedded.database_url(settings)
@@ -154,7 +153,7 @@ def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     print(f"scheduler: a tick every {interval_s:g} s; SIGTERM or Ctrl-C stops", flush=True)
     try:
-        run(p, interval_s, stop, once=bool(getattr(args, "once", False)))
+        run(p, interval_s, stop, once=once)
     finally:
         p.close()
     return 0

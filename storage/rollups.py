@@ -29,6 +29,7 @@ from decimal import Decimal
 
 import psycopg
 
+from storage import changes
 from storage.fills import day_bounds_ms
 
 # One aggregate per wallet over the fills of [lo, hi); shared by the rebuilds below.
@@ -113,9 +114,6 @@ ON CONFLICT (org_id, day) DO UPDATE SET
     avg_volume_per_user = EXCLUDED.avg_volume_per_user,
     updated_at = now()
 """
-# Tells API instances that an org's numbers changed; delivered only if the transaction commits.
-NOTIFY_METRICS_CHANGED = "SELECT pg_notify('hl_metrics_changed', %s)"
-METRICS_CHANGED_CHANNEL = "hl_metrics_changed"
 # The days on which any of the wallets has metrics: what tracking them changes in an org.
 SELECT_ACTIVE_DAYS = """
 SELECT DISTINCT day FROM wallet_day_metrics WHERE wallet_id = ANY(%s) ORDER BY day
@@ -220,7 +218,7 @@ def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> b
     """
     lock_org_day(conn, org_id, day)
     written = conn.execute(REBUILD_ORG_DAY, {"org_id": org_id, "day": day}).rowcount
-    conn.execute(NOTIFY_METRICS_CHANGED, (str(org_id),))
+    changes.notify_changed(conn, org_id)
     return written > 0
 
 

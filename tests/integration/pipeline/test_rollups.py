@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import psycopg
 
-from storage import fills, orgs, rollups
+from storage import changes, fills, orgs, rollups
 from storage.fills import Fill
 from tests.factories import address, fill, ms
 from tests.integration.pipeline.expected import Day, Expected, assert_org_days
@@ -225,7 +225,7 @@ def test_untracked_wallet_leaves_org_numbers_on_rebuild(conn: psycopg.Connection
 
 def test_org_rebuild_notifies_listeners_on_commit(db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as listener:
-        listener.execute(f"LISTEN {rollups.METRICS_CHANGED_CHANNEL}")
+        listener.execute(f"LISTEN {changes.CHANNEL}")
         with psycopg.connect(db_url) as writer:
             org = orgs.create_org(writer, "A").id
             rollups.rebuild_org_day(writer, org, DAY)
