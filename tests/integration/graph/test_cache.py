@@ -20,7 +20,8 @@ from graph.cache import ttl_for
 from storage import orgs
 from storage.db import with_database
 from storage.fills import insert_fills
-from tests.factories import fill
+from tests.cli import run_cli
+from tests.factories import address, fill
 from tests.integration.graph.conftest import Api, running_api, settings
 from tests.integration.graph.seed import W2, W4, Seeded
 
@@ -254,3 +255,37 @@ async def test_listener_reconnects_and_forgets_what_it_may_have_missed(api: Api)
         return bool(latest["tradeCount"] == 105)
 
     await eventually(fresh, timeout=5)
+
+
+async def test_cli_wallets_track_shows_in_a_running_api_at_once(api: Api) -> None:
+    """`hl-analytics wallets track` notifies the API in its transaction: the org's warm
+    answers are dropped at its commit, not when their TTL (60 s) runs out."""
+    seeded = api.seeded
+    before = await api.data(SUMMARY)
+    assert before["dashboardSummary"]["trackedWallets"] == 3
+    warm = await api.post(SUMMARY)
+    assert warm.headers["x-cache"] == "hit"
+    new_wallet = address(5)
+    result = await asyncio.to_thread(
+        run_cli,
+        "wallets",
+        "track",
+        "--org",
+        str(seeded.org_a),
+        new_wallet,
+        env={"DATABASE_URL": api.db_url},
+    )
+    assert result.code == 0, result.err
+    assert "1 wallet(s) newly tracked" in result.out
+    started = time.monotonic()
+
+    async def tracked_four() -> bool:
+        data = (await api.post(SUMMARY)).json()["data"]
+        return bool(data["dashboardSummary"]["trackedWallets"] == 4)
+
+    await eventually(tracked_four, timeout=5)
+    assert time.monotonic() - started < ttl_for(frozenset({"dashboardSummary"}))
+    # Another org's answers are untouched.
+    assert (await api.post(SUMMARY, user="bob")).json()["data"]["dashboardSummary"][
+        "trackedWallets"
+    ] == 2
