@@ -33,7 +33,7 @@ import psycopg
 from bench.common import BenchContext, Result, median_of, timed
 from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from storage import orgs, rollups
 from storage.fills import day_bounds_ms
 

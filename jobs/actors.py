@@ -41,7 +41,7 @@ from storage.db import borrow
 from storage.orgs import Wallet
 
 if TYPE_CHECKING:
-    from jobs.app import Pipeline
+    from jobs.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

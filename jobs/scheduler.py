@@ -30,7 +30,7 @@ from dramatiq.errors import ConnectionClosed
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
 from jobs import actors, polling
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from storage import cursor, embedded, fills
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line

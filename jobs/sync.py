@@ -33,7 +33,7 @@ import psycopg
 
 from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from storage import cursor, embedded, orgs
 from storage import jobs as job_store
 from storage.db import connect, errors

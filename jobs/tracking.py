@@ -26,7 +26,7 @@ import psycopg
 
 from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from storage import changes, orgs, rollups
 from storage.orgs import Wallet
 

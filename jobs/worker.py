@@ -18,7 +18,7 @@ from dramatiq.cli import main, make_argument_parser
 
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
-from jobs import metrics as worker_metrics
+from jobs import prometheus
 from storage import embedded
 from storage.db import connection
 
@@ -63,7 +63,7 @@ def run_worker(
     if metrics_port is not None:
         if not 0 < metrics_port < 65536:
             raise WorkerOptionInvalid(f"--metrics-port must be 1..65535 (got {metrics_port})")
-        worker_metrics.prepare(metrics_port, metrics_host)
+        prometheus.prepare(metrics_port, metrics_host)
     os.environ[LEASE_ENV] = str(lease_s)
     os.environ[THREADS_ENV] = str(threads)
     print(

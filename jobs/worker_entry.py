@@ -21,8 +21,8 @@ import time
 from types import FrameType
 
 from hl_core.settings import Settings
-from jobs import metrics
-from jobs.app import build
+from jobs import prometheus
+from jobs.pipeline import build
 from jobs.worker import LEASE_ENV, THREADS_ENV
 
 ECHO_WINDOW_S = 2.0
@@ -59,5 +59,5 @@ pipeline = build(
     pool_size=int(os.environ.get(THREADS_ENV, "4")) + 1,
 )
 broker = pipeline.broker
-for extra in metrics.middleware(_settings.database_url):
+for extra in prometheus.middleware(_settings.database_url):
     broker.add_middleware(extra)

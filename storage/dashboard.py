@@ -158,7 +158,9 @@ class WalletRank:
 
 
 @dataclass(frozen=True, slots=True)
-class WalletDay:
+class SeriesDay:
+    """One day of a wallet's series as the API shows it (zeros on a day without fills)."""
+
     day: date
     trade_count: int
     spot_volume_usd: Decimal
@@ -182,7 +184,7 @@ class WalletTotals:
 @dataclass(frozen=True, slots=True)
 class WalletSeries:
     address: str
-    days: list[WalletDay]
+    days: list[SeriesDay]
     totals: WalletTotals
     last_synced_at: datetime | None
 
@@ -254,7 +256,7 @@ async def wallet_series(
     first = rows[0]
     return WalletSeries(
         address=first[0],
-        days=[WalletDay(*row[1:8]) for row in rows],
+        days=[SeriesDay(*row[1:8]) for row in rows],
         totals=WalletTotals(*first[8:15]),
         last_synced_at=first[15],
     )

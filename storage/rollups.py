@@ -131,7 +131,9 @@ FROM global_day_metrics WHERE org_id = %s ORDER BY day
 
 
 @dataclass(frozen=True)
-class WalletDay:
+class WalletDayMetrics:
+    """A stored row of `wallet_day_metrics`."""
+
     wallet_id: int
     day: date
     trade_count: int
@@ -226,9 +228,9 @@ def active_days(conn: psycopg.Connection, wallet_ids: Sequence[int]) -> list[dat
     return [row[0] for row in conn.execute(SELECT_ACTIVE_DAYS, (list(wallet_ids),))]
 
 
-def wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> WalletDay | None:
+def wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> WalletDayMetrics | None:
     row = conn.execute(SELECT_WALLET_DAY, (wallet_id, day)).fetchone()
-    return WalletDay(*row) if row else None
+    return WalletDayMetrics(*row) if row else None
 
 
 def org_days(conn: psycopg.Connection, org_id: uuid.UUID) -> list[OrgDay]:

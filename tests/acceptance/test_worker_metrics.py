@@ -13,7 +13,7 @@ import psycopg
 
 from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import build
+from jobs.pipeline import build
 from storage import orgs
 from tests.cli import HL_ANALYTICS
 

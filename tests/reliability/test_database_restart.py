@@ -4,7 +4,7 @@ Guarantee: when the database goes away and comes back, worker processes and the
 API reconnect on their own; while it is away the API answers 503 with a
 Retry-After (never 500, never a stack trace or SQL), and the sync that was running
 completes with exact numbers. Mechanism: pools that check a connection on borrow
-(storage/db.py, jobs/app.py), the broker's consumer reconnecting and its leases
+(storage/db.py, jobs/pipeline.py), the broker's consumer reconnecting and its leases
 re-delivering what died with the connection (jobs/broker.py), the rate limiter
 reopening its connection (jobs/ratelimit.py), the API's DatabaseUnavailable → 503
 (graph/endpoint.py) and the cache listener's reconnect (graph/listener.py).

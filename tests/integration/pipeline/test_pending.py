@@ -21,7 +21,7 @@ import pytest
 
 from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from storage import fills, orgs, rollups
 from storage import jobs as job_store
 from tests.factories import address, fill, ms

@@ -14,7 +14,7 @@ import pytest
 from hlsim.server import SimServer
 from jobs import scheduler
 from jobs import sync as sync_module
-from jobs.app import Pipeline
+from jobs.pipeline import Pipeline
 from jobs.tracking import track_wallets, untrack_wallet
 from storage import cursor, orgs
 from tests.integration.pipeline.expected import Expected, assert_org_days

@@ -18,13 +18,12 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from storage import jobs as job_store
-from storage.db import connect
+from storage.db import connection
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 PORT_ENV = "HL_ANALYTICS_WORKER_METRICS_PORT"
-HOST_ENV = "HL_ANALYTICS_WORKER_METRICS_HOST"
 QUEUE_AGE_EVERY_S = 15.0
 
 
@@ -71,7 +70,7 @@ class QueueAge(Middleware):
         gauge = telemetry.worker_metrics().oldest_queued_age
         while not self.stopped.is_set():
             try:
-                with connect(self.database_url, autocommit=True) as conn:
+                with connection(self.database_url, autocommit=True) as conn:
                     age = job_store.oldest_queued_age_s(conn)
                 gauge.set(age or 0.0)
             except StorageError as exc:
