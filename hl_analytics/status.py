@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from hl_analytics.admin import transaction
 from hl_core.settings import Settings
-from storage import cursor
 from storage import jobs as job_store
+from storage import reports
 
 FAILED_SHOWN = 10
 
@@ -47,7 +47,7 @@ def _lag(synced_until_ms: int | None, now_s: float) -> str:
 def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
     now_s = time.time()
     with transaction(settings) as conn:
-        orgs = cursor.org_sync_status(conn)
+        orgs = reports.org_sync_status(conn)
         depth = job_store.queue_depth(conn)
         oldest = job_store.oldest_queued_age_s(conn)
         failed = job_store.failed_jobs(conn, limit=FAILED_SHOWN)

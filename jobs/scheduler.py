@@ -31,7 +31,7 @@ from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
 from jobs import actors, polling
 from jobs.pipeline import Pipeline, build
-from storage import cursor, embedded, fills
+from storage import cursor, embedded, fills, locks
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 
@@ -57,7 +57,7 @@ class Tick:
 def tick(p: Pipeline, conn: psycopg.Connection) -> Tick:
     """One scheduling pass; `conn` must be in autocommit mode (the tick is one transaction)."""
     with conn.transaction():
-        if not cursor.try_lead_tick(conn):
+        if not locks.try_lead_tick(conn):
             return Tick(False, 0, 0, 1.0)
         rows = cursor.schedule_rows(conn)
         result = polling.plan(rows, cursor.database_now(conn), p.settings.hyperliquid_rps)

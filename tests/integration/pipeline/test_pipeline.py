@@ -16,7 +16,7 @@ from jobs import scheduler
 from jobs import sync as sync_module
 from jobs.pipeline import Pipeline
 from jobs.tracking import track_wallets, untrack_wallet
-from storage import cursor, orgs
+from storage import locks, orgs
 from tests.integration.pipeline.expected import Expected, assert_org_days
 from tests.integration.pipeline.support import expected_of, pipeline, sync, worker
 from tests.simulator import StartSimulator, small_market
@@ -132,7 +132,7 @@ def test_scheduler_queues_each_due_wallet_once(
         orgs.track_wallets(auto, org, simulator.market.wallets)
     with pipeline(db_url, simulator) as p, psycopg.connect(db_url, autocommit=True) as other:
         with other.transaction():
-            assert cursor.try_lead_tick(other)
+            assert locks.try_lead_tick(other)
             blocked = scheduler.tick(p, auto)
         assert not blocked.led and blocked.queued == 0
 
