@@ -16,8 +16,8 @@ only if the data it needs was committed:
 
 A rollup that is already running when new data commits is not merged: the
 new send queues a second job, which sees the new pending rows.
-`rollup_wallet_day(address, day)` rebuilds one wallet-day on request (and
-serves messages queued before migration 0006); the pipeline no longer sends it.
+(Messages of the retired one-job-per-wallet `rollup_wallet_day` were turned
+into pending wallet-days by migration 0009.)
 """
 
 from __future__ import annotations
@@ -136,17 +136,6 @@ async def _ingest(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> Inge
 
     async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
         return await run_ingest(conn, client, wallet, on_new_days=on_new_days)
-
-
-def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
-    address = orgs.normalize_address(address)
-    the_day = date.fromisoformat(day)
-    started = time.perf_counter()
-    with borrow(p.pool) as conn, conn.transaction():
-        done = rollups.rollup_wallet_day(conn, address, the_day)
-        if done is not None:
-            send_global_rollups(p, conn, done.org_ids, [the_day])
-    worker_metrics().rollup_seconds.labels("wallet_day").observe(time.perf_counter() - started)
 
 
 # While another job holds some of the day's rows, a job that found nothing else to

@@ -61,7 +61,6 @@ class Pipeline:
     broker: PostgresBroker
     pool_size: int = 4
     ingest_wallet: dramatiq.Actor[..., None] = field(init=False)
-    rollup_wallet_day: dramatiq.Actor[..., None] = field(init=False)
     rollup_wallet_days: dramatiq.Actor[..., None] = field(init=False)
     rollup_global_day: dramatiq.Actor[..., None] = field(init=False)
     _pool: ConnectionPool | None = field(default=None, init=False)
@@ -71,9 +70,6 @@ class Pipeline:
         def ingest_wallet(address: str) -> None:
             actors.ingest_wallet(self, address)
 
-        def rollup_wallet_day(address: str, day: str) -> None:
-            actors.rollup_wallet_day(self, address, day)
-
         def rollup_wallet_days(day: str) -> None:
             actors.rollup_wallet_days(self, day)
 
@@ -82,9 +78,6 @@ class Pipeline:
 
         self.ingest_wallet = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_wallet)
         # One decorator per actor: Dramatiq's decorator remembers the first name it gave.
-        self.rollup_wallet_day = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
-            rollup_wallet_day
-        )
         self.rollup_wallet_days = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
             rollup_wallet_days
         )

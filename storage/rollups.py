@@ -177,28 +177,6 @@ def _rebuild_wallet_days(conn: psycopg.Connection, wallet_ids: Sequence[int], da
     return conn.execute(REBUILD_WALLET_DAYS, params).rowcount
 
 
-@dataclass(frozen=True)
-class WalletRollup:
-    """What a wallet-day rollup did: the wallet, whether it traded, who tracks it."""
-
-    wallet_id: int
-    traded: bool
-    org_ids: list[uuid.UUID]
-
-
-def rollup_wallet_day(conn: psycopg.Connection, address: str, day: date) -> WalletRollup | None:
-    """The database side of a `rollup_wallet_day` job, in the caller's transaction, in
-    two statements (a job is small; round trips are most of its cost): BEGIN_WALLET_ROLLUP,
-    then the rebuild. None when no wallet has that address (it has no fills either)."""
-    row = conn.execute(
-        BEGIN_WALLET_ROLLUP, {"address": address, "lock_class": _WALLET_LOCK_CLASS}
-    ).fetchone()
-    if row is None:
-        return None
-    wallet_id, org_ids = int(row[0]), list(row[1])
-    return WalletRollup(wallet_id, _rebuild_wallet_days(conn, [wallet_id], day) > 0, org_ids)
-
-
 def rebuild_wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> bool:
     """Recomputes one wallet-day; returns whether the wallet traded that day."""
     return rebuild_wallet_days(conn, [wallet_id], day) > 0
@@ -342,15 +320,6 @@ _ORG_LOCK_CLASS = 0x686C7267
 LOCK_WALLET_DAYS = """
 SELECT pg_advisory_xact_lock(%s, (id %% 2147483647)::integer)
 FROM unnest(%s::bigint[]) AS id ORDER BY id
-"""
-# Opens a job's wallet rollup in one round trip: the commit relaxed (RELAX_COMMIT), the
-# wallet found by address, its rebuild lock taken, the orgs tracking it read.
-BEGIN_WALLET_ROLLUP = """
-SELECT w.id,
-       ARRAY(SELECT ow.org_id FROM org_wallets ow WHERE ow.wallet_id = w.id ORDER BY ow.org_id),
-       set_config('synchronous_commit', 'off', true),
-       pg_advisory_xact_lock(%(lock_class)s, (w.id %% 2147483647)::integer)
-FROM wallets w WHERE w.address = %(address)s
 """
 LOCK_ALL_WALLET_DAYS = "LOCK TABLE wallet_day_metrics IN SHARE ROW EXCLUSIVE MODE"
 LOCK_ORG_DAY = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
