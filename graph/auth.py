@@ -21,6 +21,7 @@ from graph.context import Caller
 from graph.errors import NoProfile, Unauthenticated
 from graph.jwks import JwksKeys
 from graph.singleflight import SingleFlight
+from graph.ttlmap import MISSING, TtlMap
 from hl_core.errors import SettingsError
 from hl_core.settings import Settings
 from storage import dashboard
@@ -70,7 +71,7 @@ class TokenVerifier:
         self.issuer = settings.jwt_issuer
         self.jwks = jwks
         self.required = ["exp", "sub", "aud"] + (["iss"] if self.issuer else [])
-        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._verified: TtlMap[str, dict[str, Any]] = TtlMap(MAX_REMEMBERED, ttl_s=REMEMBER_S)
 
     async def _key(self, token: str) -> tuple[Any, str]:
         try:
@@ -93,15 +94,13 @@ class TokenVerifier:
         cost more than a cached answer), but its expiry is checked every time.
         """
         remembered = self._verified.get(token)
-        if remembered is not None and remembered[0] > time.monotonic():
-            claims = remembered[1]
+        if remembered is not MISSING:
+            claims = remembered
             if claims["exp"] + LEEWAY_S < time.time():
                 raise Unauthenticated("the token has expired: get a new one")
             return claims
         claims = await self._verify(token)
-        if len(self._verified) >= MAX_REMEMBERED:
-            self._verified.clear()
-        self._verified[token] = (time.monotonic() + REMEMBER_S, claims)
+        self._verified.put(token, claims)
         return claims
 
     async def _verify(self, token: str) -> dict[str, Any]:
@@ -143,7 +142,7 @@ class Callers:
     def __init__(self, pool: AsyncConnectionPool, pool_timeout: float) -> None:
         self.pool = pool
         self.pool_timeout = pool_timeout
-        self._cache: dict[str, tuple[float, Profile | None]] = {}
+        self._cache: TtlMap[str, Profile | None] = TtlMap(MAX_PROFILES)
         self._lookups: SingleFlight[str, Profile | None] = SingleFlight()
 
     async def _fetch(self, user_id: str) -> Profile | None:
@@ -154,18 +153,12 @@ class Callers:
         profile, shared = await self._lookups.run(user_id, lambda: self._fetch(user_id))
         if shared:
             return profile
-        if len(self._cache) >= MAX_PROFILES:
-            self._cache.clear()
-        ttl = PROFILE_TTL_S if profile else NO_PROFILE_TTL_S
-        self._cache[user_id] = (time.monotonic() + ttl, profile)
+        self._cache.put(user_id, profile, PROFILE_TTL_S if profile else NO_PROFILE_TTL_S)
         return profile
 
     async def caller(self, user_id: str) -> Caller:
         cached = self._cache.get(user_id)
-        if cached is not None and cached[0] > time.monotonic():
-            profile = cached[1]
-        else:
-            profile = await self._lookup(user_id)
+        profile = await self._lookup(user_id) if cached is MISSING else cached
         if profile is None:
             raise NoProfile(
                 f"user {user_id!r} has no profile: an admin adds it with "
