@@ -141,6 +141,7 @@ def wait_for(
         time.sleep(POLL_S)
 
 
+@errors()
 def run_sync(settings: Settings, org_id: uuid.UUID | None, *, wait: bool, inline: bool) -> int:
     url = embedded.database_url(settings)
     p = build(settings, url, pool_size=INLINE_THREADS + 1)
