@@ -129,7 +129,7 @@ def _serve(kind: str, port: int, database_url: str, payload_file: str) -> None:
         app = Starlette(routes=[Route("/graphql", bare, methods=["GET", "POST"])])
     else:
         from graph.app import create_app
-        from hl_analytics.settings import Settings
+        from hl_core.settings import Settings
 
         settings = Settings.from_env({"JWT_SECRET": SECRET, "GRAPHIQL": "0"})
         app = create_app(settings, database_url, cache_enabled=kind == "graphql")

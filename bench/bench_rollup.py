@@ -11,8 +11,6 @@ and fee tokens. Figures:
   - through a real Dramatiq worker of 4 threads on the project's broker, from
     the first message sent to the last wallet-days job done (delivery included);
   - as job bodies called by 4 threads, without the broker's delivery;
-- the same day as 10,000 single-wallet `rollup_wallet_day` job bodies (the
-  pipeline's path before the pending table), 4 threads;
 - the set-based `rebuild_all_wallet_days`, one statement for the whole day;
 - the org-day rebuild of an org tracking every wallet.
 
@@ -31,9 +29,9 @@ import dramatiq
 import psycopg
 
 from bench.common import BenchContext, Result, median_of, timed
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from storage import orgs, rollups
 from storage.fills import day_bounds_ms
 
@@ -125,17 +123,6 @@ def _drain_worker(p: Pipeline, conn: psycopg.Connection) -> float:
     return elapsed
 
 
-def _job_bodies(p: Pipeline, addresses: list[str], threads: int) -> None:
-    day = DAY.isoformat()
-
-    def work(k: int) -> None:
-        for address in addresses[k::threads]:
-            actors.rollup_wallet_day(p, address, day)
-
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(work, range(threads)))
-
-
 def run(ctx: BenchContext) -> list[Result]:
     fills = ctx.scale(1_000_000, 50_000)
     wallets = ctx.scale(10_000, 1_000)
@@ -152,12 +139,10 @@ def run(ctx: BenchContext) -> list[Result]:
             with conn.transaction():
                 rollups.rebuild_all_wallet_days(conn, DAY)
 
-        addresses = [w.address for w in orgs.tracked_wallets(conn, org)]
         p = build(Settings.from_env({}), url, pool_size=THREADS + 1, poll_s=0.05)
         try:
             p.pool.wait()
             bodies = median_of(runs, lambda: _drain_bodies(p, conn, THREADS))
-            per_wallet = median_of(runs, lambda: timed(lambda: _job_bodies(p, addresses, THREADS)))
             p.broker.emit_after("process_boot")
             worker = dramatiq.Worker(p.broker, worker_threads=THREADS)
             worker.start()
@@ -196,15 +181,6 @@ def run(ctx: BenchContext) -> list[Result]:
             f"rollup: the same as rollup_wallet_days job bodies, {THREADS} threads ({size})",
             "s",
             bodies,
-            "scan of the day's fills",
-            scan,
-            "< 5 s for the whole day",
-        ),
-        Result(
-            f"rollup: day's wallet-days as {len(ids):,} single-wallet rollup_wallet_day "
-            f"job bodies, {THREADS} threads (the path before rollup_pending)",
-            "s",
-            per_wallet,
             "scan of the day's fills",
             scan,
             "< 5 s for the whole day",

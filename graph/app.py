@@ -25,10 +25,10 @@ from graph.endpoint import GraphQLEndpoint
 from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
 from graph.schema import build_schema
-from hl_analytics import telemetry
-from hl_analytics.settings import Settings
-from storage import metrics
-from storage.db import async_pool
+from hl_core import telemetry
+from hl_core.settings import Settings
+from storage import dashboard
+from storage.db import async_borrow, async_pool
 from storage.errors import DatabaseUnavailable
 
 POOL_TIMEOUT_S = 5.0
@@ -63,8 +63,8 @@ def create_app(
 
     async def readyz(request: Request) -> JSONResponse:
         try:
-            async with metrics.borrow(pool, READY_TIMEOUT_S) as conn:
-                await metrics.ping(conn)
+            async with async_borrow(pool, READY_TIMEOUT_S) as conn:
+                await dashboard.ping(conn)
         except DatabaseUnavailable as exc:
             return JSONResponse({"status": "unavailable", "reason": exc.message}, 503)
         return JSONResponse({"status": "ready"})

@@ -11,7 +11,6 @@ answer does not need the database, while every request is still authenticated.
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -22,9 +21,11 @@ from graph.context import Caller
 from graph.errors import NoProfile, Unauthenticated
 from graph.jwks import JwksKeys
 from graph.singleflight import SingleFlight
-from hl_analytics.errors import SettingsError
-from hl_analytics.settings import Settings
-from storage import metrics
+from graph.ttlmap import MISSING, TtlMap
+from hl_core.errors import SettingsError
+from hl_core.settings import Settings
+from storage import dashboard
+from storage.db import async_borrow
 from storage.orgs import Profile
 
 LEEWAY_S = 10
@@ -70,7 +71,7 @@ class TokenVerifier:
         self.issuer = settings.jwt_issuer
         self.jwks = jwks
         self.required = ["exp", "sub", "aud"] + (["iss"] if self.issuer else [])
-        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._verified: TtlMap[str, dict[str, Any]] = TtlMap(MAX_REMEMBERED, ttl_s=REMEMBER_S)
 
     async def _key(self, token: str) -> tuple[Any, str]:
         try:
@@ -93,15 +94,13 @@ class TokenVerifier:
         cost more than a cached answer), but its expiry is checked every time.
         """
         remembered = self._verified.get(token)
-        if remembered is not None and remembered[0] > time.monotonic():
-            claims = remembered[1]
+        if remembered is not MISSING:
+            claims = remembered
             if claims["exp"] + LEEWAY_S < time.time():
                 raise Unauthenticated("the token has expired: get a new one")
             return claims
         claims = await self._verify(token)
-        if len(self._verified) >= MAX_REMEMBERED:
-            self._verified.clear()
-        self._verified[token] = (time.monotonic() + REMEMBER_S, claims)
+        self._verified.put(token, claims)
         return claims
 
     async def _verify(self, token: str) -> dict[str, Any]:
@@ -143,29 +142,23 @@ class Callers:
     def __init__(self, pool: AsyncConnectionPool, pool_timeout: float) -> None:
         self.pool = pool
         self.pool_timeout = pool_timeout
-        self._cache: dict[str, tuple[float, Profile | None]] = {}
+        self._cache: TtlMap[str, Profile | None] = TtlMap(MAX_PROFILES)
         self._lookups: SingleFlight[str, Profile | None] = SingleFlight()
 
     async def _fetch(self, user_id: str) -> Profile | None:
-        async with metrics.borrow(self.pool, self.pool_timeout) as conn:
-            return await metrics.get_profile(conn, user_id)
+        async with async_borrow(self.pool, self.pool_timeout) as conn:
+            return await dashboard.get_profile(conn, user_id)
 
     async def _lookup(self, user_id: str) -> Profile | None:
         profile, shared = await self._lookups.run(user_id, lambda: self._fetch(user_id))
         if shared:
             return profile
-        if len(self._cache) >= MAX_PROFILES:
-            self._cache.clear()
-        ttl = PROFILE_TTL_S if profile else NO_PROFILE_TTL_S
-        self._cache[user_id] = (time.monotonic() + ttl, profile)
+        self._cache.put(user_id, profile, PROFILE_TTL_S if profile else NO_PROFILE_TTL_S)
         return profile
 
     async def caller(self, user_id: str) -> Caller:
         cached = self._cache.get(user_id)
-        if cached is not None and cached[0] > time.monotonic():
-            profile = cached[1]
-        else:
-            profile = await self._lookup(user_id)
+        profile = await self._lookup(user_id) if cached is MISSING else cached
         if profile is None:
             raise NoProfile(
                 f"user {user_id!r} has no profile: an admin adds it with "
@@ -190,8 +183,3 @@ def issue_token(settings: Settings, user_id: str, ttl_s: int) -> str:
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
-
-
-def token_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    print(issue_token(settings, args.user_id, args.ttl))
-    return 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from storage import metrics
+from storage.db import async_borrow
 
 if TYPE_CHECKING:
     from graph.cache import ResponseCache
@@ -50,4 +50,4 @@ class RequestContext:
     request_id: str
 
     def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
-        return metrics.borrow(self.services.pool, self.services.pool_timeout)
+        return async_borrow(self.services.pool, self.services.pool_timeout)

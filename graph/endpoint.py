@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
@@ -29,8 +30,16 @@ from graph.auth import Callers, TokenVerifier, bearer_token
 from graph.cache import Answer, ttl_for
 from graph.context import Caller, RequestContext, Services
 from graph.errors import ClientError
-from graph.requests import GraphQLRequest, RawRequest, classify, query_params, read_post
-from hl_analytics import telemetry
+from graph.requests import (
+    GraphQLRequest,
+    Operation,
+    RawRequest,
+    classify,
+    query_params,
+    read_post,
+)
+from graph.ttlmap import MISSING, TtlMap
+from hl_core import telemetry
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -99,31 +108,13 @@ class GraphQLEndpoint:
             for name in root.fields
         )
         # Operation label of each cached request body, so a hit is labelled without parsing.
-        self._labels: dict[str, str] = {}
+        self._labels: TtlMap[str, str] = TtlMap(MAX_LABELS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = os.urandom(16).hex()  # as unique as uuid4, and cheaper
         started = time.perf_counter()
-        extra: list[tuple[bytes, bytes]] = []
-        content_type = JSON
-        label = ["unparsed"]
-        try:
-            answer, extra = await self._handle(scope, receive, request_id, label)
-            if answer is self._page:
-                content_type = HTML
-        except ClientError as exc:
-            answer = error_answer(exc.status, exc.message, exc.code)
-            if exc.status == 401:
-                extra = [(b"www-authenticate", b'Bearer error="invalid_token"')]
-        except DatabaseUnavailable as exc:
-            log.warning("%s", exc.message, extra={"action": "database_unavailable"})
-            answer = error_answer(503, UNAVAILABLE, "SERVICE_UNAVAILABLE")
-        except Exception:
-            log.exception(
-                "unexpected error", extra={"action": "request_failed", "request_id": request_id}
-            )
-            message = f"internal error (request id {request_id})"
-            answer = error_answer(500, message, "INTERNAL_SERVER_ERROR")
+        answer, extra, label = await self._handle(scope, receive, request_id)
+        content_type = HTML if answer is self._page else JSON
         headers = [
             (b"content-type", content_type),
             (b"content-length", str(len(answer.body)).encode()),
@@ -134,7 +125,7 @@ class GraphQLEndpoint:
             headers.append((b"retry-after", b"5"))
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
-        self._observe(label[0], answer.status, time.perf_counter() - started)
+        self._observe(label, answer.status, time.perf_counter() - started)
 
     def _observe(self, operation: str, status: int, seconds: float) -> None:
         self._metrics.requests.labels(operation, str(status)).inc()
@@ -157,13 +148,40 @@ class GraphQLEndpoint:
         raise ClientError("send a GraphQL query: POST JSON {query, variables}, or GET ?query=")
 
     async def _handle(
-        self, scope: Scope, receive: Receive, request_id: str, label: list[str]
+        self, scope: Scope, receive: Receive, request_id: str
+    ) -> tuple[Answer, list[tuple[bytes, bytes]], str]:
+        """The answer, its extra headers, and the operation label of the metrics."""
+        label = "unparsed"
+
+        def labelled(operation: str) -> None:
+            nonlocal label
+            label = operation
+
+        try:
+            answer, extra = await self._answer(scope, receive, request_id, labelled)
+        except ClientError as exc:
+            answer, extra = error_answer(exc.status, exc.message, exc.code), []
+            if exc.status == 401:
+                extra = [(b"www-authenticate", b'Bearer error="invalid_token"')]
+        except DatabaseUnavailable as exc:
+            log.warning("%s", exc.message, extra={"action": "database_unavailable"})
+            answer, extra = error_answer(503, UNAVAILABLE, "SERVICE_UNAVAILABLE"), []
+        except Exception:
+            log.exception(
+                "unexpected error", extra={"action": "request_failed", "request_id": request_id}
+            )
+            message = f"internal error (request id {request_id})"
+            answer, extra = error_answer(500, message, "INTERNAL_SERVER_ERROR"), []
+        return answer, extra, label
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, request_id: str, labelled: Callable[[str], None]
     ) -> tuple[Answer, list[tuple[bytes, bytes]]]:
         headers = dict(scope["headers"])
         raw = await self._read(scope, headers, receive)
         if raw is None:
             assert self._page is not None
-            label[0] = "graphiql"
+            labelled("graphiql")
             return self._page, []
         authorization = headers.get(b"authorization")
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
@@ -174,14 +192,21 @@ class GraphQLEndpoint:
         digest = hashlib.blake2b(raw.method.encode() + raw.raw, digest_size=16).hexdigest()
 
         async def run() -> Answer:
-            return await self._execute(raw.parse(), caller, day, request_id, label, digest)
+            read = raw.parse()
+            operation = classify(read.query, read.operation_name)
+            known = operation is not None and operation.root_fields <= self._root_fields
+            label = "+".join(sorted(operation.root_fields)) if operation and known else "invalid"
+            self._labels.put(digest, label)
+            labelled(label)
+            return await self._execute(read, operation, caller, day, request_id)
 
         if not self.cache.enabled:
             return await run(), [(b"x-cache", b"off")]
         key = await self.cache.key(caller.org_id, day, digest)
         cached = await self.cache.get(key)
         if cached is not None:
-            label[0] = self._labels.get(digest, "cached")
+            known_label = self._labels.get(digest)
+            labelled("cached" if known_label is MISSING else known_label)
             return Answer(200, cached), [(b"x-cache", b"hit")]
         answer, shared = await self.cache.compute_once(key, run)
         if answer.status == 503:
@@ -191,18 +216,11 @@ class GraphQLEndpoint:
     async def _execute(
         self,
         read: GraphQLRequest,
+        operation: Operation | None,
         caller: Caller,
         day: str,
         request_id: str,
-        label: list[str],
-        digest: str,
     ) -> Answer:
-        operation = classify(read.query, read.operation_name)
-        known = operation is not None and operation.root_fields <= self._root_fields
-        label[0] = "+".join(sorted(operation.root_fields)) if operation and known else "invalid"
-        if len(self._labels) >= MAX_LABELS:
-            self._labels.clear()
-        self._labels[digest] = label[0]
         if read.method == "GET" and operation and operation.kind != OperationType.QUERY:
             return error_answer(405, "mutations must be sent with POST", "BAD_REQUEST")
         context = RequestContext(caller, self.services, date.fromisoformat(day), request_id)

@@ -6,7 +6,7 @@ their message; anything else is logged with the request id and masked.
 
 from __future__ import annotations
 
-from hl_analytics.errors import HLAnalyticsError
+from hl_core.errors import HLAnalyticsError
 
 
 class ClientError(HLAnalyticsError):

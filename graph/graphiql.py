@@ -40,10 +40,6 @@ def assets_dir() -> Path | None:
     return folder if (folder / "graphiql").is_dir() else None
 
 
-def cdn_urls(html: str) -> list[str]:
-    return [m.group(0) for m in _CDN_URL.finditer(html)]
-
-
 def npm_packages() -> list[str]:
     """`name@version` of every package the page loads, for `npm install`."""
     return sorted({f"{m.group(1)}@{m.group(2)}" for m in _CDN_URL.finditer(get_graphql_ide_html())})

@@ -49,6 +49,8 @@ MAX_TOKENS = 2_000
 # (GraphiQL's query nests 13 levels); the token limit bounds those.
 MAX_DEPTH = 6
 MAX_ALIASES = 30
+# Addresses one `trackWallets` call may give.
+MAX_ADDRESSES = 100
 LIMIT_MIN, LIMIT_MAX = 1, 100
 CACHE_SIZE = 512
 # A document without fragments selects at most one field per token: fragments may

@@ -13,7 +13,7 @@ import logging
 import uuid
 
 from graph.cache import ResponseCache
-from storage import metrics
+from storage import changes
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class ChangeListener:
     async def _run(self) -> None:
         while True:
             try:
-                async for payload in metrics.listen_changes(self.database_url, self._on_listening):
+                async for payload in changes.listen_changes(self.database_url, self._on_listening):
                     await self._changed(payload)
             except DatabaseUnavailable as exc:
                 self.listening.clear()

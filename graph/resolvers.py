@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import strawberry
 from strawberry.types import Info
 
-from graph import tracking
 from graph.context import RequestContext
 from graph.errors import BadUserInput, PermissionDenied
-from graph.limits import LIMIT_MAX, LIMIT_MIN, limit_error
+from graph.limits import LIMIT_MAX, LIMIT_MIN, MAX_ADDRESSES, limit_error
 from graph.types import (
     DashboardSummary,
     DayMetrics,
@@ -22,7 +22,9 @@ from graph.types import (
     WalletOrder,
     WalletRank,
 )
-from storage import metrics, orgs
+from jobs import tracking
+from storage import dashboard, orgs
+from storage.db import connection
 from storage.errors import InvalidAddress
 
 Ctx = Info[RequestContext, None]
@@ -51,7 +53,7 @@ class Query:
     async def dashboard_summary(self, info: Ctx) -> DashboardSummary:
         ctx = info.context
         async with ctx.connection() as conn:
-            row = await metrics.summary(conn, ctx.caller.org_id)
+            row = await dashboard.summary(conn, ctx.caller.org_id)
         return DashboardSummary.of(row)
 
     @field(
@@ -63,7 +65,7 @@ class Query:
     ) -> list[DayMetrics]:
         ctx = info.context
         async with ctx.connection() as conn:
-            rows = await metrics.global_series(conn, ctx.caller.org_id, range.value, ctx.today)
+            rows = await dashboard.global_series(conn, ctx.caller.org_id, range.value, ctx.today)
         return [DayMetrics.of(row) for row in rows]
 
     @field(
@@ -82,7 +84,7 @@ class Query:
             raise limit_error(limit)
         ctx = info.context
         async with ctx.connection() as conn:
-            rows = await metrics.top_wallets(
+            rows = await dashboard.top_wallets(
                 conn, ctx.caller.org_id, range.value, ctx.today, limit, order_by.value
             )
         return [WalletRank.of(row) for row in rows]
@@ -97,10 +99,26 @@ class Query:
         normalized = _address(address)
         ctx = info.context
         async with ctx.connection() as conn:
-            row = await metrics.wallet_series(
+            row = await dashboard.wallet_series(
                 conn, ctx.caller.org_id, normalized, range.value, ctx.today
             )
         return WalletMetrics.of(row) if row else None
+
+
+def _track(
+    database_url: str, org_id: uuid.UUID, addresses: list[str]
+) -> tuple[list[str], list[str]]:
+    """`jobs.tracking.track_wallets` in one transaction (in a worker thread: the
+    pipeline's functions are synchronous); (every address given, those newly tracked)."""
+    with connection(database_url) as conn:
+        done = tracking.track_wallets(conn, org_id, addresses)
+    return [w.address for w in done.wallets], [w.address for w in done.added]
+
+
+def _untrack(database_url: str, org_id: uuid.UUID, address: str) -> bool:
+    """`jobs.tracking.untrack_wallet` in one transaction; True when the org tracked it."""
+    with connection(database_url) as conn:
+        return tracking.untrack_wallet(conn, org_id, address) is not None
 
 
 def _admin(info: Ctx) -> RequestContext:
@@ -118,11 +136,11 @@ class Mutation:
     @mutation(description="admin only: track wallets and queue their ingest and the recomputation")
     async def track_wallets(self, info: Ctx, addresses: list[str]) -> TrackWalletsResult:
         ctx = _admin(info)
-        if not 1 <= len(addresses) <= tracking.MAX_ADDRESSES:
-            raise BadUserInput(f"give 1 to {tracking.MAX_ADDRESSES} addresses per call")
+        if not 1 <= len(addresses) <= MAX_ADDRESSES:
+            raise BadUserInput(f"give 1 to {MAX_ADDRESSES} addresses per call")
         normalized = [_address(a) for a in addresses]
         tracked, added = await asyncio.to_thread(
-            tracking.track, ctx.services.database_url, ctx.caller.org_id, normalized
+            _track, ctx.services.database_url, ctx.caller.org_id, normalized
         )
         await ctx.services.cache.invalidate(ctx.caller.org_id)
         return TrackWalletsResult(tracked=tracked, added=added)
@@ -132,7 +150,7 @@ class Mutation:
         ctx = _admin(info)
         normalized = _address(address)
         removed = await asyncio.to_thread(
-            tracking.untrack, ctx.services.database_url, ctx.caller.org_id, normalized
+            _untrack, ctx.services.database_url, ctx.caller.org_id, normalized
         )
         await ctx.services.cache.invalidate(ctx.caller.org_id)
         return removed

@@ -1,8 +1,7 @@
-"""`hl-analytics api`: the app under uvicorn, one process."""
+"""The API under uvicorn, one process (what `hl-analytics api` runs)."""
 
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
 import socket
@@ -11,29 +10,29 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from graph.app import create_app
-from hl_analytics.errors import HLAnalyticsError, SettingsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError, SettingsError
+from hl_core.settings import Settings
 from storage import embedded
 
 log = logging.getLogger(__name__)
 
 
-def api_cmd(settings: Settings, args: argparse.Namespace) -> int:
+def serve_api(settings: Settings, *, host: str, port: int) -> int:
     if not settings.jwt_secret and not settings.jwt_jwks_url:
         raise SettingsError(
             "set JWT_SECRET (HS256 tokens) or JWT_JWKS_URL (RS256/ES256 tokens): "
             "without either no request could be authenticated"
         )
-    _check_listen(args.host, args.port)
+    _check_listen(host, port)
     app = create_app(settings, embedded.database_url(settings))
     log.info(
         "serving GraphQL at http://%s:%d/graphql%s",
-        args.host,
-        args.port,
+        host,
+        port,
         " (GraphiQL in a browser)" if settings.graphiql else "",
         extra={"action": "api_start"},
     )
-    serve(app, args.host, args.port)
+    serve(app, host, port)
     return 0
 
 

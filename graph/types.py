@@ -13,7 +13,7 @@ from enum import Enum
 
 import strawberry
 
-from storage import metrics
+from storage import dashboard
 
 
 @strawberry.enum
@@ -49,7 +49,7 @@ class DayMetrics:
     )
 
     @classmethod
-    def of(cls, row: metrics.DayMetrics) -> DayMetrics:
+    def of(cls, row: dashboard.DayMetrics) -> DayMetrics:
         return cls(
             day=row.day,
             dau=row.dau,
@@ -79,7 +79,7 @@ class DashboardSummary:
     )
 
     @classmethod
-    def of(cls, row: metrics.Summary) -> DashboardSummary:
+    def of(cls, row: dashboard.Summary) -> DashboardSummary:
         return cls(
             day=row.day,
             latest=DayMetrics.of(row.latest) if row.latest else None,
@@ -105,7 +105,7 @@ class WalletRank:
     active_days: int
 
     @classmethod
-    def of(cls, row: metrics.WalletRank) -> WalletRank:
+    def of(cls, row: dashboard.WalletRank) -> WalletRank:
         return cls(
             rank=row.rank,
             address=row.address,
@@ -160,7 +160,7 @@ class WalletMetrics:
     )
 
     @classmethod
-    def of(cls, row: metrics.WalletSeries) -> WalletMetrics:
+    def of(cls, row: dashboard.WalletSeries) -> WalletMetrics:
         t = row.totals
         return cls(
             address=row.address,

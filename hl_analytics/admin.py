@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import psycopg
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
+from jobs import tracking
 from storage import embedded, orgs
-from storage.db import connect
-from storage.errors import MigrationError, StorageError
+from storage.db import connection
 from storage.migrate import migrate
 
 
-@contextmanager
-def transaction(settings: Settings) -> Iterator[psycopg.Connection]:
-    """One transaction on the configured database, with database errors made one-line."""
-    conn = connect(embedded.database_url(settings))
-    try:
-        with conn:
-            yield conn
-    except psycopg.errors.UndefinedTable:
-        raise MigrationError(
-            "the database is not migrated: run `hl-analytics migrate` first"
-        ) from None
-    except psycopg.errors.ForeignKeyViolation as exc:
-        raise StorageError(f"refused by the database: {exc.diag.message_primary}") from None
-    finally:
-        conn.close()
+def transaction(settings: Settings) -> AbstractContextManager[psycopg.Connection]:
+    """One transaction on the configured database; its errors are storage's one-line ones."""
+    return connection(embedded.database_url(settings))
 
 
 def migrate_cmd(settings: Settings, args: argparse.Namespace) -> int:
@@ -66,9 +53,9 @@ def wallets_track(settings: Settings, args: argparse.Namespace) -> int:
     org_id = orgs.parse_org_id(args.org_id)
     addresses = [orgs.normalize_address(a) for a in args.addresses]
     with transaction(settings) as conn:
-        wallets, linked = orgs.track_wallets(conn, org_id, addresses)
-        _after_tracking_changed(conn, org_id, [w.id for w in linked])
-    print(f"{len(linked)} wallet(s) newly tracked, {len(wallets) - len(linked)} already tracked")
+        done = tracking.track_wallets(conn, org_id, addresses)
+    added, given = len(done.added), len(done.wallets)
+    print(f"{added} wallet(s) newly tracked, {given - added} already tracked")
     return 0
 
 
@@ -76,12 +63,11 @@ def wallets_untrack(settings: Settings, args: argparse.Namespace) -> int:
     org_id = orgs.parse_org_id(args.org_id)
     address = orgs.normalize_address(args.address)
     with transaction(settings) as conn:
-        orgs.get_org(conn, org_id)  # an unknown org is an error, not "was not tracked"
-        wallet = orgs.untrack_wallet(conn, org_id, address)
-        if wallet is None:
-            print(f"{address} was not tracked by {org_id}")
-            return 0
-        _after_tracking_changed(conn, org_id, [wallet.id])
+        # An unknown org is an error (OrgNotFound), not "was not tracked".
+        wallet = tracking.untrack_wallet(conn, org_id, address)
+    if wallet is None:
+        print(f"{address} was not tracked by {org_id}")
+        return 0
     print(f"{address} is no longer tracked by {org_id}")
     return 0
 
@@ -94,13 +80,3 @@ def wallets_list(settings: Settings, args: argparse.Namespace) -> int:
         for wallet in orgs.tracked_wallets(conn, org_id):
             print(wallet.address)
     return 0
-
-
-def _after_tracking_changed(
-    conn: psycopg.Connection, org_id: object, wallet_ids: list[int]
-) -> None:
-    """Tracking changes which wallets an org's numbers include: queue the follow-up work
-    (ingest of new wallets, recomputation of the org's days) in the same transaction."""
-    from jobs.pipeline import tracking_changed
-
-    tracking_changed(conn, orgs.parse_org_id(str(org_id)), wallet_ids)

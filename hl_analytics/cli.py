@@ -8,14 +8,16 @@ every command validates its input before it opens a transaction.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import NoReturn
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
+from hl_analytics import admin, demo, rebuild, services, status
+from hl_core.errors import HLAnalyticsError
+from hl_core.logs import configure_logging
+from hl_core.settings import Settings
 
 PROG = "hl-analytics"
 Handler = Callable[[Settings, argparse.Namespace], int | None]
@@ -46,17 +48,6 @@ def _port(value: str) -> int:
     return port
 
 
-def _lazy(target: str) -> Handler:
-    """Imports the command's module only when it runs, so start-up stays fast."""
-
-    def run(settings: Settings, args: argparse.Namespace) -> int | None:
-        module_name, _, func_name = target.partition(":")
-        func: Handler = getattr(importlib.import_module(module_name), func_name)
-        return func(settings, args)
-
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Hyperliquid wallet analytics for organisations.")
     parser.add_argument(
@@ -69,22 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p: argparse.ArgumentParser
 
-    def command(name: str, target: str, help_: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(handler=_lazy(target))
+        p.set_defaults(handler=handler)
         return p
 
-    command("migrate", "hl_analytics.admin:migrate_cmd", "apply pending database migrations")
+    command("migrate", admin.migrate_cmd, "apply pending database migrations")
 
     orgs = sub.add_parser("orgs", help="manage organisations").add_subparsers(
         dest="orgs_command", required=True, metavar="ACTION", parser_class=_Parser
     )
     p = orgs.add_parser("create", help="create an organisation and print its id")
     p.add_argument("name")
-    p.set_defaults(handler=_lazy("hl_analytics.admin:orgs_create"))
-    orgs.add_parser("list", help="list organisations").set_defaults(
-        handler=_lazy("hl_analytics.admin:orgs_list")
-    )
+    p.set_defaults(handler=admin.orgs_create)
+    orgs.add_parser("list", help="list organisations").set_defaults(handler=admin.orgs_list)
 
     users = sub.add_parser("users", help="manage user profiles").add_subparsers(
         dest="users_command", required=True, metavar="ACTION", parser_class=_Parser
@@ -93,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user_id")
     p.add_argument("--org", required=True, dest="org_id")
     p.add_argument("--role", required=True, choices=("admin", "viewer"))
-    p.set_defaults(handler=_lazy("hl_analytics.admin:users_add"))
+    p.set_defaults(handler=admin.users_add)
 
     wallets = sub.add_parser("wallets", help="manage tracked wallets").add_subparsers(
         dest="wallets_command", required=True, metavar="ACTION", parser_class=_Parser
@@ -101,22 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = wallets.add_parser("track", help="track wallets for an organisation")
     p.add_argument("--org", required=True, dest="org_id")
     p.add_argument("addresses", nargs="+", metavar="ADDRESS")
-    p.set_defaults(handler=_lazy("hl_analytics.admin:wallets_track"))
+    p.set_defaults(handler=admin.wallets_track)
     p = wallets.add_parser("untrack", help="stop tracking a wallet for an organisation")
     p.add_argument("--org", required=True, dest="org_id")
     p.add_argument("address", metavar="ADDRESS")
-    p.set_defaults(handler=_lazy("hl_analytics.admin:wallets_untrack"))
+    p.set_defaults(handler=admin.wallets_untrack)
     p = wallets.add_parser("list", help="list tracked wallets")
     p.add_argument("--org", dest="org_id")
-    p.set_defaults(handler=_lazy("hl_analytics.admin:wallets_list"))
+    p.set_defaults(handler=admin.wallets_list)
 
-    p = command("sync", "jobs.sync:sync_cmd", "enqueue ingest of tracked wallets")
+    p = command("sync", services.sync_cmd, "enqueue ingest of tracked wallets")
     p.add_argument("--org", dest="org_id")
     p.add_argument(
         "--wait", action="store_true", help="block until ingest and its rollups are done"
     )
     p.add_argument("--inline", action="store_true", help="also run the jobs here (implies --wait)")
-    p = command("worker", "jobs.worker:worker_cmd", "run Dramatiq worker processes")
+    p = command("worker", services.worker_cmd, "run Dramatiq worker processes")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--threads", type=int, default=4)
     p.add_argument(
@@ -129,18 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="serve Prometheus metrics of all processes on this port"
     )
     p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics server")
-    p = command(
-        "scheduler", "jobs.scheduler:scheduler_cmd", "re-ingest tracked wallets periodically"
-    )
+    p = command("scheduler", services.scheduler_cmd, "re-ingest tracked wallets periodically")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between ticks")
     p.add_argument("--once", action="store_true", help="run one tick and exit")
-    p = command("api", "graph.server:api_cmd", "serve GraphQL at /graphql")
+    p = command("api", services.api_cmd, "serve GraphQL at /graphql")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000)
-    p = command("token", "graph.auth:token_cmd", "print a development JWT signed with JWT_SECRET")
+    p = command("token", services.token_cmd, "print a development JWT signed with JWT_SECRET")
     p.add_argument("user_id")
     p.add_argument("--ttl", type=int, default=86_400, help="seconds until it expires")
-    p = command("simulate", "hlsim.server:simulate_cmd", "run the simulated Hyperliquid exchange")
+    p = command("simulate", services.simulate_cmd, "run the simulated Hyperliquid exchange")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8080)
     p.add_argument("--seed", type=int, default=1)
@@ -157,21 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = command(
         "rebuild",
-        "hl_analytics.rebuild:rebuild_cmd",
+        rebuild.rebuild_cmd,
         "recompute the rollups from the raw fills (after HYPERLIQUID_USD_TOKENS changes)",
     )
     p.add_argument("--org", dest="org_id", help="only this organisation's wallets (default: all)")
     p.add_argument(
-        "--from",
-        dest="first",
-        type=_day,
-        help="first UTC day, YYYY-MM-DD (default: the first)",
+        "--from", dest="first", type=_day, help="first UTC day, YYYY-MM-DD (default: the first)"
     )
     p.add_argument(
         "--to", dest="last", type=_day, help="last UTC day, YYYY-MM-DD (default: the last)"
     )
-    command("status", "hl_analytics.status:status_cmd", "print per-org sync status and queue depth")
-    p = command("demo", "hl_analytics.demo:demo_cmd", "run everything on the embedded default")
+    command("status", status.status_cmd, "print per-org sync status and queue depth")
+    p = command("demo", demo.demo_cmd, "run everything on the embedded default")
     p.add_argument("--fresh", action="store_true", help="start over with empty data")
     p.add_argument(
         "--hyperliquid-url", help="track wallets on this exchange instead of the simulator"
@@ -185,24 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.data_dir:
-            from dataclasses import replace
-
             settings = replace(settings, hl_analytics_data_dir=args.data_dir)
-        from hl_analytics.logs import configure_logging
-
         configure_logging(settings.log_level)
         result = args.handler(settings, args)
     except HLAnalyticsError as exc:
         print(f"{PROG}: error: {exc.message}", file=sys.stderr)
         return 1
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("jobs", "graph", "hlsim", "hl_analytics"):
-            print(
-                f"{PROG}: error: `{args.command}` is not available in this version yet",
-                file=sys.stderr,
-            )
-            return 2
-        raise
     except KeyboardInterrupt:
         return 130
     return int(result or 0)

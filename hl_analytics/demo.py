@@ -23,9 +23,12 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from hl_analytics.errors import HLAnalyticsError
+import httpx
+
 from hl_analytics.processes import Supervisor, cli_executable
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
+from jobs import tracking
 from storage import embedded, orgs
 from storage.db import connection
 from storage.migrate import migrate
@@ -78,16 +81,11 @@ def _seed(url: str, state: dict[str, str], addresses: list[str]) -> str:
         if org_id is None or not any(str(o.id) == org_id for o in orgs.list_orgs(conn)):
             org_id = str(orgs.create_org(conn, DEMO_ORG).id)
         orgs.add_user(conn, DEMO_ADMIN, org_id, "admin")
-        _, linked = orgs.track_wallets(conn, org_id, addresses)
-        if linked:
-            from jobs.pipeline import tracking_changed
-
-            tracking_changed(conn, orgs.parse_org_id(org_id), [w.id for w in linked])
+        tracking.track_wallets(conn, org_id, addresses)
     return org_id
 
 
 def _simulator_wallets(base_url: str) -> list[str]:
-    import httpx
 
     response = httpx.get(f"{base_url}/_sim/wallets", timeout=10)
     response.raise_for_status()

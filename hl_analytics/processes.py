@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from hl_analytics.errors import HLAnalyticsError
+from hl_core.errors import HLAnalyticsError
 
 log = logging.getLogger(__name__)
 

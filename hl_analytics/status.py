@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from hl_analytics.admin import transaction
-from hl_analytics.settings import Settings
-from storage import cursor, markets, rollups
+from hl_core.settings import Settings
 from storage import jobs as job_store
+from storage import markets, reports, rollups
 
 FAILED_SHOWN = 10
 
@@ -47,7 +47,7 @@ def _lag(synced_until_ms: int | None, now_s: float) -> str:
 def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
     now_s = time.time()
     with transaction(settings) as conn:
-        orgs = cursor.org_sync_status(conn)
+        orgs = reports.org_sync_status(conn)
         unpriced = rollups.unpriced_by_org(conn)
         unresolved = markets.unresolved_count(conn)
         depth = job_store.queue_depth(conn)

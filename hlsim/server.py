@@ -7,7 +7,6 @@ the demo embed the exchange in their own process.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import socket
@@ -17,8 +16,7 @@ from types import TracebackType
 
 import uvicorn
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
 from hlsim.app import SimState, create_app
 from hlsim.faults import ShortPages
 from hlsim.market import Market
@@ -105,23 +103,25 @@ def demo_market(seed: int, *, wallets: int = DEMO_WALLETS, days: float = DEMO_DA
     )
 
 
-def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
+def simulate(
+    *, host: str, port: int, seed: int, weight_per_minute: int, short_pages: bool = False
+) -> int:
     """`hl-analytics simulate`: serve a live demo market until interrupted."""
-    print(f"generating the market (seed {args.seed}) …", flush=True)
-    market = demo_market(args.seed)
-    if args.weight_per_minute <= 0:
+    print(f"generating the market (seed {seed}) …", flush=True)
+    market = demo_market(seed)
+    if weight_per_minute <= 0:
         raise BadBudget()
     state = SimState(
         market,
         clock=wall_ms,
-        budget=WeightBudget(args.weight_per_minute),
-        short_pages=ShortPages(args.seed) if args.short_pages else None,
+        budget=WeightBudget(weight_per_minute),
+        short_pages=ShortPages(seed) if short_pages else None,
     )
     try:
-        server = SimServer(state, host=args.host, port=args.port)
+        server = SimServer(state, host=host, port=port)
     except OSError as exc:
         raise PortUnavailable(
-            f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port"
+            f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port"
         ) from None
     with server:
         total = sum(len(market.fills(w)) for w in market.wallets)

@@ -16,13 +16,13 @@ only if the data it needs was committed:
 
 A rollup that is already running when new data commits is not merged: the
 new send queues a second job, which sees the new pending rows.
+(Messages of the retired one-job-per-wallet `rollup_wallet_day` were turned
+into pending wallet-days by migration 0009.)
 
 `resolve_markets(coins)` (sent by the scheduler for coins whose quote token is
 still unknown, de-duplicated while queued) asks Hyperliquid's metadata again;
 coins it resolves have every wallet-day holding their fills marked pending and
 those days' `rollup_wallet_days` sent, in the transaction that resolved them.
-`rollup_wallet_day(address, day)` rebuilds one wallet-day on request (and
-serves messages queued before migration 0006); the pipeline no longer sends it.
 """
 
 from __future__ import annotations
@@ -37,16 +37,17 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from hl_analytics.telemetry import worker_metrics
+from hl_core.telemetry import worker_metrics
 from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestReport
 from jobs.ingest import ingest_wallet as run_ingest
 from jobs.markets import CoinResolver
 from storage import orgs, rollups
+from storage.db import borrow
 from storage.orgs import Wallet
 
 if TYPE_CHECKING:
-    from jobs.app import Pipeline
+    from jobs.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def queue_wallet_days(
 
 def ingest_wallet(p: Pipeline, address: str) -> None:
     address = orgs.normalize_address(address)
-    with p.pool.connection() as conn:
+    with borrow(p.pool) as conn:
         (wallet,) = orgs.upsert_wallets(conn, [address])
         report = asyncio.run(_ingest(p, conn, wallet))
     metrics = worker_metrics()
@@ -171,7 +172,7 @@ async def _extra_dexes(p: Pipeline, client: HyperliquidClient) -> list[str]:
 
 
 def resolve_markets(p: Pipeline, coins: list[str]) -> None:
-    with p.pool.connection() as conn:
+    with borrow(p.pool) as conn:
         plan_coins = p.catalog.unknown(conn, coins)
         repriced = asyncio.run(_resolve(p, conn, plan_coins))
     log.info(
@@ -190,19 +191,6 @@ async def _resolve(p: Pipeline, conn: psycopg.Connection, coins: list[str]) -> l
             return markets.store(conn, plan)
 
 
-def rollup_wallet_day(p: Pipeline, address: str, day: str) -> None:
-    address = orgs.normalize_address(address)
-    the_day = date.fromisoformat(day)
-    started = time.perf_counter()
-    with p.pool.connection() as conn, conn.transaction():
-        done = rollups.rollup_wallet_day(
-            conn, address, the_day, usd_tokens=p.settings.hyperliquid_usd_tokens
-        )
-        if done is not None:
-            send_global_rollups(p, conn, done.org_ids, [the_day])
-    worker_metrics().rollup_seconds.labels("wallet_day").observe(time.perf_counter() - started)
-
-
 # While another job holds some of the day's rows, a job that found nothing else to
 # take looks again after this delay: it must not end (and let its sync batch count as
 # finished) before the rows it skipped are committed by their holder.
@@ -214,7 +202,7 @@ def rollup_wallet_days(p: Pipeline, day: str) -> None:
     org-day rollups it causes and, while rows remain, its own next run."""
     the_day = date.fromisoformat(day)
     started = time.perf_counter()
-    with p.pool.connection() as conn, conn.transaction():
+    with borrow(p.pool) as conn, conn.transaction():
         done = rollups.rollup_pending_chunk(
             conn, the_day, usd_tokens=p.settings.hyperliquid_usd_tokens
         )
@@ -236,7 +224,7 @@ def rollup_wallet_days(p: Pipeline, day: str) -> None:
 
 def rollup_global_day(p: Pipeline, org_id: str, day: str) -> None:
     started = time.perf_counter()
-    with p.pool.connection() as conn, conn.transaction():
+    with borrow(p.pool) as conn, conn.transaction():
         rollups.relax_commit(conn)
         rollups.rebuild_org_day(conn, orgs.parse_org_id(org_id), date.fromisoformat(day))
     worker_metrics().rollup_seconds.labels("org_day").observe(time.perf_counter() - started)

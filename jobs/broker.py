@@ -60,19 +60,20 @@ from dramatiq.errors import ConnectionClosed, QueueJoinTimeout
 from dramatiq.middleware import Middleware
 from psycopg_pool import ConnectionPool
 
-from hl_analytics.errors import HLAnalyticsError
+from hl_core.errors import HLAnalyticsError
 from jobs.consumer import (
-    Heartbeat,
     JobProxy,
     PostgresConsumer,
     connection_closed,
     error_of,
 )
 from storage import jobs as store
-from storage.db import sync_pool
+from storage.db import borrow, sync_pool
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+PURGE_EVERY_S = 60.0
 
 _transaction: ContextVar[tuple[PostgresBroker, psycopg.Connection] | None] = ContextVar(
     "hl_jobs_transaction", default=None
@@ -206,7 +207,7 @@ class PostgresBroker(dramatiq.Broker):
         tries = self.pool_size + 1
         for attempt in range(1, tries + 1):
             try:
-                with self._connection() as conn:
+                with self.connection() as conn:
                     store.insert_job(conn, payload, **fields)
                 return
             except ConnectionClosed as exc:
@@ -219,7 +220,7 @@ class PostgresBroker(dramatiq.Broker):
     def _retry(self, message: JobProxy, delay_ms: int) -> dramatiq.Message[Any]:
         self.emit_before("enqueue", message, delay_ms)
         try:
-            with self._connection() as conn:
+            with self.connection() as conn:
                 store.requeue_job(
                     conn,
                     message.job_id,
@@ -259,7 +260,7 @@ class PostgresBroker(dramatiq.Broker):
         return set(self.queues)
 
     def flush(self, queue_name: str) -> None:
-        with self._connection() as conn:
+        with self.connection() as conn:
             store.delete_queued(conn, queue_name)
 
     def flush_all(self) -> None:
@@ -270,7 +271,7 @@ class PostgresBroker(dramatiq.Broker):
         """Waits until the queue has nothing queued or running (for tests and scripts)."""
         deadline = None if timeout is None else time.monotonic() + timeout / 1000
         while True:
-            with self._connection() as conn:
+            with self.connection() as conn:
                 if store.unfinished_count(conn, queue_name) == 0:
                     return
             if deadline is not None and time.monotonic() >= deadline:
@@ -289,7 +290,7 @@ class PostgresBroker(dramatiq.Broker):
     def requeue_expired(self) -> int:
         """Re-delivers messages whose lease expired; returns how many (failed ones included)."""
         count = 0
-        with self._connection() as conn:
+        with self.connection() as conn:
             for job_id, attempts, owner in store.expired_jobs(conn):
                 if attempts >= self.max_deliveries:
                     error = f"lease expired {attempts} times (last worker {owner}): gave up"
@@ -316,16 +317,16 @@ class PostgresBroker(dramatiq.Broker):
         """Deletes done jobs older than `older_than_s` and failed ones older than
         `failed_older_than_s` (default `keep_failed_s`); returns how many."""
         failed_s = self.keep_failed_s if failed_older_than_s is None else failed_older_than_s
-        with self._connection() as conn:
+        with self.connection() as conn:
             return store.purge_finished(conn, older_than_s, failed_s)
 
     def _beat(self, purge: bool) -> None:
-        with self._connection() as conn:
+        with self.connection() as conn:
             store.heartbeat(conn, self.worker_id, socket.gethostname(), os.getpid(), self.lease_s)
         self.requeue_expired()
         if purge:
             self.purge_finished(self.keep_done_s)
-            with self._connection() as conn:
+            with self.connection() as conn:
                 store.remove_stale_workers(conn, max(self.keep_done_s, 10 * self.lease_s))
 
     def _start_heartbeat(self) -> None:
@@ -338,7 +339,7 @@ class PostgresBroker(dramatiq.Broker):
         if heartbeat is not None:
             heartbeat.stop()
             try:
-                with self._connection() as conn:
+                with self.connection() as conn:
                     store.remove_worker(conn, self.worker_id)
             except ConnectionClosed:
                 pass  # the row is removed later, as a stale worker
@@ -369,11 +370,44 @@ class PostgresBroker(dramatiq.Broker):
             return self._pool
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled autocommit connection; database trouble becomes Dramatiq's ConnectionClosed,
-        which its worker answers by retrying the ack later."""
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled autocommit connection; a lost database (`DatabaseUnavailable`, from the
+        storage error boundary) becomes Dramatiq's ConnectionClosed, which its worker
+        answers by retrying the ack later."""
         try:
-            with self._get_pool().connection() as conn:
+            with borrow(self._get_pool()) as conn:
                 yield conn
-        except psycopg.OperationalError as exc:
+        except DatabaseUnavailable as exc:
             raise connection_closed(exc) from exc
+
+
+class Heartbeat(threading.Thread):
+    """Renews this worker's leases, re-delivers expired ones, and purges old rows
+    (the broker's `_beat`, every `lease_s / 3`)."""
+
+    def __init__(self, broker: PostgresBroker) -> None:
+        super().__init__(daemon=True, name="hl-jobs-heartbeat")
+        self.broker = broker
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = self.broker.lease_s / 3
+        last_purge = 0.0
+        while not self._stopped.is_set():
+            purge = time.monotonic() - last_purge >= PURGE_EVERY_S
+            try:
+                self.broker._beat(purge)
+                if purge:
+                    last_purge = time.monotonic()
+            except Exception as exc:
+                log.warning(
+                    "broker heartbeat failed (%s); retrying in %.1fs",
+                    exc,
+                    interval,
+                    extra={"action": "heartbeat_failed"},
+                )
+            self._stopped.wait(interval)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)

@@ -1,17 +1,20 @@
-"""The broker's consumer (claims under a lease, LISTEN/NOTIFY wake-ups) and heartbeat.
+"""The broker's consumer: claims under a lease, LISTEN/NOTIFY wake-ups, acks.
 
 Split from jobs/broker.py, whose docstring states the guarantees; the SQL is in
-storage/jobs.py.
+storage/jobs.py. The consumer knows the broker only through `ConsumerBroker`
+(its settings, its worker id, and its pooled connections); the broker imports
+this module, never the other way round, and keeps the heartbeat that renews the
+leases of what its consumers claimed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 import dramatiq
 import psycopg
@@ -19,10 +22,8 @@ from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.errors import ConnectionClosed
 
 from storage import jobs as store
-from storage.errors import first_line
-
-if TYPE_CHECKING:
-    from jobs.broker import PostgresBroker
+from storage.db import connect, errors
+from storage.errors import DatabaseUnavailable, first_line
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ CLAIM_MAX = 64
 # The shortest sleep of an idle consumer: due messages may be locked by a sender's
 # open transaction (an ON CONFLICT merge), and must not make the consumer spin.
 MIN_WAIT_S = 0.02
-PURGE_EVERY_S = 60.0
 
 
 class JobProxy(MessageProxy):
@@ -65,6 +65,23 @@ def connection_closed(exc: BaseException) -> ConnectionClosed:
     return ConnectionClosed(first_line(exc))  # type: ignore[no-untyped-call]
 
 
+class ConsumerBroker(Protocol):
+    """What a consumer needs of its broker."""
+
+    database_url: str
+    lease_s: float
+    poll_s: float
+
+    @property
+    def worker_id(self) -> str:
+        """Owner of the leases this process takes."""
+        ...
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection]:
+        """A pooled autocommit connection; a lost database is Dramatiq's ConnectionClosed."""
+        ...
+
+
 class PostgresConsumer(Consumer):
     """Claims messages of one queue under a lease, up to `prefetch` not yet acked.
 
@@ -72,7 +89,7 @@ class PostgresConsumer(Consumer):
     threads and go through the broker's pool.
     """
 
-    def __init__(self, broker: PostgresBroker, queue_name: str, prefetch: int, timeout: int):
+    def __init__(self, broker: ConsumerBroker, queue_name: str, prefetch: int, timeout: int):
         self.broker = broker
         self.queue_name = queue_name
         self.prefetch = max(1, prefetch)
@@ -86,12 +103,13 @@ class PostgresConsumer(Consumer):
 
     def __next__(self) -> MessageProxy | None:
         try:
-            if not self._buffer:
-                self._claim()
-            if not self._buffer:
-                self._wait()
-                self._claim()
-        except psycopg.OperationalError as exc:
+            with errors():
+                if not self._buffer:
+                    self._claim()
+                if not self._buffer:
+                    self._wait()
+                    self._claim()
+        except DatabaseUnavailable as exc:
             self._drop_connection()
             raise connection_closed(exc) from exc
         return self._buffer.popleft() if self._buffer else None
@@ -107,7 +125,7 @@ class PostgresConsumer(Consumer):
         proxies = [m for m in messages if isinstance(m, JobProxy)]
         if not proxies:
             return
-        with self.broker._connection() as conn:
+        with self.broker.connection() as conn:
             for proxy in proxies:
                 store.requeue_job(conn, proxy.job_id, proxy.attempts)
         self._release(*(p.job_id for p in proxies))
@@ -122,7 +140,7 @@ class PostgresConsumer(Consumer):
     def _finish(self, message: MessageProxy, *, failed: bool) -> None:
         assert isinstance(message, JobProxy)
         try:
-            with self.broker._connection() as conn:
+            with self.broker.connection() as conn:
                 if message.pending_retry_ms is not None and not failed:
                     store.requeue_job(
                         conn,
@@ -152,7 +170,7 @@ class PostgresConsumer(Consumer):
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
+            self._conn = connect(
                 self.broker.database_url,
                 autocommit=True,
                 application_name="hl-analytics-consumer",
@@ -205,34 +223,3 @@ class PostgresConsumer(Consumer):
         for notify in conn.notifies(timeout=seconds):
             if notify.payload == self.queue_name:
                 break
-
-
-class Heartbeat(threading.Thread):
-    """Renews this worker's leases, re-delivers expired ones, and purges old rows."""
-
-    def __init__(self, broker: PostgresBroker) -> None:
-        super().__init__(daemon=True, name="hl-jobs-heartbeat")
-        self.broker = broker
-        self._stopped = threading.Event()
-
-    def run(self) -> None:
-        interval = self.broker.lease_s / 3
-        last_purge = 0.0
-        while not self._stopped.is_set():
-            purge = time.monotonic() - last_purge >= PURGE_EVERY_S
-            try:
-                self.broker._beat(purge)
-                if purge:
-                    last_purge = time.monotonic()
-            except Exception as exc:
-                log.warning(
-                    "broker heartbeat failed (%s); retrying in %.1fs",
-                    exc,
-                    interval,
-                    extra={"action": "heartbeat_failed"},
-                )
-            self._stopped.wait(interval)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=5)

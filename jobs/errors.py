@@ -7,7 +7,7 @@ message. The job system retries `HyperliquidUnavailable` later and records
 
 from __future__ import annotations
 
-from hl_analytics.errors import HLAnalyticsError
+from hl_core.errors import HLAnalyticsError
 
 
 class JobError(HLAnalyticsError):

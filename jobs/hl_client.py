@@ -79,8 +79,8 @@ from typing import Any
 
 import httpx
 
-from hl_analytics import telemetry
-from hl_analytics.settings import Settings
+from hl_core import telemetry
+from hl_core.settings import Settings
 from jobs.errors import HyperliquidRejected, HyperliquidUnavailable
 from jobs.hl_parse import parse_fills
 from jobs.ratelimit import (

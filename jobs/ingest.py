@@ -35,7 +35,7 @@ import psycopg
 
 from jobs.errors import JobError
 from jobs.markets import CoinResolver
-from storage import cursor, fills
+from storage import cursor, fills, locks
 from storage.errors import first_line
 from storage.fills import Fill
 from storage.orgs import Wallet
@@ -113,12 +113,12 @@ async def ingest_wallet(
         return report
     finally:
         if not conn.closed and not conn.broken:
-            cursor.unlock_wallet(conn, wallet.id)
+            locks.unlock_wallet(conn, wallet.id)
 
 
 async def _lock(conn: psycopg.Connection, wallet: Wallet, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
-    while not cursor.try_lock_wallet(conn, wallet.id):
+    while not locks.try_lock_wallet(conn, wallet.id):
         if time.monotonic() >= deadline:
             raise IngestBusy(
                 f"another ingest of {wallet.address} held its lock for over {wait_s:.0f} s"

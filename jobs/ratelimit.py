@@ -37,8 +37,8 @@ import redis
 
 from jobs.errors import RateLimiterUnavailable
 from storage import ratelimit as schedule
-from storage.db import connect
-from storage.errors import DatabaseUnavailable, first_line
+from storage.db import connect, errors
+from storage.errors import DatabaseUnavailable, MigrationError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -133,16 +133,17 @@ class PostgresRateLimiter(_Scheduled):
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    if self._conn is None or self._conn.closed:
-                        self._conn = connect(
-                            self.database_url, autocommit=True, application_name="hl-ratelimit"
-                        )
-                    return call(self._conn, self.name, cost_s)
-                except psycopg.errors.UndefinedTable:
+                    with errors():
+                        if self._conn is None or self._conn.closed:
+                            self._conn = connect(
+                                self.database_url, autocommit=True, application_name="hl-ratelimit"
+                            )
+                        return call(self._conn, self.name, cost_s)
+                except MigrationError:
                     raise RateLimiterUnavailable(
                         "the rate limiter's table is missing: run `hl-analytics migrate`"
                     ) from None
-                except (psycopg.OperationalError, DatabaseUnavailable) as exc:
+                except DatabaseUnavailable as exc:
                     # A restarted database drops the connection: reconnect once before failing.
                     self._close()
                     if attempt == 2:

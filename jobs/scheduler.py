@@ -21,7 +21,6 @@ A lost database (a restart) is logged and waited out: the next tick reconnects.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import threading
@@ -32,12 +31,12 @@ from types import FrameType
 import psycopg
 from dramatiq.errors import ConnectionClosed
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
 from jobs import actors, polling
-from jobs.app import Pipeline, build
-from storage import cursor, embedded, fills, markets
-from storage.db import connect
+from jobs.pipeline import Pipeline, build
+from storage import cursor, embedded, fills, locks, markets
+from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ class Tick:
 def tick(p: Pipeline, conn: psycopg.Connection) -> Tick:
     """One scheduling pass; `conn` must be in autocommit mode (the tick is one transaction)."""
     with conn.transaction():
-        if not cursor.try_lead_tick(conn):
+        if not locks.try_lead_tick(conn):
             return Tick(False, 0, 0, 1.0)
         rows = cursor.schedule_rows(conn)
         result = polling.plan(rows, cursor.database_now(conn), p.settings.hyperliquid_rps)
@@ -93,12 +92,13 @@ def run(p: Pipeline, interval_s: float, stop: threading.Event, *, once: bool = F
     try:
         while True:
             try:
-                if conn is None or conn.closed:
-                    conn = connect(p.database_url, autocommit=True, application_name=APP_NAME)
-                last_partitions, last_housekeeping = _step(
-                    p, conn, last_partitions, last_housekeeping
-                )
-            except (psycopg.OperationalError, DatabaseUnavailable, ConnectionClosed) as exc:
+                with errors():
+                    if conn is None or conn.closed:
+                        conn = connect(p.database_url, autocommit=True, application_name=APP_NAME)
+                    last_partitions, last_housekeeping = _step(
+                        p, conn, last_partitions, last_housekeeping
+                    )
+            except (DatabaseUnavailable, ConnectionClosed) as exc:
                 log.warning(
                     "database unavailable (%s); retrying in %.0f s",
                     first_line(exc),
@@ -147,8 +147,7 @@ def _step(
     return last_partitions, last_housekeeping
 
 
-def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    interval_s = float(getattr(args, "interval", 5.0))
+def run_scheduler(settings: Settings, *, interval_s: float, once: bool) -> int:
     if not interval_s > 0:
         raise SchedulerOptionInvalid(f"--interval must be above 0 (got {interval_s})")
     url = embedded.database_url(settings)
@@ -162,7 +161,7 @@ def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     print(f"scheduler: a tick every {interval_s:g} s; SIGTERM or Ctrl-C stops", flush=True)
     try:
-        run(p, interval_s, stop, once=bool(getattr(args, "once", False)))
+        run(p, interval_s, stop, once=once)
     finally:
         p.close()
     return 0

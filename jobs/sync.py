@@ -21,7 +21,6 @@ and keeps following the batch, giving up after `RECONNECT_GIVE_UP_S`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import uuid
@@ -32,12 +31,12 @@ from typing import TextIO
 import dramatiq
 import psycopg
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from storage import cursor, embedded, orgs
 from storage import jobs as job_store
-from storage.db import connect
+from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 
 POLL_S = 0.5
@@ -108,9 +107,10 @@ def wait_for(
     hinted = False
     while True:
         try:
-            progress = job_store.batch_progress(conn, queued.batch)
-            mine = cursor.progress(conn, wallet_ids, queued.since)
-        except (psycopg.OperationalError, DatabaseUnavailable) as exc:
+            with errors():
+                progress = job_store.batch_progress(conn, queued.batch)
+                mine = cursor.progress(conn, wallet_ids, queued.since)
+        except DatabaseUnavailable as exc:
             if url is None:
                 raise
             conn.close()
@@ -141,9 +141,8 @@ def wait_for(
         time.sleep(POLL_S)
 
 
-def sync_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    org_id = orgs.parse_org_id(args.org_id) if args.org_id else None
-    inline = bool(getattr(args, "inline", False))
+@errors()
+def run_sync(settings: Settings, org_id: uuid.UUID | None, *, wait: bool, inline: bool) -> int:
     url = embedded.database_url(settings)
     p = build(settings, url, pool_size=INLINE_THREADS + 1)
     conn = connect(url, autocommit=True, application_name="hl-analytics-sync")
@@ -157,7 +156,7 @@ def sync_cmd(settings: Settings, args: argparse.Namespace) -> int:
             f"queued ingest of {len(queued.wallets)} wallet(s) of {scope} (batch {queued.batch})",
             flush=True,
         )
-        if not (args.wait or inline):
+        if not (wait or inline):
             print("run `hl-analytics worker` to process it; add --wait to follow it")
             return 0
         if inline:

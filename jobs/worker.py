@@ -12,12 +12,13 @@ seconds). Ingest and rollups are idempotent, so a second delivery is harmless.
 
 from __future__ import annotations
 
-import argparse
 import os
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
-from jobs import metrics as worker_metrics
+from dramatiq.cli import main, make_argument_parser
+
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
+from jobs import prometheus
 from storage import embedded
 from storage.db import connection
 
@@ -35,13 +36,16 @@ def _positive(name: str, value: float) -> None:
         raise WorkerOptionInvalid(f"--{name} must be above 0 (got {value})")
 
 
-def worker_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    from dramatiq.cli import main, make_argument_parser
-
-    processes = int(args.processes)
-    threads = int(args.threads)
-    lease_s = float(getattr(args, "lease", 30.0))
-    shutdown_s = float(getattr(args, "shutdown_timeout", 30.0))
+def run_worker(
+    settings: Settings,
+    *,
+    processes: int,
+    threads: int,
+    lease_s: float,
+    shutdown_s: float,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> int:
     for name, value in (
         ("processes", processes),
         ("threads", threads),
@@ -56,11 +60,10 @@ def worker_cmd(settings: Settings, args: argparse.Namespace) -> int:
     # survived instead (the pools reconnect).
     with connection(os.environ["DATABASE_URL"]):
         pass
-    metrics_port = getattr(args, "metrics_port", None)
     if metrics_port is not None:
         if not 0 < metrics_port < 65536:
             raise WorkerOptionInvalid(f"--metrics-port must be 1..65535 (got {metrics_port})")
-        worker_metrics.prepare(metrics_port, getattr(args, "metrics_host", "127.0.0.1"))
+        prometheus.prepare(metrics_port, metrics_host)
     os.environ[LEASE_ENV] = str(lease_s)
     os.environ[THREADS_ENV] = str(threads)
     print(

@@ -20,9 +20,9 @@ import signal
 import time
 from types import FrameType
 
-from hl_analytics.settings import Settings
-from jobs import metrics
-from jobs.app import build
+from hl_core.settings import Settings
+from jobs import prometheus
+from jobs.pipeline import build
 from jobs.worker import LEASE_ENV, THREADS_ENV
 
 ECHO_WINDOW_S = 2.0
@@ -52,12 +52,17 @@ if not _settings.database_url:
         "jobs.worker_entry is started by `hl-analytics worker`, which sets DATABASE_URL"
     )
 
+if LEASE_ENV not in os.environ or THREADS_ENV not in os.environ:
+    raise RuntimeError(
+        f"jobs.worker_entry is started by `hl-analytics worker`, which sets {LEASE_ENV} "
+        f"and {THREADS_ENV}"
+    )
 pipeline = build(
     _settings,
     _settings.database_url,
-    lease_s=float(os.environ.get(LEASE_ENV, "30")),
-    pool_size=int(os.environ.get(THREADS_ENV, "4")) + 1,
+    lease_s=float(os.environ[LEASE_ENV]),
+    pool_size=int(os.environ[THREADS_ENV]) + 1,
 )
 broker = pipeline.broker
-for extra in metrics.middleware(_settings.database_url):
+for extra in prometheus.middleware(_settings.database_url):
     broker.add_middleware(extra)

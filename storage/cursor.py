@@ -8,7 +8,6 @@ never ahead: the next run re-fetches a little and stores nothing twice.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -158,71 +157,3 @@ def database_now(conn: psycopg.Connection) -> datetime:
     assert row is not None
     value: datetime = row[0]
     return value
-
-
-# Two ingests of one wallet never run at once: a session-level advisory lock per
-# wallet, held across the ingest's page transactions and released with the
-# session if its process dies. The first key names this lock family.
-_INGEST_LOCK_CLASS = 0x686C6931
-TRY_LOCK_WALLET = "SELECT pg_try_advisory_lock(%s, (%s %% 2147483647)::integer)"
-UNLOCK_WALLET = "SELECT pg_advisory_unlock(%s, (%s %% 2147483647)::integer)"
-
-
-def try_lock_wallet(conn: psycopg.Connection, wallet_id: int) -> bool:
-    row = conn.execute(TRY_LOCK_WALLET, (_INGEST_LOCK_CLASS, wallet_id)).fetchone()
-    return bool(row and row[0])
-
-
-def unlock_wallet(conn: psycopg.Connection, wallet_id: int) -> None:
-    conn.execute(UNLOCK_WALLET, (_INGEST_LOCK_CLASS, wallet_id))
-
-
-# One scheduler tick at a time across processes: the leader of a tick is whoever
-# takes this transaction-level lock; the others skip the tick.
-_SCHEDULER_LOCK = 0x686C5F7363686564
-TRY_SCHEDULER_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
-
-
-def try_lead_tick(conn: psycopg.Connection) -> bool:
-    """Call inside a transaction; True when this process schedules this tick."""
-    row = conn.execute(TRY_SCHEDULER_LOCK, (_SCHEDULER_LOCK,)).fetchone()
-    return bool(row and row[0])
-
-
-ORG_SYNC_STATUS = """
-SELECT o.id, o.name,
-       count(ow.wallet_id)::integer AS wallets,
-       count(c.last_success_at)::integer AS synced,
-       count(*) FILTER (WHERE c.last_error_at > coalesce(c.last_success_at, '-infinity'))::integer,
-       count(*) FILTER (WHERE c.history_truncated)::integer,
-       max(c.last_success_at),
-       min(c.synced_until_ms) FILTER (WHERE ow.wallet_id IS NOT NULL),
-       coalesce(sum(c.fills_stored), 0)::bigint,
-       count(*) FILTER (WHERE c.reread_pending)::integer
-FROM orgs o
-LEFT JOIN org_wallets ow ON ow.org_id = o.id
-LEFT JOIN hl_ingest_cursor c ON c.wallet_id = ow.wallet_id
-GROUP BY o.id, o.name
-ORDER BY o.name, o.id
-"""
-
-
-@dataclass(frozen=True)
-class OrgSyncStatus:
-    """Sync state of one org's wallets, for `hl-analytics status`."""
-
-    org_id: uuid.UUID
-    name: str
-    wallets: int
-    synced: int
-    failing: int
-    truncated: int
-    last_synced_at: datetime | None
-    oldest_synced_until_ms: int | None
-    fills_stored: int
-    # Wallets still to re-read their history once after the short-pages upgrade.
-    reread_pending: int
-
-
-def org_sync_status(conn: psycopg.Connection) -> list[OrgSyncStatus]:
-    return [OrgSyncStatus(*row) for row in conn.execute(ORG_SYNC_STATUS)]

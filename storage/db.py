@@ -1,19 +1,34 @@
-"""Connections and pools (psycopg 3 and psycopg-pool).
+"""Connections and pools (psycopg 3 and psycopg-pool), and the storage error boundary.
 
 Workers and the command line use the synchronous pool; the API uses the
 asynchronous one. Both are opened by their owner (a worker process, the API's
 lifespan) and passed down: there is no module-level pool.
+
+psycopg's exceptions do not leave `storage`: every connection borrowed here
+(`connect`, `connection`, `borrow`, `async_borrow`) is used inside `errors` (or
+`async_errors`), which translates them into the domain errors of
+`storage.errors`:
+
+- a lost or unreachable connection (`OperationalError`, `PoolTimeout` included)
+  → `DatabaseUnavailable`;
+- a missing table → `MigrationError` ("run `hl-analytics migrate`");
+- an integrity error (foreign key, unique, check, not null) → `IntegrityRefused`,
+  naming the constraint.
+
+Any other database error is a bug and goes up unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from storage.errors import DatabaseUnavailable, first_line
+from storage.errors import DatabaseUnavailable, IntegrityRefused, MigrationError, first_line
 
 CONNECT_TIMEOUT_S = 10
 # psycopg-pool retries a failed connection with a delay that doubles up to this
@@ -21,6 +36,42 @@ CONNECT_TIMEOUT_S = 10
 # again before its next try, answering "unavailable" with the database back. Giving
 # up sooner lets the next request start a fresh attempt at once.
 RECONNECT_TIMEOUT_S = 10.0
+
+
+def translate(exc: psycopg.Error, what: str = "the database went away") -> NoReturn:
+    """Raises the storage error that stands for `exc`, or `exc` itself when none does."""
+    if isinstance(exc, psycopg.OperationalError):
+        raise DatabaseUnavailable(f"{what} ({first_line(exc)})") from None
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        raise MigrationError(
+            f"the database is not migrated ({first_line(exc)}): run `hl-analytics migrate` first"
+        ) from None
+    if isinstance(exc, psycopg.IntegrityError):
+        constraint = exc.diag.constraint_name
+        raise IntegrityRefused(
+            f"refused by the database: {exc.diag.message_primary or first_line(exc)}"
+            + (f" (constraint {constraint})" if constraint else ""),
+            constraint=constraint,
+        ) from None
+    raise exc
+
+
+@contextmanager
+def errors(what: str = "the database went away") -> Iterator[None]:
+    """The storage error boundary around synchronous database work (see the module)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        translate(exc, what)
+
+
+@asynccontextmanager
+async def async_errors(what: str = "the database went away") -> AsyncIterator[None]:
+    """`errors`, around asynchronous database work."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        translate(exc, what)
 
 
 def _kwargs(application_name: str) -> dict[str, object]:
@@ -42,12 +93,35 @@ def connect(
 
 @contextmanager
 def connection(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """One connection for one transaction (committed at the end unless `autocommit`),
+    inside the error boundary."""
     conn = connect(url, autocommit=autocommit)
     try:
-        with conn:
+        with errors(), conn:
             yield conn
     finally:
         conn.close()
+
+
+@contextmanager
+def borrow(pool: ConnectionPool, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A connection of `pool`, inside the error boundary (the pool's own `connection`
+    otherwise: commit at the end, rollback on an error)."""
+    with errors("the database is unavailable"), pool.connection(timeout=timeout) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def async_borrow(
+    pool: AsyncConnectionPool, timeout: float
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of the API's pool, or DatabaseUnavailable when none comes within
+    `timeout`; inside the error boundary."""
+    async with (
+        async_errors("the database is unavailable"),
+        pool.connection(timeout=timeout) as conn,
+    ):
+        yield conn
 
 
 def sync_pool(
@@ -94,7 +168,5 @@ def async_pool(
 
 def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))

@@ -14,8 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hl_analytics.errors import HLAnalyticsError
-from hl_analytics.settings import Settings
+from hl_core.errors import HLAnalyticsError
+from hl_core.settings import Settings
 from storage.db import with_database
 
 log = logging.getLogger(__name__)

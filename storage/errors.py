@@ -1,8 +1,11 @@
-"""Domain errors raised by storage; psycopg errors never cross this boundary."""
+"""Domain errors raised by storage; psycopg errors never cross this boundary.
+
+`storage.db.errors` (and `async_errors`) is where they are translated.
+"""
 
 from __future__ import annotations
 
-from hl_analytics.errors import HLAnalyticsError
+from hl_core.errors import HLAnalyticsError
 
 
 def first_line(exc: BaseException) -> str:
@@ -19,6 +22,14 @@ class DatabaseUnavailable(StorageError):
     """The database cannot be reached: check DATABASE_URL and that PostgreSQL is running."""
 
 
+class IntegrityRefused(StorageError):
+    """The database refused a change that breaks one of its constraints."""
+
+    def __init__(self, message: str | None = None, *, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
 class MigrationError(StorageError):
     """The database schema does not match the migration files of this program."""
 
@@ -29,10 +40,6 @@ class NotFound(StorageError):
 
 class OrgNotFound(NotFound):
     """No organisation has that id: list them with `hl-analytics orgs list`."""
-
-
-class WalletNotTracked(NotFound):
-    """The organisation does not track that wallet."""
 
 
 class InvalidAddress(StorageError):

@@ -19,7 +19,7 @@ undoes it and the batch takes the general path.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import Decimal
@@ -193,7 +193,3 @@ def partition_of(conn: psycopg.Connection, wallet_id: int, tid: int, oid: int) -
 def count_fills(conn: psycopg.Connection, wallet_id: int) -> int:
     row = conn.execute(COUNT_WALLET_FILLS, (wallet_id,)).fetchone()
     return int(row[0]) if row else 0
-
-
-def days_of(fills_: Iterable[Fill]) -> set[date]:
-    return {f.day for f in fills_}

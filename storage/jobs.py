@@ -147,10 +147,6 @@ SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 
        count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed')
 FROM jobs WHERE batches <> '{}' AND batches @> ARRAY[%s::text]
 """
-SELECT_JOB = """
-SELECT id, message_id, queue, actor, state, attempts, dedup_key, batches, last_error, message
-FROM jobs WHERE id = %s
-"""
 SELECT_JOBS_OF_MESSAGE = """
 SELECT id, message_id, queue, actor, state, attempts, dedup_key, batches, last_error, message
 FROM jobs WHERE message_id = %s ORDER BY id
@@ -403,11 +399,6 @@ def _job(row: Sequence[Any]) -> Job:
         row[8],
         row[9],
     )
-
-
-def get_job(conn: psycopg.Connection, job_id: int) -> Job | None:
-    row = conn.execute(SELECT_JOB, (job_id,)).fetchone()
-    return _job(row) if row else None
 
 
 def jobs_of_message(conn: psycopg.Connection, message_id: str) -> list[Job]:

@@ -52,7 +52,6 @@ SELECT_ALL_TRACKED = """
 SELECT DISTINCT w.id, w.address FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
 ORDER BY w.address
 """
-SELECT_WALLET_ORGS = "SELECT org_id FROM org_wallets WHERE wallet_id = %s ORDER BY org_id"
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,3 @@ def tracked_wallets(
     if org_id is None:
         return [Wallet(*row) for row in conn.execute(SELECT_ALL_TRACKED)]
     return [Wallet(*row) for row in conn.execute(SELECT_TRACKED, (parse_org_id(org_id),))]
-
-
-def wallet_orgs(conn: psycopg.Connection, wallet_id: int) -> list[uuid.UUID]:
-    return [row[0] for row in conn.execute(SELECT_WALLET_ORGS, (wallet_id,))]

@@ -42,7 +42,8 @@ from decimal import Decimal
 
 import psycopg
 
-from hl_analytics.settings import DEFAULT_USD_TOKENS
+from hl_core.settings import DEFAULT_USD_TOKENS
+from storage import changes
 from storage.fills import DAY_MS, day_bounds_ms
 
 # Fills Hyperliquid books on a wallet that are not its own trades. From its docs and
@@ -169,9 +170,6 @@ ON CONFLICT (org_id, day) DO UPDATE SET
     unpriced_fills = EXCLUDED.unpriced_fills,
     updated_at = now()
 """
-# Tells API instances that an org's numbers changed; delivered only if the transaction commits.
-NOTIFY_METRICS_CHANGED = "SELECT pg_notify('hl_metrics_changed', %s)"
-METRICS_CHANGED_CHANNEL = "hl_metrics_changed"
 # The days on which any of the wallets has metrics: what tracking them changes in an org.
 SELECT_ACTIVE_DAYS = """
 SELECT DISTINCT day FROM wallet_day_metrics WHERE wallet_id = ANY(%s) ORDER BY day
@@ -189,7 +187,9 @@ FROM global_day_metrics WHERE org_id = %s ORDER BY day
 
 
 @dataclass(frozen=True)
-class WalletDay:
+class WalletDayMetrics:
+    """A stored row of `wallet_day_metrics`."""
+
     wallet_id: int
     day: date
     trade_count: int
@@ -251,35 +251,6 @@ def _rebuild_wallet_days(
     return conn.execute(REBUILD_WALLET_DAYS, params).rowcount
 
 
-@dataclass(frozen=True)
-class WalletRollup:
-    """What a wallet-day rollup did: the wallet, whether it traded, who tracks it."""
-
-    wallet_id: int
-    traded: bool
-    org_ids: list[uuid.UUID]
-
-
-def rollup_wallet_day(
-    conn: psycopg.Connection,
-    address: str,
-    day: date,
-    *,
-    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
-) -> WalletRollup | None:
-    """The database side of a `rollup_wallet_day` job, in the caller's transaction, in
-    two statements (a job is small; round trips are most of its cost): BEGIN_WALLET_ROLLUP,
-    then the rebuild. None when no wallet has that address (it has no fills either)."""
-    row = conn.execute(
-        BEGIN_WALLET_ROLLUP, {"address": address, "lock_class": _WALLET_LOCK_CLASS}
-    ).fetchone()
-    if row is None:
-        return None
-    wallet_id, org_ids = int(row[0]), list(row[1])
-    traded = _rebuild_wallet_days(conn, [wallet_id], day, usd_tokens) > 0
-    return WalletRollup(wallet_id, traded, org_ids)
-
-
 def rebuild_wallet_day(
     conn: psycopg.Connection,
     wallet_id: int,
@@ -309,7 +280,7 @@ def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> b
     """
     lock_org_day(conn, org_id, day)
     written = conn.execute(REBUILD_ORG_DAY, {"org_id": org_id, "day": day}).rowcount
-    conn.execute(NOTIFY_METRICS_CHANGED, (str(org_id),))
+    changes.notify_changed(conn, org_id)
     return written > 0
 
 
@@ -361,9 +332,9 @@ def active_days(conn: psycopg.Connection, wallet_ids: Sequence[int]) -> list[dat
     return [row[0] for row in conn.execute(SELECT_ACTIVE_DAYS, (list(wallet_ids),))]
 
 
-def wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> WalletDay | None:
+def wallet_day(conn: psycopg.Connection, wallet_id: int, day: date) -> WalletDayMetrics | None:
     row = conn.execute(SELECT_WALLET_DAY, (wallet_id, day)).fetchone()
-    return WalletDay(*row) if row else None
+    return WalletDayMetrics(*row) if row else None
 
 
 def org_days(conn: psycopg.Connection, org_id: uuid.UUID) -> list[OrgDay]:
@@ -500,15 +471,6 @@ _ORG_LOCK_CLASS = 0x686C7267
 LOCK_WALLET_DAYS = """
 SELECT pg_advisory_xact_lock(%s, (id %% 2147483647)::integer)
 FROM unnest(%s::bigint[]) AS id ORDER BY id
-"""
-# Opens a job's wallet rollup in one round trip: the commit relaxed (RELAX_COMMIT), the
-# wallet found by address, its rebuild lock taken, the orgs tracking it read.
-BEGIN_WALLET_ROLLUP = """
-SELECT w.id,
-       ARRAY(SELECT ow.org_id FROM org_wallets ow WHERE ow.wallet_id = w.id ORDER BY ow.org_id),
-       set_config('synchronous_commit', 'off', true),
-       pg_advisory_xact_lock(%(lock_class)s, (w.id %% 2147483647)::integer)
-FROM wallets w WHERE w.address = %(address)s
 """
 LOCK_ALL_WALLET_DAYS = "LOCK TABLE wallet_day_metrics IN SHARE ROW EXCLUSIVE MODE"
 LOCK_ORG_DAY = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from hl_analytics.settings import SETTINGS
+from hl_core.settings import SETTINGS
 from tests.dbs import TestDatabases, databases
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from storage import orgs
 from tests.cli import HL_ANALYTICS, run_cli
 from tests.integration.pipeline.expected import METRICS, expected_rows
 from tests.simulator import StartSimulator, start_simulator
+from tests.waiting import wait_until
 
 __all__ = ["start_simulator"]
 
@@ -93,15 +93,6 @@ def create_orgs(env: dict[str, str], wallets: list[str]) -> dict[str, list[str]]
         assert done.code == 0, done.err
         members[org_id] = tracked
     return members
-
-
-def wait_until(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def unfinished(conn: psycopg.Connection) -> int:

@@ -37,7 +37,7 @@ def test_status_on_seeded_database(db_url: str) -> None:
         cursor.record_success(conn, wallets[0].id)
         cursor.record_error(conn, wallets[1].id, "Hyperliquid answered 500")
         job_store.insert_job(conn, _message("ingest_wallet", [address(3)]))
-        job_store.insert_job(conn, _message("rollup_wallet_day", [address(1), "2026-11-02"]))
+        job_store.insert_job(conn, _message("rollup_wallet_days", ["2026-11-02"]))
         conn.commit()  # a job is due from its send, which a claim sees once committed
         claimed = job_store.claim_jobs(conn, "default", "w1", 10, 30.0)
         failed = next(c for c in claimed if c.id == max(c.id for c in claimed))
@@ -54,7 +54,7 @@ def test_status_on_seeded_database(db_url: str) -> None:
     assert acme_line.split()[2:6] == ["3", "1", "1", "0"]
     assert acme_line.split()[-3:] == ["42", "0", "0"]
     assert any(line.startswith("Empty Co") for line in lines)
-    assert any("rollup_wallet_day" in line and "failed" in line for line in lines)
+    assert any("rollup_wallet_days" in line and "failed" in line for line in lines)
     assert any("boom: division by zero" in line for line in lines)
 
 

@@ -11,9 +11,9 @@ from datetime import date
 import httpx
 import psycopg
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import build
+from jobs.pipeline import build
 from storage import orgs
 from tests.cli import HL_ANALYTICS
 

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -51,15 +50,6 @@ def intensity(normal: int, chaos: int) -> int:
 def report(scenario: str, **figures: object) -> None:
     """One machine-readable line of what a scenario measured (docs/reliability.md quotes them)."""
     print(f"reliability: {json.dumps({'scenario': scenario, 'chaos': CHAOS, **figures})}")
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def free_port() -> int:

@@ -4,7 +4,7 @@ Guarantee: when the database goes away and comes back, worker processes and the
 API reconnect on their own; while it is away the API answers 503 with a
 Retry-After (never 500, never a stack trace or SQL), and the sync that was running
 completes with exact numbers. Mechanism: pools that check a connection on borrow
-(storage/db.py, jobs/app.py), the broker's consumer reconnecting and its leases
+(storage/db.py, jobs/pipeline.py), the broker's consumer reconnecting and its leases
 re-delivering what died with the connection (jobs/broker.py), the rate limiter
 reopening its connection (jobs/ratelimit.py), the API's DatabaseUnavailable → 503
 (graph/endpoint.py) and the cache listener's reconnect (graph/listener.py).
@@ -29,7 +29,7 @@ import psycopg
 import pytest
 
 from graph.auth import issue_token
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from storage import jobs as job_store
 from storage import orgs
 from tests.integration.pipeline.expected import METRICS, expected_rows
@@ -48,9 +48,9 @@ from tests.reliability.support import (
     report,
     start_worker,
     two_orgs_sharing_a_wallet,
-    wait_until,
 )
 from tests.simulator import StartSimulator
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 SECRET = "reliability-secret-of-at-least-32-bytes!"

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from hl_analytics.settings import SETTINGS
+from hl_core.settings import SETTINGS
 from storage import orgs
 from storage.db import with_database
 from tests.cli import Run, run_cli

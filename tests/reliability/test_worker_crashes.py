@@ -39,9 +39,9 @@ from tests.reliability.support import (
     report,
     start_worker,
     two_orgs_sharing_a_wallet,
-    wait_until,
 )
 from tests.simulator import StartSimulator
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 MINUTE = 60_000

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hl_analytics.errors import SettingsError
-from hl_analytics.settings import SETTINGS, Settings
+from hl_core.errors import SettingsError
+from hl_core.settings import SETTINGS, Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

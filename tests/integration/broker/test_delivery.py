@@ -13,7 +13,8 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from jobs.broker import DedupOptionsInvalid, PostgresBroker
 from storage import jobs as store
-from tests.integration.broker.support import Calls, running_worker, wait_until
+from tests.integration.broker.support import Calls, running_worker
+from tests.waiting import wait_until
 
 
 def _states(conn: psycopg.Connection) -> dict[str, int]:

@@ -24,8 +24,8 @@ from tests.integration.broker.support import (
     make_broker,
     read_lines,
     running_worker,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 
 def test_two_consumers_never_get_the_same_message(db_url: str, conn: psycopg.Connection) -> None:

@@ -17,7 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from graph.app import create_app
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from tests.dbs import TestDatabases
 from tests.integration.graph.seed import Seeded, seed
 

@@ -20,9 +20,11 @@ from graph.cache import ttl_for
 from storage import orgs
 from storage.db import with_database
 from storage.fills import insert_fills
-from tests.factories import fill
+from tests.cli import run_cli
+from tests.factories import address, fill
 from tests.integration.graph.conftest import Api, running_api, settings
 from tests.integration.graph.seed import W2, W4, Seeded
+from tests.waiting import eventually
 
 SUMMARY = "{ dashboardSummary { day latest { tradeCount totalVolumeUsd } trackedWallets } }"
 BUMP = """
@@ -61,15 +63,6 @@ async def database_away(url: str) -> AsyncIterator[None]:
 def notify(url: str, org_id: object) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_notify('hl_metrics_changed', %s)", (str(org_id),))
-
-
-async def eventually(check: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if await check():  # type: ignore[operator]
-            return
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 def test_ttls_follow_the_original_design() -> None:
@@ -122,7 +115,7 @@ async def test_notification_serves_new_numbers(api: Api) -> None:
         data = (await api.post(SUMMARY)).json()["data"]
         return bool(data["dashboardSummary"]["latest"]["tradeCount"] == 105)
 
-    await eventually(fresh, timeout=5)
+    await eventually(fresh, timeout_s=5)
     data = await api.data(SUMMARY)
     assert data["dashboardSummary"]["latest"] == {"tradeCount": 105, "totalVolumeUsd": "7777.77"}
     # Another org's answers are untouched by A's change.
@@ -196,7 +189,7 @@ async def test_redis_shares_answers_and_versions_between_instances(
             b = (await two.post(SUMMARY)).json()["data"]["dashboardSummary"]["latest"]
             return bool(a["tradeCount"] == b["tradeCount"] == 105)
 
-        await eventually(both_fresh, timeout=5)
+        await eventually(both_fresh, timeout_s=5)
         data = await two.data("query ($a: String!) { wallet(address: $a) { address } }", {"a": W2})
         assert data == {"wallet": {"address": W2}}
 
@@ -219,7 +212,7 @@ async def test_a_real_rollup_shows_its_numbers(api: Api) -> None:
         latest = (await api.data(SUMMARY))["dashboardSummary"]["latest"]
         return bool(latest["tradeCount"] == 7)
 
-    await eventually(rolled_up, timeout=5)
+    await eventually(rolled_up, timeout_s=5)
     query = "{ dashboardSummary { latest { dau totalVolumeUsd } } }"
     latest = (await api.data(query))["dashboardSummary"]["latest"]
     # W1 300.75 + W2 300.125 (seeded) + W4 2 × 100.5 × 2 (the fills).
@@ -243,7 +236,7 @@ async def test_listener_reconnects_and_forgets_what_it_may_have_missed(api: Api)
             (await api.post(SUMMARY)).headers["x-cache"] == "miss"
         )
 
-    await eventually(relistening, timeout=10)
+    await eventually(relistening, timeout_s=10)
     # And notifications flow again on the new connection.
     with psycopg.connect(api.db_url, autocommit=True) as conn:
         conn.execute(BUMP, (seeded.org_a, seeded.today))
@@ -253,4 +246,38 @@ async def test_listener_reconnects_and_forgets_what_it_may_have_missed(api: Api)
         latest = (await api.data(SUMMARY))["dashboardSummary"]["latest"]
         return bool(latest["tradeCount"] == 105)
 
-    await eventually(fresh, timeout=5)
+    await eventually(fresh, timeout_s=5)
+
+
+async def test_cli_wallets_track_shows_in_a_running_api_at_once(api: Api) -> None:
+    """`hl-analytics wallets track` notifies the API in its transaction: the org's warm
+    answers are dropped at its commit, not when their TTL (60 s) runs out."""
+    seeded = api.seeded
+    before = await api.data(SUMMARY)
+    assert before["dashboardSummary"]["trackedWallets"] == 3
+    warm = await api.post(SUMMARY)
+    assert warm.headers["x-cache"] == "hit"
+    new_wallet = address(5)
+    result = await asyncio.to_thread(
+        run_cli,
+        "wallets",
+        "track",
+        "--org",
+        str(seeded.org_a),
+        new_wallet,
+        env={"DATABASE_URL": api.db_url},
+    )
+    assert result.code == 0, result.err
+    assert "1 wallet(s) newly tracked" in result.out
+    started = time.monotonic()
+
+    async def tracked_four() -> bool:
+        data = (await api.post(SUMMARY)).json()["data"]
+        return bool(data["dashboardSummary"]["trackedWallets"] == 4)
+
+    await eventually(tracked_four, timeout_s=5)
+    assert time.monotonic() - started < ttl_for(frozenset({"dashboardSummary"}))
+    # Another org's answers are untouched.
+    assert (await api.post(SUMMARY, user="bob")).json()["data"]["dashboardSummary"][
+        "trackedWallets"
+    ] == 2

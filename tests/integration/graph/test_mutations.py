@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import psycopg
 import pytest
 
@@ -66,8 +64,6 @@ async def test_viewer_gets_a_permission_error_and_nothing_changes(api: Api) -> N
 
 
 async def test_tracking_queues_ingest_and_recomputation(api: Api) -> None:
-    if importlib.util.find_spec("jobs.pipeline") is None:
-        pytest.skip("jobs.pipeline is not in the tree yet")
     await api.data(TRACK, {"a": [W3]})  # W3 traded on two days
     with psycopg.connect(api.db_url) as conn:
         rows = conn.execute("SELECT actor, message FROM jobs ORDER BY id").fetchall()

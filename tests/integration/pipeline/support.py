@@ -11,9 +11,9 @@ from typing import Any
 import dramatiq
 import psycopg
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from hlsim.server import SimServer
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from jobs.sync import queue_sync, wait_for
 from storage import orgs
 from storage.jobs import BatchProgress

@@ -14,7 +14,7 @@ from hlsim.server import SimServer
 from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestBusy, IngestReport, ingest_wallet
 from jobs.ratelimit import LocalRateLimiter
-from storage import cursor, fills, orgs
+from storage import cursor, fills, locks, orgs
 from storage.orgs import Wallet
 from tests.simulator import StartSimulator, small_market
 
@@ -133,7 +133,7 @@ async def test_a_second_ingest_of_the_same_wallet_waits_for_the_first(
 ) -> None:
     wallet = _wallet(auto, simulator.market.wallets[0])
     with psycopg.connect(db_url, autocommit=True) as other:
-        assert cursor.try_lock_wallet(other, wallet.id)
+        assert locks.try_lock_wallet(other, wallet.id)
         with pytest.raises(IngestBusy):
             await run(auto, simulator, wallet, Days(), lock_wait_s=0.3)
         assert fills.count_fills(auto, wallet.id) == 0

@@ -19,9 +19,9 @@ from datetime import date
 import psycopg
 import pytest
 
-from hl_analytics.settings import Settings
+from hl_core.settings import Settings
 from jobs import actors
-from jobs.app import Pipeline, build
+from jobs.pipeline import Pipeline, build
 from storage import fills, orgs, rollups
 from storage import jobs as job_store
 from tests.factories import address, fill, ms

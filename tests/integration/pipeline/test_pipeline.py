@@ -14,9 +14,9 @@ import pytest
 from hlsim.server import SimServer
 from jobs import scheduler
 from jobs import sync as sync_module
-from jobs.app import Pipeline
-from jobs.pipeline import tracking_changed
-from storage import cursor, orgs
+from jobs.pipeline import Pipeline
+from jobs.tracking import track_wallets, untrack_wallet
+from storage import locks, orgs
 from tests.integration.pipeline.expected import Expected, assert_org_days
 from tests.integration.pipeline.support import expected_of, pipeline, sync, worker
 from tests.simulator import StartSimulator, small_market
@@ -39,15 +39,13 @@ def auto(db_url: str) -> Iterator[psycopg.Connection]:
 
 def track(p: Pipeline, conn: psycopg.Connection, org: uuid.UUID, addresses: list[str]) -> None:
     with conn.transaction():
-        _, added = orgs.track_wallets(conn, org, addresses)
-        tracking_changed(conn, org, [w.id for w in added], pipeline=p)
+        track_wallets(conn, org, addresses, pipeline=p)
 
 
 def untrack(p: Pipeline, conn: psycopg.Connection, org: uuid.UUID, address: str) -> None:
     with conn.transaction():
-        wallet = orgs.untrack_wallet(conn, org, address)
+        wallet = untrack_wallet(conn, org, address, pipeline=p)
         assert wallet is not None
-        tracking_changed(conn, org, [wallet.id], pipeline=p)
 
 
 def assert_org_matches(
@@ -134,7 +132,7 @@ def test_scheduler_queues_each_due_wallet_once(
         orgs.track_wallets(auto, org, simulator.market.wallets)
     with pipeline(db_url, simulator) as p, psycopg.connect(db_url, autocommit=True) as other:
         with other.transaction():
-            assert cursor.try_lead_tick(other)
+            assert locks.try_lead_tick(other)
             blocked = scheduler.tick(p, auto)
         assert not blocked.led and blocked.queued == 0
 

@@ -18,8 +18,9 @@ from jobs import scheduler
 from storage import markets
 from tests.integration.pipeline.expected import METRICS, expected_rows
 from tests.integration.pipeline.support import pipeline, sync, worker
-from tests.reliability.support import two_orgs_sharing_a_wallet, wait_until
+from tests.reliability.support import two_orgs_sharing_a_wallet
 from tests.simulator import StartSimulator, small_market
+from tests.waiting import wait_until
 
 
 @pytest.fixture

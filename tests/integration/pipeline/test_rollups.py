@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import psycopg
 
-from storage import orgs, rollups
+from storage import changes, orgs, rollups
 from storage.fills import Fill
 from tests.factories import address, fill, ms
 from tests.integration.pipeline.expected import Day, Expected, assert_org_days, store
@@ -225,7 +225,7 @@ def test_untracked_wallet_leaves_org_numbers_on_rebuild(conn: psycopg.Connection
 
 def test_org_rebuild_notifies_listeners_on_commit(db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as listener:
-        listener.execute(f"LISTEN {rollups.METRICS_CHANGED_CHANNEL}")
+        listener.execute(f"LISTEN {changes.CHANNEL}")
         with psycopg.connect(db_url) as writer:
             org = orgs.create_org(writer, "A").id
             rollups.rebuild_org_day(writer, org, DAY)
@@ -237,19 +237,19 @@ def test_org_rebuild_notifies_listeners_on_commit(db_url: str) -> None:
     assert payloads == [str(org)]
 
 
-def test_a_jobs_wallet_rollup_returns_the_orgs_to_recompute(conn: psycopg.Connection) -> None:
-    (wallet,) = _wallets(conn, 1)
+def test_a_jobs_wallet_days_chunk_returns_the_orgs_to_recompute(conn: psycopg.Connection) -> None:
+    wallet, quiet = _wallets(conn, 2)
     a, b, _ = (orgs.create_org(conn, name).id for name in "ABC")
     for org in (a, b):
         orgs.track_wallets(conn, org, [address(1)])
     store(conn, wallet, [fill(ms(2026, 11, 2, 9), tid=1)])
-    done = rollups.rollup_wallet_day(conn, address(1), DAY)
-    assert done is not None
-    assert (done.wallet_id, done.traded, done.org_ids) == (wallet, True, sorted([a, b]))
+    rollups.add_pending(conn, wallet, [DAY])
+    rollups.add_pending(conn, quiet, [DAY])
+    done = rollups.rollup_pending_chunk(conn, DAY)
+    assert (done.wallet_ids, sorted(done.org_ids)) == ([wallet, quiet], sorted([a, b]))
     assert rollups.wallet_day(conn, wallet, DAY) is not None
-    quiet = rollups.rollup_wallet_day(conn, address(1), date(2026, 11, 3))
-    assert quiet is not None and not quiet.traded
-    assert rollups.rollup_wallet_day(conn, address(2), DAY) is None
+    assert rollups.wallet_day(conn, quiet, DAY) is None
+    assert rollups.rollup_pending_chunk(conn, date(2026, 11, 3)).wallet_ids == []
     setting = conn.execute("SHOW synchronous_commit").fetchone()
     assert setting == ("off",), "relaxed for this transaction only"
     conn.commit()

@@ -96,3 +96,78 @@ def test_failing_migration_rolls_back_and_says_which(empty_db: str, tmp_path: Pa
     with pytest.raises(MigrationError, match=r"9998_broken\.sql failed"):
         migrate(empty_db, folder)
     assert "half" not in _tables(empty_db)
+
+
+def test_queued_legacy_rollup_wallet_day_messages_become_pending_wallet_days(
+    empty_db: str, tmp_path: Path
+) -> None:
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name[:4]) < 9:
+            shutil.copy(path, before / path.name)
+    migrate(empty_db, before)
+    a, b = "0x" + "a" * 40, "0x" + "b" * 40
+
+    def legacy(address: str, day: str, state: str, batches: list[str]) -> dict[str, object]:
+        return {
+            "message": {
+                "queue_name": "rollups",
+                "actor_name": "rollup_wallet_day",
+                "args": [address, day],
+                "kwargs": {},
+                "options": {},
+                "message_id": f"{address}-{day}",
+                "message_timestamp": 0,
+            },
+            "state": state,
+            "batches": batches,
+        }
+
+    with psycopg.connect(empty_db) as conn:
+        conn.execute("INSERT INTO wallets (address) VALUES (%s), (%s)", (a, b))
+        for job in (
+            legacy(a, "2026-11-02", "queued", ["sync:1"]),
+            legacy(b, "2026-11-02", "running", []),
+            legacy(a, "2026-11-03", "queued", ["sync:2"]),
+            legacy(a, "2026-11-01", "done", []),
+        ):
+            message = psycopg.types.json.Jsonb(job["message"])
+            conn.execute(
+                "INSERT INTO jobs (message_id, queue, actor, message, state, batches) "
+                "VALUES (%s, 'rollups', 'rollup_wallet_day', %s, %s, %s)",
+                (job["message"]["message_id"], message, job["state"], job["batches"]),  # type: ignore[index]
+            )
+    applied = migrate(empty_db)
+    assert [m.version for m in applied] == [9]
+    with psycopg.connect(empty_db) as conn:
+        pending = conn.execute(
+            "SELECT p.day::text, w.address, p.batches FROM rollup_pending p "
+            "JOIN wallets w ON w.id = p.wallet_id ORDER BY 1, 2"
+        ).fetchall()
+        jobs = conn.execute(
+            "SELECT actor, state, dedup_key, message->'args', batches FROM jobs "
+            "ORDER BY dedup_key NULLS FIRST"
+        ).fetchall()
+    assert pending == [
+        ("2026-11-02", a, ["sync:1"]),
+        ("2026-11-02", b, []),
+        ("2026-11-03", a, ["sync:2"]),
+    ]
+    assert jobs == [
+        ("rollup_wallet_day", "done", None, [a, "2026-11-01"], []),
+        (
+            "rollup_wallet_days",
+            "queued",
+            "rollup_wallet_days:2026-11-02",
+            ["2026-11-02"],
+            ["sync:1"],
+        ),
+        (
+            "rollup_wallet_days",
+            "queued",
+            "rollup_wallet_days:2026-11-03",
+            ["2026-11-03"],
+            ["sync:2"],
+        ),
+    ]

@@ -4,28 +4,23 @@ The work happens in SQL: day series are zero-filled with `generate_series`,
 rankings are `ORDER BY … LIMIT`, and every statement is filtered by the org id
 it is given (the caller's, from a verified token) so no query can reach another
 organisation's rows. The pipeline's rebuild statements live in `rollups.py`.
-Connection errors are translated into `DatabaseUnavailable` here, so the API
-never handles psycopg's exceptions.
+The connections come from `storage.db.async_borrow`, whose error boundary
+turns a lost connection into `DatabaseUnavailable` (the API answers 503), so the
+API never handles psycopg's exceptions.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
-from storage.errors import DatabaseUnavailable, first_line
 from storage.orgs import SELECT_PROFILE, Profile
 
-CHANNEL = "hl_metrics_changed"
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
 ORDERS = {
     "VOLUME": "sum(m.total_volume_usd)",
@@ -35,8 +30,6 @@ ORDERS = {
 }
 
 PING = "SELECT 1"
-LISTEN = f"LISTEN {CHANNEL}"
-NOTIFY = "SELECT pg_notify(%s, %s)"
 
 _DAY_VALUES = (
     "dau",
@@ -172,7 +165,9 @@ class WalletRank:
 
 
 @dataclass(frozen=True, slots=True)
-class WalletDay:
+class SeriesDay:
+    """One day of a wallet's series as the API shows it (zeros on a day without fills)."""
+
     day: date
     trade_count: int
     spot_volume_usd: Decimal
@@ -198,42 +193,11 @@ class WalletTotals:
 @dataclass(frozen=True, slots=True)
 class WalletSeries:
     address: str
-    days: list[WalletDay]
+    days: list[SeriesDay]
     totals: WalletTotals
     last_synced_at: datetime | None
     # Fills over the series' days with an amount that has no USD value.
     unpriced_fills: int = 0
-
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _translated(
-    func: Callable[P, Coroutine[Any, Any, T]],
-) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turns a lost connection into DatabaseUnavailable (the API answers 503)."""
-
-    @wraps(func)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await func(*args, **kwargs)
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(f"the database went away ({first_line(exc)})") from None
-
-    return run
-
-
-@asynccontextmanager
-async def borrow(
-    pool: AsyncConnectionPool, timeout: float
-) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A pooled connection, or DatabaseUnavailable when none comes within `timeout`."""
-    try:
-        async with pool.connection(timeout=timeout) as conn:
-            yield conn
-    except psycopg.OperationalError as exc:  # PoolTimeout is one too
-        raise DatabaseUnavailable(f"the database is unavailable ({first_line(exc)})") from None
 
 
 def range_bounds(range_name: str, today: date) -> tuple[date, date]:
@@ -241,12 +205,10 @@ def range_bounds(range_name: str, today: date) -> tuple[date, date]:
     return today - timedelta(days=RANGE_DAYS[range_name] - 1), today
 
 
-@_translated
 async def ping(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(PING)
 
 
-@_translated
 async def get_profile(conn: psycopg.AsyncConnection[Any], user_id: str) -> Profile | None:
     """The async twin of `orgs.get_profile`, with its statement."""
     cur = await conn.execute(SELECT_PROFILE, (user_id,))
@@ -254,7 +216,6 @@ async def get_profile(conn: psycopg.AsyncConnection[Any], user_id: str) -> Profi
     return Profile(*row) if row else None
 
 
-@_translated
 async def global_series(
     conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, range_name: str, today: date
 ) -> list[DayMetrics]:
@@ -263,7 +224,6 @@ async def global_series(
     return [DayMetrics(*row) for row in await cur.fetchall()]
 
 
-@_translated
 async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summary:
     cur = await conn.execute(SELECT_SUMMARY, {"org_id": org_id})
     row = await cur.fetchone()
@@ -277,7 +237,6 @@ async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summ
     return Summary(day, latest, previous, tracked, synced)
 
 
-@_translated
 async def top_wallets(
     conn: psycopg.AsyncConnection[Any],
     org_id: uuid.UUID,
@@ -292,7 +251,6 @@ async def top_wallets(
     return [WalletRank(*row) for row in await cur.fetchall()]
 
 
-@_translated
 async def wallet_series(
     conn: psycopg.AsyncConnection[Any],
     org_id: uuid.UUID,
@@ -310,39 +268,8 @@ async def wallet_series(
     first = rows[0]
     return WalletSeries(
         address=first[0],
-        days=[WalletDay(*row[1:9]) for row in rows],
+        days=[SeriesDay(*row[1:9]) for row in rows],
         totals=WalletTotals(*first[9:17]),
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
     )
-
-
-async def listen_changes(
-    database_url: str, on_listening: Callable[[], Awaitable[None] | None]
-) -> AsyncIterator[str]:
-    """Payloads of `hl_metrics_changed` notifications (org ids), until the link drops.
-
-    `on_listening` runs once LISTEN is in place. A lost connection raises
-    DatabaseUnavailable; the caller reconnects.
-    """
-    try:
-        conn = await psycopg.AsyncConnection.connect(
-            database_url, autocommit=True, application_name="hl-analytics-api-listen"
-        )
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot listen for changes ({first_line(exc)})") from None
-    try:
-        async with conn:
-            await conn.execute(LISTEN)
-            started = on_listening()
-            if started is not None:
-                await started
-            async for notify in conn.notifies():
-                yield notify.payload
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"lost the change notifications ({first_line(exc)})") from None
-
-
-def notify_changed(conn: psycopg.Connection, org_id: uuid.UUID) -> None:
-    """Tells every API instance, at commit, that the org's numbers changed."""
-    conn.execute(NOTIFY, (CHANNEL, str(org_id)))

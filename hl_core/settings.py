@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hl_analytics.errors import SettingsError
+from hl_core.errors import SettingsError
 
 
 def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:

@@ -4,7 +4,10 @@ prometheus_client was chosen because it is the reference client and is what
 Dramatiq's own Prometheus middleware uses: in worker processes both write to the
 same multiprocess folder (PROMETHEUS_MULTIPROC_DIR, set by that middleware before
 any metric is created), and one exposition server serves the sum of all
-processes. Metrics are therefore created lazily, on first use, never at import.
+processes. Metrics are therefore created lazily, on first use, never at import,
+and prometheus_client itself is imported only then: it reads
+PROMETHEUS_MULTIPROC_DIR when it is first imported, and the command line imports
+this module before `hl-analytics worker` has set it (jobs.prometheus.prepare).
 """
 
 from __future__ import annotations
@@ -12,16 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Gauge, Histogram
 
 
 @dataclass(frozen=True)
@@ -43,6 +40,8 @@ class WorkerMetrics:
 
 @cache
 def api_metrics() -> ApiMetrics:
+    from prometheus_client import Counter, Histogram
+
     return ApiMetrics(
         requests=Counter(
             "hla_api_requests_total",
@@ -65,6 +64,8 @@ def api_metrics() -> ApiMetrics:
 
 @cache
 def worker_metrics() -> WorkerMetrics:
+    from prometheus_client import Counter, Gauge, Histogram
+
     return WorkerMetrics(
         fills_ingested=Counter("hla_fills_ingested_total", "New fills stored."),
         fills_quarantined=Counter("hla_fills_quarantined_total", "Fills rejected by validation."),
@@ -90,6 +91,13 @@ def worker_metrics() -> WorkerMetrics:
 
 def exposition() -> tuple[bytes, str]:
     """The current metrics as Prometheus text, summed over processes when multiprocess."""
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        generate_latest,
+        multiprocess,
+    )
+
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

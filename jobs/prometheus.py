@@ -3,7 +3,7 @@
 Dramatiq's own Prometheus middleware does the plumbing: it points every worker
 process at one multiprocess folder and forks one exposition server that sums
 them (its message counters and durations come with it). This module adds the
-pipeline's own figures to the same registry (see hl_analytics.telemetry) and a
+pipeline's own figures to the same registry (see hl_core.telemetry) and a
 gauge of the oldest queued job's age, refreshed by each worker process.
 """
 
@@ -18,13 +18,12 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from storage import jobs as job_store
-from storage.db import connect
+from storage.db import connection
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 PORT_ENV = "HL_ANALYTICS_WORKER_METRICS_PORT"
-HOST_ENV = "HL_ANALYTICS_WORKER_METRICS_HOST"
 QUEUE_AGE_EVERY_S = 15.0
 
 
@@ -66,12 +65,12 @@ class QueueAge(Middleware):
 
     def _run(self) -> None:
         # Imported here: prometheus_client must not be loaded before prepare() ran.
-        from hl_analytics import telemetry
+        from hl_core import telemetry
 
         gauge = telemetry.worker_metrics().oldest_queued_age
         while not self.stopped.is_set():
             try:
-                with connect(self.database_url, autocommit=True) as conn:
+                with connection(self.database_url, autocommit=True) as conn:
                     age = job_store.oldest_queued_age_s(conn)
                 gauge.set(age or 0.0)
             except StorageError as exc:

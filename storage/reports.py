@@ -1,0 +1,51 @@
+"""Read-only reports for the operator (`hl-analytics status`): the sync state per org.
+
+They read the ingest cursors (`storage/cursor.py`) and the org-wallet links; the
+queue's figures are in `storage/jobs.py`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+ORG_SYNC_STATUS = """
+SELECT o.id, o.name,
+       count(ow.wallet_id)::integer AS wallets,
+       count(c.last_success_at)::integer AS synced,
+       count(*) FILTER (WHERE c.last_error_at > coalesce(c.last_success_at, '-infinity'))::integer,
+       count(*) FILTER (WHERE c.history_truncated)::integer,
+       max(c.last_success_at),
+       min(c.synced_until_ms) FILTER (WHERE ow.wallet_id IS NOT NULL),
+       coalesce(sum(c.fills_stored), 0)::bigint,
+       count(*) FILTER (WHERE c.reread_pending)::integer
+FROM orgs o
+LEFT JOIN org_wallets ow ON ow.org_id = o.id
+LEFT JOIN hl_ingest_cursor c ON c.wallet_id = ow.wallet_id
+GROUP BY o.id, o.name
+ORDER BY o.name, o.id
+"""
+
+
+@dataclass(frozen=True)
+class OrgSyncStatus:
+    """Sync state of one org's wallets, for `hl-analytics status`."""
+
+    org_id: uuid.UUID
+    name: str
+    wallets: int
+    synced: int
+    failing: int
+    truncated: int
+    last_synced_at: datetime | None
+    oldest_synced_until_ms: int | None
+    fills_stored: int
+    # Wallets still to re-read their history once after the short-pages upgrade.
+    reread_pending: int
+
+
+def org_sync_status(conn: psycopg.Connection) -> list[OrgSyncStatus]:
+    return [OrgSyncStatus(*row) for row in conn.execute(ORG_SYNC_STATUS)]
