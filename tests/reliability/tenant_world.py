@@ -2,9 +2,10 @@
 
 Five orgs (one empty) share wallets (W3 is tracked by three orgs, W9 never
 trades); each wallet's fills mix days inside and outside each range, spot and
-perp coins, fees in USDC and in the base token, rebates, and a self-trade. The
-expected answers are computed here from the fills alone, by DESIGN.md's domain
-rules, independently of the SQL that rolls them up.
+perp coins (one HIP-3 perp quoted in USDH), fees in USDC and in the base token,
+rebates, and a self-trade. The expected answers are computed from the fills
+alone by the domain rules (the independent computation of
+tests/integration/pipeline/expected.py), not by the SQL that rolls them up.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from storage.fills import Fill, day_bounds_ms
 from tests.factories import address, fill
+from tests.integration.pipeline import expected as oracle
 
 WALLETS = {n: address(0x5000 + n) for n in range(1, 10)}
 ORG_WALLETS = {
@@ -61,34 +63,30 @@ def wallet_fills(n: int, today: date, extra: int = 0) -> list[Fill]:
                     px=px,
                     sz=Decimal(f"0.{n}{i + 1}"),
                     fee=Decimal(f"{'-' if i == 2 else ''}0.0{n}{i % 10}"),
-                    fee_token=("PURR" if spot and side == "B" else "USDC"),
+                    # a spot buy pays its fee in the base token it receives
+                    fee_token=(base_token(coin) if spot and side == "B" else "USDC"),
                     closed_pnl=Decimal(f"{(n - 4) * (i + 1)}.{ago % 10}"),
                 )
             )
     return out
 
 
+def base_token(coin: str) -> str:
+    base, _ = oracle.base_and_quote(coin)
+    assert base is not None
+    return base
+
+
 @dataclass
-class Day:
-    trades: int = 0
-    spot: Decimal = Decimal(0)
-    perp: Decimal = Decimal(0)
-    fees: Decimal = Decimal(0)
-    pnl: Decimal = Decimal(0)
+class Day(oracle.Day):
+    """One wallet-day, by the rules of the independent computation."""
 
     def add(self, f: Fill) -> None:
-        volume = f.px * f.sz
-        self.trades += 1
-        if f.coin.startswith("@") or "/" in f.coin:
-            self.spot += volume
-        else:
-            self.perp += volume
-        self.fees += f.fee if f.fee_token == "USDC" else f.fee * f.px
-        self.pnl += f.closed_pnl
+        self.count(f.coin, f.dir, f.px, f.sz, f.fee, f.fee_token, f.closed_pnl)
 
     @property
-    def total(self) -> Decimal:
-        return self.spot + self.perp
+    def trades(self) -> int:
+        return self.trade_count
 
 
 @dataclass

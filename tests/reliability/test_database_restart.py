@@ -218,7 +218,7 @@ def test_database_restart_mid_sync_and_under_api_load(
             want = expected_rows(conn, server, members)
             assert conn.execute(METRICS).fetchall() == want
         # The API serves the finished numbers: its cache listener reconnected too.
-        want_a = {str(r[1]): (r[3], str(r[6])) for r in want if str(r[0]) == org_a}
+        want_a = {str(r[1]): (r[3], str(r[7])) for r in want if str(r[0]) == org_a}
 
         def served() -> bool:
             days = _graphql(api_url, token, GLOBAL).json()["data"]["globalMetrics"]

@@ -235,6 +235,8 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "HL_ANALYTICS_DATA_DIR": ("   ",),
     "HYPERLIQUID_API_URL": ("ftp://x", "api.hyperliquid.xyz"),
     "HYPERLIQUID_RPS": ("fast", "0", "-1", "inf", "nan"),
+    "HYPERLIQUID_USD_TOKENS": (" , ", "USDC;USDH", "US DC"),
+    "HYPERLIQUID_DEXES": ("xyz!", "a b", "XYZ:"),
     "JWT_SECRET": ("  ",),
     "JWT_JWKS_URL": ("file:///etc/jwks.json",),
     "JWT_AUDIENCE": (" ",),

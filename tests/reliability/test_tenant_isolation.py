@@ -34,6 +34,7 @@ import pytest
 from storage import orgs, rollups
 from storage.fills import Fill, insert_fills
 from tests.dbs import TestDatabases
+from tests.integration.pipeline.expected import resolve_planted
 from tests.reliability.api_support import ApiProcess, api_process, make_token, record
 from tests.reliability.support import intensity
 from tests.reliability.tenant_world import (
@@ -70,6 +71,8 @@ class Seeded:
         with psycopg.connect(self.url) as conn:
             for n, batch in batches.items():
                 insert_fills(conn, self.wallet_ids[n], batch)
+            # Their coins resolved as the workers would from Hyperliquid's metadata.
+            resolve_planted(conn)
             for day in sorted(days):
                 rollups.rebuild_wallet_days(conn, list(self.wallet_ids.values()), day)
                 for org_id in self.org_ids.values():

@@ -138,7 +138,12 @@ def test_queued_legacy_rollup_wallet_day_messages_become_pending_wallet_days(
                 "VALUES (%s, 'rollups', 'rollup_wallet_day', %s, %s, %s)",
                 (job["message"]["message_id"], message, job["state"], job["batches"]),  # type: ignore[index]
             )
-    applied = migrate(empty_db)
+    through = tmp_path / "through"
+    through.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name[:4]) <= 9:
+            shutil.copy(path, through / path.name)
+    applied = migrate(empty_db, through)
     assert [m.version for m in applied] == [9]
     with psycopg.connect(empty_db) as conn:
         pending = conn.execute(
