@@ -1,9 +1,10 @@
-"""The API application: `/graphql`, `/healthz`, `/readyz`, built by a factory.
+"""The API application: `/graphql`, `/healthz`, `/readyz`, `/metrics`, built by a factory.
 
 The async pool, the change listener and the JWKS client open in the lifespan
 and close with it; nothing lives in module globals. The pool checks a
 connection on borrow, so the API answers 503 while the database is away and
-recovers by itself when it is back.
+recovers by itself when it is back. `/healthz` and `/readyz` are in
+`graph/health.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import asynccontextmanager
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from graph import graphiql
@@ -22,17 +23,15 @@ from graph.auth import Callers, TokenVerifier
 from graph.cache import ResponseCache
 from graph.context import Services
 from graph.endpoint import GraphQLEndpoint
+from graph.health import Health
 from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
 from graph.schema import build_schema
 from hl_analytics import telemetry
 from hl_analytics.settings import Settings
-from storage import metrics
 from storage.db import async_pool
-from storage.errors import DatabaseUnavailable
 
 POOL_TIMEOUT_S = 5.0
-READY_TIMEOUT_S = 2.0
 
 
 def create_app(
@@ -42,14 +41,17 @@ def create_app(
     cache_enabled: bool = True,
     pool_timeout: float = POOL_TIMEOUT_S,
     pool_size: int = 8,
+    serve_metrics: bool = True,
 ) -> Starlette:
-    """The Starlette app; `cache_enabled=False` runs every request through GraphQL."""
+    """The Starlette app; `cache_enabled=False` runs every request through GraphQL;
+    `serve_metrics=False` leaves `/metrics` to a port of its own (`--metrics-port`)."""
     pool = async_pool(database_url, min_size=1, max_size=pool_size)
     cache = ResponseCache(settings.redis_url, enabled=cache_enabled)
     services = Services(pool, database_url, pool_timeout, cache)
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
     listener = ChangeListener(database_url, cache)
+    health = Health(pool, database_url, settings.hl_analytics_health_stall_s)
     endpoint = GraphQLEndpoint(
         build_schema(introspection=settings.graphiql),
         services,
@@ -57,17 +59,6 @@ def create_app(
         Callers(pool, pool_timeout),
         graphiql=settings.graphiql,
     )
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> JSONResponse:
-        try:
-            async with metrics.borrow(pool, READY_TIMEOUT_S) as conn:
-                await metrics.ping(conn)
-        except DatabaseUnavailable as exc:
-            return JSONResponse({"status": "unavailable", "reason": exc.message}, 503)
-        return JSONResponse({"status": "ready"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,6 +69,7 @@ def create_app(
             yield
         finally:
             await listener.stop()
+            await health.close()
             await pool.close()
             await cache.close()
             await http.aclose()
@@ -88,10 +80,11 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint, methods=["GET", "POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", prometheus, methods=["GET"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
     ]
+    if serve_metrics:
+        routes.append(Route("/metrics", prometheus, methods=["GET"]))
     assets = graphiql.assets_mount() if settings.graphiql else None
     if assets is not None:
         routes.append(assets)
@@ -102,4 +95,5 @@ def create_app(
     app.state.services = services
     app.state.listener = listener
     app.state.jwks = jwks
+    app.state.health = health
     return app

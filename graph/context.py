@@ -13,9 +13,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
-from storage import metrics
+from storage.lending import GuardedPool, RequestConnection
 
 if TYPE_CHECKING:
     from graph.cache import ResponseCache
@@ -36,7 +35,7 @@ class Caller:
 class Services:
     """Opened once in the app's lifespan and shared by every request."""
 
-    pool: AsyncConnectionPool
+    pool: GuardedPool
     database_url: str
     pool_timeout: float
     cache: ResponseCache
@@ -48,6 +47,8 @@ class RequestContext:
     services: Services
     today: date
     request_id: str
+    # The request's one connection, shared by its fields one at a time.
+    lease: RequestConnection
 
     def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
-        return metrics.borrow(self.services.pool, self.services.pool_timeout)
+        return self.lease.use()

@@ -9,6 +9,7 @@ request id (also sent as `X-Request-Id`) and masked.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from graph.errors import ClientError
 from graph.requests import GraphQLRequest, RawRequest, classify, query_params, read_post
 from hl_analytics import telemetry
 from storage.errors import DatabaseUnavailable
+from storage.lending import RequestConnection
 
 log = logging.getLogger(__name__)
 QUERY_ONLY = (StrawberryOperation.QUERY,)
@@ -205,7 +207,8 @@ class GraphQLEndpoint:
         self._labels[digest] = label[0]
         if read.method == "GET" and operation and operation.kind != OperationType.QUERY:
             return error_answer(405, "mutations must be sent with POST", "BAD_REQUEST")
-        context = RequestContext(caller, self.services, date.fromisoformat(day), request_id)
+        lease = RequestConnection(self.services.pool, self.services.pool_timeout)
+        context = RequestContext(caller, self.services, date.fromisoformat(day), request_id, lease)
         try:
             result = await self.schema.execute(
                 read.query,
@@ -218,6 +221,9 @@ class GraphQLEndpoint:
             return error_answer(400, exc.as_http_error_reason(), "BAD_REQUEST")
         except InvalidOperationTypeError as exc:
             return error_answer(405, exc.as_http_error_reason(read.method), "BAD_REQUEST")
+        finally:
+            # Shielded: the connection goes back even if this request is cancelled.
+            await asyncio.shield(lease.release())
         payload: dict[str, Any] = {"data": result.data}
         status = 200
         if result.errors:

@@ -239,9 +239,12 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "JWT_JWKS_URL": ("file:///etc/jwks.json",),
     "JWT_AUDIENCE": (" ",),
     "JWT_ISSUER": (" ",),
+    "JWT_ROLES": (",", "authenticated,,admin", "two words"),
     "REDIS_URL": ("http://127.0.0.1:6379",),
     "GRAPHIQL": ("maybe",),
     "LOG_LEVEL": ("LOUD",),
+    "HL_ANALYTICS_HEALTH_STALL_S": ("0", "-5", "soon"),
+    "HL_ANALYTICS_CACHE_MAX_BYTES": ("0", "64MB", "-1"),
 }
 BAD_SETTING_CASES = [(name, value) for name, values in BAD_SETTINGS.items() for value in values]
 
