@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -23,6 +24,7 @@ from graph.auth import Callers, TokenVerifier
 from graph.cache import ResponseCache
 from graph.context import Services
 from graph.endpoint import GraphQLEndpoint
+from graph.headers import HeaderLimit
 from graph.health import Health
 from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
@@ -91,6 +93,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(HeaderLimit)],  # 431 before any other work
     )
     app.state.services = services
     app.state.listener = listener

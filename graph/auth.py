@@ -5,6 +5,7 @@ when JWT_ISSUER is set. The key is chosen from the token's `alg` header among
 the algorithms this server accepts, and PyJWT is told to accept exactly that
 one: HS256 only with JWT_SECRET, RS256/ES256 only with a JWKS key whose own
 algorithm matches, so `alg: none` and HS/RS confusion are impossible.
+The `role` claim and the types of registered claims are checked in `graph/roles.py`.
 Profiles (`sub` → org and role) are cached for a few seconds, so a cached
 answer does not need the database, while every request is still authenticated.
 """
@@ -21,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from graph.context import Caller
 from graph.errors import NoProfile, Unauthenticated
 from graph.jwks import JwksKeys
+from graph.roles import check_claims, check_size
 from graph.singleflight import SingleFlight
 from hl_analytics.errors import SettingsError
 from hl_analytics.settings import Settings
@@ -69,6 +71,7 @@ class TokenVerifier:
         self.audience = settings.jwt_audience
         self.issuer = settings.jwt_issuer
         self.jwks = jwks
+        self.roles = settings.jwt_roles
         self.required = ["exp", "sub", "aud"] + (["iss"] if self.issuer else [])
         self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -92,6 +95,7 @@ class TokenVerifier:
         A token verified in the last minute is not verified again (PyJWT's checks
         cost more than a cached answer), but its expiry is checked every time.
         """
+        check_size(token)
         remembered = self._verified.get(token)
         if remembered is not None and remembered[0] > time.monotonic():
             claims = remembered[1]
@@ -130,6 +134,7 @@ class TokenVerifier:
             raise Unauthenticated(
                 "the token's `sub` claim must be text without NUL characters or lone surrogates"
             )
+        check_claims(claims, self.roles)
         return claims
 
 
@@ -184,6 +189,7 @@ def issue_token(settings: Settings, user_id: str, ttl_s: int) -> str:
     claims: dict[str, Any] = {
         "sub": user_id,
         "aud": settings.jwt_audience,
+        "role": settings.jwt_roles[0],
         "iat": now,
         "exp": now + ttl_s,
     }

@@ -20,12 +20,14 @@ however many fields it selects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from storage.errors import DatabaseUnavailable, first_line
@@ -117,4 +119,12 @@ class RequestConnection:
             self._finished = True
             conn, self._conn = self._conn, None
             if conn is not None:
-                await _putconn(self._pool, conn)
+                await asyncio.shield(self._end(conn))
+
+    async def _end(self, conn: Connection) -> None:
+        """Ends the fields' read transaction (the pool would warn about it), returns the
+        connection; a broken one is the pool's to replace."""
+        if conn.info.transaction_status == TransactionStatus.INTRANS:
+            with contextlib.suppress(psycopg.Error):
+                await conn.rollback()
+        await self._pool.putconn(conn)

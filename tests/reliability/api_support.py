@@ -62,7 +62,13 @@ def record(name: str, value: str) -> None:
 
 def make_token(sub: object, *, secret: str = SECRET, expires_in: int = 3600, **claims: Any) -> str:
     now = int(time.time())
-    payload: dict[str, Any] = {"sub": sub, "aud": AUDIENCE, "iat": now, "exp": now + expires_in}
+    payload: dict[str, Any] = {
+        "sub": sub,
+        "aud": AUDIENCE,
+        "role": "authenticated",
+        "iat": now,
+        "exp": now + expires_in,
+    }
     payload.update(claims)
     return jwt.encode(payload, secret, algorithm="HS256")
 
