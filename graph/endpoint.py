@@ -64,6 +64,13 @@ def _json(payload: object) -> bytes:
         return json.dumps(payload, separators=(",", ":")).encode()
 
 
+def is_query(read: GraphQLRequest) -> bool:
+    """Whether the request is one query: only those share a computation or a cached answer
+    (their answer depends on the org, the day and the request alone)."""
+    operation = classify(read.query, read.operation_name)
+    return operation is not None and operation.kind == OperationType.QUERY
+
+
 def error_answer(status: int, message: str, code: str) -> Answer:
     return Answer(status, _json({"errors": [{"message": message, "extensions": {"code": code}}]}))
 
@@ -175,16 +182,25 @@ class GraphQLEndpoint:
 
         digest = hashlib.blake2b(raw.method.encode() + raw.raw, digest_size=16).hexdigest()
 
-        async def run() -> Answer:
-            return await self._execute(raw.parse(), caller, day, request_id, label, digest)
-
         if not self.cache.enabled:
-            return await run(), [(b"x-cache", b"off")]
+            read = raw.parse()
+            return await self._execute(read, caller, day, request_id, label, digest), [
+                (b"x-cache", b"off")
+            ]
         key = await self.cache.key(caller.org_id, day, digest)
-        cached = await self.cache.get(key)
+        cached = await self.cache.get(key)  # only query answers are ever stored
         if cached is not None:
             label[0] = self._labels.get(digest, "cached")
             return Answer(200, cached), [(b"x-cache", b"hit")]
+        read = raw.parse()
+
+        async def run() -> Answer:
+            return await self._execute(read, caller, day, request_id, label, digest)
+
+        if not is_query(read):
+            # A mutation's answer depends on who sends it (an admin, a viewer) and
+            # has effects: each one runs on its own, never merged with another.
+            return await run(), [(b"x-cache", b"miss")]
         answer, shared = await self.cache.compute_once(key, run)
         if answer.status == 503:
             answer = error_answer(503, UNAVAILABLE, "SERVICE_UNAVAILABLE")
