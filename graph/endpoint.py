@@ -30,6 +30,7 @@ from graph.auth import Callers, TokenVerifier, bearer_token
 from graph.cache import Answer, ttl_for
 from graph.context import Caller, RequestContext, Services
 from graph.errors import ClientError
+from graph.limits import without_suggestions
 from graph.requests import GraphQLRequest, RawRequest, classify, query_params, read_post
 from hl_analytics import telemetry
 from storage.errors import DatabaseUnavailable
@@ -268,6 +269,8 @@ class GraphQLEndpoint:
         for error in errors:
             original = error.original_error
             entry: dict[str, Any] = dict(error.formatted)
+            if self._page is None and "message" in entry:  # GRAPHIQL=0: no schema hints
+                entry["message"] = without_suggestions(entry["message"])
             if isinstance(original, ClientError):
                 entry["message"] = original.message
                 entry["extensions"] = {"code": original.code}
