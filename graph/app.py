@@ -48,7 +48,11 @@ def create_app(
     """The Starlette app; `cache_enabled=False` runs every request through GraphQL;
     `serve_metrics=False` leaves `/metrics` to a port of its own (`--metrics-port`)."""
     pool = async_pool(database_url, min_size=1, max_size=pool_size)
-    cache = ResponseCache(settings.redis_url, enabled=cache_enabled)
+    cache = ResponseCache(
+        settings.redis_url,
+        enabled=cache_enabled,
+        max_bytes=settings.hl_analytics_cache_max_bytes,
+    )
     services = Services(pool, database_url, pool_timeout, cache)
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
