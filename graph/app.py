@@ -28,6 +28,7 @@ from graph.headers import HeaderLimit
 from graph.health import Health
 from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
+from graph.profile_notify import ProfileListener
 from graph.schema import build_schema
 from hl_analytics import telemetry
 from hl_analytics.settings import Settings
@@ -58,11 +59,13 @@ def create_app(
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
     listener = ChangeListener(database_url, cache)
     health = Health(pool, database_url, settings.hl_analytics_health_stall_s)
+    callers = Callers(pool, pool_timeout)
+    profiles = ProfileListener(database_url, callers)
     endpoint = GraphQLEndpoint(
         build_schema(introspection=settings.graphiql),
         services,
         TokenVerifier(settings, jwks),
-        Callers(pool, pool_timeout),
+        callers,
         graphiql=settings.graphiql,
     )
 
@@ -71,9 +74,11 @@ def create_app(
         # Not waiting for the database: the API starts, and /readyz says when it can answer.
         await pool.open(wait=False)
         listener.start()
+        profiles.start()
         try:
             yield
         finally:
+            await profiles.stop()
             await listener.stop()
             await health.close()
             await pool.close()
@@ -101,6 +106,7 @@ def create_app(
     )
     app.state.services = services
     app.state.listener = listener
+    app.state.profile_listener = profiles
     app.state.jwks = jwks
     app.state.health = health
     return app

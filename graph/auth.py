@@ -7,7 +7,8 @@ one: HS256 only with JWT_SECRET, RS256/ES256 only with a JWKS key whose own
 algorithm matches, so `alg: none` and HS/RS confusion are impossible.
 The `role` claim and the types of registered claims are checked in `graph/roles.py`.
 Profiles (`sub` → org and role) are cached for a few seconds, so a cached
-answer does not need the database, while every request is still authenticated.
+answer does not need the database, while every request is still authenticated;
+a change of a profile makes every instance forget it at once (`graph/profile_notify.py`).
 """
 
 from __future__ import annotations
@@ -149,15 +150,29 @@ class Callers:
         self.pool = pool
         self.pool_timeout = pool_timeout
         self._cache: dict[str, tuple[float, Profile | None]] = {}
-        self._lookups: SingleFlight[str, Profile | None] = SingleFlight()
+        self._lookups: SingleFlight[tuple[str, int], Profile | None] = SingleFlight()
+        # Moves on every forget, so a lookup that began before a change is not kept.
+        self._generation = 0
+
+    def forget(self, user_id: str) -> None:
+        """The user's profile changed (graph/profile_notify.py): look it up again."""
+        self._generation += 1
+        self._cache.pop(user_id, None)
+
+    def forget_all(self) -> None:
+        self._generation += 1
+        self._cache.clear()
 
     async def _fetch(self, user_id: str) -> Profile | None:
         async with metrics.borrow(self.pool, self.pool_timeout) as conn:
             return await metrics.get_profile(conn, user_id)
 
     async def _lookup(self, user_id: str) -> Profile | None:
-        profile, shared = await self._lookups.run(user_id, lambda: self._fetch(user_id))
-        if shared:
+        generation = self._generation
+        profile, shared = await self._lookups.run(
+            (user_id, generation), lambda: self._fetch(user_id)
+        )
+        if shared or generation != self._generation:
             return profile
         if len(self._cache) >= MAX_PROFILES:
             self._cache.clear()
