@@ -10,7 +10,9 @@ import socket
 import uvicorn
 from starlette.types import ASGIApp
 
+from graph import metrics_server
 from graph.app import create_app
+from graph.headers import head_limited_protocol
 from hl_analytics.errors import HLAnalyticsError, SettingsError
 from hl_analytics.settings import Settings
 from storage import embedded
@@ -25,7 +27,19 @@ def api_cmd(settings: Settings, args: argparse.Namespace) -> int:
             "without either no request could be authenticated"
         )
     _check_listen(args.host, args.port)
-    app = create_app(settings, embedded.database_url(settings))
+    metrics_port = getattr(args, "metrics_port", None)
+    metrics_host = getattr(args, "metrics_host", "127.0.0.1")
+    if metrics_port is not None:
+        _check_listen(metrics_host, metrics_port)
+    app = create_app(settings, embedded.database_url(settings), serve_metrics=metrics_port is None)
+    if metrics_port is not None:
+        metrics_server.start(metrics_host, metrics_port)
+        log.info(
+            "serving Prometheus metrics at http://%s:%d/metrics",
+            metrics_host,
+            metrics_port,
+            extra={"action": "metrics_start"},
+        )
     log.info(
         "serving GraphQL at http://%s:%d/graphql%s",
         args.host,
@@ -67,4 +81,5 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
         access_log=False,
         ws="none",
         lifespan="on",
+        http=head_limited_protocol(),  # a huge request head is refused unparsed
     )

@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("api", "graph.server:api_cmd", "serve GraphQL at /graphql")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000)
+    p.add_argument(
+        "--metrics-port",
+        type=_port,
+        help="serve /metrics on this port instead of the API's (default: on the API's port)",
+    )
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics server")
     p = command("token", "graph.auth:token_cmd", "print a development JWT signed with JWT_SECRET")
     p.add_argument("user_id")
     p.add_argument("--ttl", type=int, default=86_400, help="seconds until it expires")
