@@ -13,6 +13,7 @@ from storage import embedded, orgs
 from storage.db import connect
 from storage.errors import MigrationError, StorageError
 from storage.migrate import migrate
+from storage.text import printable
 
 
 @contextmanager
@@ -50,7 +51,7 @@ def orgs_create(settings: Settings, args: argparse.Namespace) -> int:
 def orgs_list(settings: Settings, args: argparse.Namespace) -> int:
     with transaction(settings) as conn:
         for org in orgs.list_orgs(conn):
-            print(f"{org.id}  {org.name}")
+            print(f"{org.id}  {printable(org.name)}")
     return 0
 
 
@@ -58,7 +59,7 @@ def users_add(settings: Settings, args: argparse.Namespace) -> int:
     org_id = orgs.parse_org_id(args.org_id)
     with transaction(settings) as conn:
         profile = orgs.add_user(conn, args.user_id, org_id, args.role)
-    print(f"{profile.user_id} is {profile.role} of {profile.org_id}")
+    print(f"{printable(profile.user_id)} is {profile.role} of {profile.org_id}")
     return 0
 
 

@@ -11,6 +11,7 @@ from hl_analytics.admin import transaction
 from hl_analytics.settings import Settings
 from storage import cursor
 from storage import jobs as job_store
+from storage.text import printable
 
 FAILED_SHOWN = 10
 
@@ -68,7 +69,7 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
             ),
             [
                 (
-                    o.name,
+                    printable(o.name),
                     o.org_id,
                     o.wallets,
                     o.synced,
