@@ -48,6 +48,13 @@ async def test_bursts_of_wide_requests_leave_the_pool_whole(db_url: str, seeded:
             assert set(statuses) <= {200, 503}, statuses
             assert 503 in statuses, "the attack did not reach the pool's timeout"
 
+            after = pool.get_stats()
+            print(
+                f"reliability: {len(statuses)} wide requests in {BURSTS} bursts: "
+                f"{statuses.count(200)} × 200, {statuses.count(503)} × 503; pool right after: "
+                f"{after.get('pool_available', 0)} of {after.get('pool_size', 0)} available"
+            )
+
             async def recovered() -> bool:
                 return idle(pool.get_stats())
 
