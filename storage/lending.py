@@ -94,14 +94,23 @@ class RequestConnection:
         self._lock = asyncio.Lock()
         self._conn: Connection | None = None
         self._finished = False
+        # Once a borrow timed out, the request's other fields fail at once rather than
+        # each waiting out the pool's timeout in turn.
+        self._unavailable: str | None = None
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[Connection]:
         async with self._lock:
             if self._finished:
                 raise DatabaseUnavailable("the request has finished")
+            if self._unavailable is not None:
+                raise DatabaseUnavailable(self._unavailable)
             if self._conn is None:
-                self._conn = await _getconn(self._pool, self._timeout)
+                try:
+                    self._conn = await _getconn(self._pool, self._timeout)
+                except DatabaseUnavailable as exc:
+                    self._unavailable = exc.message
+                    raise
             conn = self._conn
             try:
                 yield conn
