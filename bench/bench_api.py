@@ -102,7 +102,13 @@ def _token() -> str:
     import jwt
 
     now = int(time.time())
-    claims = {"sub": USER, "aud": "authenticated", "iat": now, "exp": now + 86_400}
+    claims = {
+        "sub": USER,
+        "aud": "authenticated",
+        "role": "authenticated",
+        "iat": now,
+        "exp": now + 86_400,
+    }
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 

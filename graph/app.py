@@ -1,9 +1,10 @@
-"""The API application: `/graphql`, `/healthz`, `/readyz`, built by a factory.
+"""The API application: `/graphql`, `/healthz`, `/readyz`, `/metrics`, built by a factory.
 
 The async pool, the change listener and the JWKS client open in the lifespan
 and close with it; nothing lives in module globals. The pool checks a
 connection on borrow, so the API answers 503 while the database is away and
-recovers by itself when it is back.
+recovers by itself when it is back. `/healthz` and `/readyz` are in
+`graph/health.py`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from graph import graphiql
@@ -22,17 +24,17 @@ from graph.auth import Callers, TokenVerifier
 from graph.cache import ResponseCache
 from graph.context import Services
 from graph.endpoint import GraphQLEndpoint
+from graph.headers import HeaderLimit
+from graph.health import Health
 from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
+from graph.profile_notify import ProfileListener
 from graph.schema import build_schema
 from hl_core import telemetry
 from hl_core.settings import Settings
-from storage import dashboard
-from storage.db import async_borrow, async_pool
-from storage.errors import DatabaseUnavailable
+from storage.db import async_pool
 
 POOL_TIMEOUT_S = 5.0
-READY_TIMEOUT_S = 2.0
 
 
 def create_app(
@@ -42,42 +44,43 @@ def create_app(
     cache_enabled: bool = True,
     pool_timeout: float = POOL_TIMEOUT_S,
     pool_size: int = 8,
+    serve_metrics: bool = True,
 ) -> Starlette:
-    """The Starlette app; `cache_enabled=False` runs every request through GraphQL."""
+    """The Starlette app; `cache_enabled=False` runs every request through GraphQL;
+    `serve_metrics=False` leaves `/metrics` to a port of its own (`--metrics-port`)."""
     pool = async_pool(database_url, min_size=1, max_size=pool_size)
-    cache = ResponseCache(settings.redis_url, enabled=cache_enabled)
+    cache = ResponseCache(
+        settings.redis_url,
+        enabled=cache_enabled,
+        max_bytes=settings.hl_analytics_cache_max_bytes,
+    )
     services = Services(pool, database_url, pool_timeout, cache)
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
     listener = ChangeListener(database_url, cache)
+    health = Health(pool, database_url, settings.hl_analytics_health_stall_s)
+    callers = Callers(pool, pool_timeout)
+    profiles = ProfileListener(database_url, callers)
     endpoint = GraphQLEndpoint(
         build_schema(introspection=settings.graphiql),
         services,
         TokenVerifier(settings, jwks),
-        Callers(pool, pool_timeout),
+        callers,
         graphiql=settings.graphiql,
     )
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> JSONResponse:
-        try:
-            async with async_borrow(pool, READY_TIMEOUT_S) as conn:
-                await dashboard.ping(conn)
-        except DatabaseUnavailable as exc:
-            return JSONResponse({"status": "unavailable", "reason": exc.message}, 503)
-        return JSONResponse({"status": "ready"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Not waiting for the database: the API starts, and /readyz says when it can answer.
         await pool.open(wait=False)
         listener.start()
+        profiles.start()
         try:
             yield
         finally:
+            await profiles.stop()
             await listener.stop()
+            await health.close()
             await pool.close()
             await cache.close()
             await http.aclose()
@@ -88,18 +91,22 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint, methods=["GET", "POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", prometheus, methods=["GET"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
     ]
+    if serve_metrics:
+        routes.append(Route("/metrics", prometheus, methods=["GET"]))
     assets = graphiql.assets_mount() if settings.graphiql else None
     if assets is not None:
         routes.append(assets)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(HeaderLimit)],  # 431 before any other work
     )
     app.state.services = services
     app.state.listener = listener
+    app.state.profile_listener = profiles
     app.state.jwks = jwks
+    app.state.health = health
     return app

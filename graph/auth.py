@@ -5,8 +5,10 @@ when JWT_ISSUER is set. The key is chosen from the token's `alg` header among
 the algorithms this server accepts, and PyJWT is told to accept exactly that
 one: HS256 only with JWT_SECRET, RS256/ES256 only with a JWKS key whose own
 algorithm matches, so `alg: none` and HS/RS confusion are impossible.
+The `role` claim and the types of registered claims are checked in `graph/roles.py`.
 Profiles (`sub` → org and role) are cached for a few seconds, so a cached
-answer does not need the database, while every request is still authenticated.
+answer does not need the database, while every request is still authenticated;
+a change of a profile makes every instance forget it at once (`graph/profile_notify.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from graph.context import Caller
 from graph.errors import NoProfile, Unauthenticated
 from graph.jwks import JwksKeys
+from graph.roles import check_claims, check_size
 from graph.singleflight import SingleFlight
 from graph.ttlmap import MISSING, TtlMap
 from hl_core.errors import SettingsError
@@ -70,6 +73,7 @@ class TokenVerifier:
         self.audience = settings.jwt_audience
         self.issuer = settings.jwt_issuer
         self.jwks = jwks
+        self.roles = settings.jwt_roles
         self.required = ["exp", "sub", "aud"] + (["iss"] if self.issuer else [])
         self._verified: TtlMap[str, dict[str, Any]] = TtlMap(MAX_REMEMBERED, ttl_s=REMEMBER_S)
 
@@ -93,6 +97,7 @@ class TokenVerifier:
         A token verified in the last minute is not verified again (PyJWT's checks
         cost more than a cached answer), but its expiry is checked every time.
         """
+        check_size(token)
         remembered = self._verified.get(token)
         if remembered is not MISSING:
             claims = remembered
@@ -129,6 +134,7 @@ class TokenVerifier:
             raise Unauthenticated(
                 "the token's `sub` claim must be text without NUL characters or lone surrogates"
             )
+        check_claims(claims, self.roles)
         return claims
 
 
@@ -143,15 +149,29 @@ class Callers:
         self.pool = pool
         self.pool_timeout = pool_timeout
         self._cache: TtlMap[str, Profile | None] = TtlMap(MAX_PROFILES)
-        self._lookups: SingleFlight[str, Profile | None] = SingleFlight()
+        self._lookups: SingleFlight[tuple[str, int], Profile | None] = SingleFlight()
+        # Moves on every forget, so a lookup that began before a change is not kept.
+        self._generation = 0
+
+    def forget(self, user_id: str) -> None:
+        """The user's profile changed (graph/profile_notify.py): look it up again."""
+        self._generation += 1
+        self._cache.pop(user_id)
+
+    def forget_all(self) -> None:
+        self._generation += 1
+        self._cache.clear()
 
     async def _fetch(self, user_id: str) -> Profile | None:
         async with async_borrow(self.pool, self.pool_timeout) as conn:
             return await dashboard.get_profile(conn, user_id)
 
     async def _lookup(self, user_id: str) -> Profile | None:
-        profile, shared = await self._lookups.run(user_id, lambda: self._fetch(user_id))
-        if shared:
+        generation = self._generation
+        profile, shared = await self._lookups.run(
+            (user_id, generation), lambda: self._fetch(user_id)
+        )
+        if shared or generation != self._generation:
             return profile
         self._cache.put(user_id, profile, PROFILE_TTL_S if profile else NO_PROFILE_TTL_S)
         return profile
@@ -177,6 +197,7 @@ def issue_token(settings: Settings, user_id: str, ttl_s: int) -> str:
     claims: dict[str, Any] = {
         "sub": user_id,
         "aud": settings.jwt_audience,
+        "role": settings.jwt_roles[0],
         "iat": now,
         "exp": now + ttl_s,
     }

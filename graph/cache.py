@@ -6,29 +6,35 @@ the org's current version, the UTC day (day series end today), and a digest of
 the request (which names the fields and their arguments); its TTL is the
 smallest of its root fields' (summary 60 s, global metrics 300 s, top wallets
 120 s). When an org's numbers change, its version changes, so none of its old
-keys is ever read again (they expire on their own). Concurrent misses for one
-key compute once: later callers wait for the first one's answer.
+keys is ever read again (they expire on their own); in Redis, a version key that
+is missing starts anew rather than reading as a default. Concurrent misses for one
+query's key compute once: later callers wait for the first one's answer. In memory
+the entries are bounded by bytes (HL_ANALYTICS_CACHE_MAX_BYTES).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.exceptions
-from aiocache import RedisCache, SimpleMemoryCache
+from aiocache import RedisCache
 from aiocache.serializers import NullSerializer
 
+from graph.memory_cache import BoundedMemoryCache
 from graph.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
 TTL_S = {"dashboardSummary": 60, "globalMetrics": 300, "topWallets": 120, "wallet": 60}
 DEFAULT_TTL_S = 60
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # HL_ANALYTICS_CACHE_MAX_BYTES
 REDIS_TIMEOUT_S = 1.0
 _CACHE_ERRORS = (OSError, asyncio.TimeoutError, redis.exceptions.RedisError)
 
@@ -81,12 +87,17 @@ def _redis(url: str) -> RedisCache:
 
 
 class ResponseCache:
-    def __init__(self, redis_url: str | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        enabled: bool = True,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.enabled = enabled
         self.shared = redis_url is not None
-        # No per-call timeout in memory: a dict lookup cannot hang, and
-        # asyncio.wait_for would cost more than the lookup.
-        self.backend = _redis(redis_url) if redis_url else SimpleMemoryCache(timeout=None)
+        # In memory: bounded by bytes (graph/memory_cache.py).
+        self.backend: Any = _redis(redis_url) if redis_url else BoundedMemoryCache(max_bytes)
         self._versions: dict[uuid.UUID, str] = {}
         # Part of every key (in memory): changed when notifications may have been missed.
         self._epoch = uuid.uuid4().hex[:8]
@@ -99,12 +110,27 @@ class ResponseCache:
         """The org's version and the all-orgs version, as one key part."""
         if not self.shared:
             return f"{self._versions.get(org_id, '0')}:{self._epoch}"
+        names = [f"v:{org_id}", "v:all"]
         try:
-            values = await self.backend.multi_get([f"v:{org_id}", "v:all"])
+            values = await self.backend.multi_get(names)
+            if not all(values):
+                # A version key that is missing (never set, evicted, deleted) must not
+                # read as an old default: answers cached under it may be stale. It
+                # starts anew, the same on every instance (the first one to write wins).
+                for name, value in zip(names, values, strict=True):
+                    if not value:
+                        await self._start_version(name)
+                values = await self.backend.multi_get(names)
         except _CACHE_ERRORS as exc:
             log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
             return uuid.uuid4().hex  # a key nobody has: a miss
-        return ":".join(v.decode() if v else "0" for v in values)
+        if not all(values):
+            return uuid.uuid4().hex
+        return ":".join(v.decode() for v in values)
+
+    async def _start_version(self, name: str) -> None:
+        with contextlib.suppress(ValueError):  # another instance started it first
+            await self.backend.add(name, uuid.uuid4().hex.encode())
 
     async def _set_version(self, name: str, version: str) -> None:
         try:

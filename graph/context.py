@@ -7,15 +7,16 @@ takes an org id argument.
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
-from storage.db import async_borrow
+from storage.db import async_errors
+from storage.lending import GuardedPool, RequestConnection
 
 if TYPE_CHECKING:
     from graph.cache import ResponseCache
@@ -36,7 +37,7 @@ class Caller:
 class Services:
     """Opened once in the app's lifespan and shared by every request."""
 
-    pool: AsyncConnectionPool
+    pool: GuardedPool
     database_url: str
     pool_timeout: float
     cache: ResponseCache
@@ -48,6 +49,11 @@ class RequestContext:
     services: Services
     today: date
     request_id: str
+    # The request's one connection, shared by its fields one at a time.
+    lease: RequestConnection
 
-    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
-        return async_borrow(self.services.pool, self.services.pool_timeout)
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The request's connection, inside the storage error boundary."""
+        async with async_errors(), self.lease.use() as conn:
+            yield conn

@@ -9,6 +9,7 @@ request id (also sent as `X-Request-Id`) and masked.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ from graph.auth import Callers, TokenVerifier, bearer_token
 from graph.cache import Answer, ttl_for
 from graph.context import Caller, RequestContext, Services
 from graph.errors import ClientError
+from graph.limits import without_suggestions
 from graph.requests import (
     GraphQLRequest,
     Operation,
@@ -41,6 +43,7 @@ from graph.requests import (
 from graph.ttlmap import MISSING, TtlMap
 from hl_core import telemetry
 from storage.errors import DatabaseUnavailable
+from storage.lending import RequestConnection
 
 log = logging.getLogger(__name__)
 QUERY_ONLY = (StrawberryOperation.QUERY,)
@@ -191,23 +194,34 @@ class GraphQLEndpoint:
 
         digest = hashlib.blake2b(raw.method.encode() + raw.raw, digest_size=16).hexdigest()
 
-        async def run() -> Answer:
+        def prepare() -> tuple[GraphQLRequest, Operation | None]:
             read = raw.parse()
             operation = classify(read.query, read.operation_name)
             known = operation is not None and operation.root_fields <= self._root_fields
             label = "+".join(sorted(operation.root_fields)) if operation and known else "invalid"
             self._labels.put(digest, label)
             labelled(label)
-            return await self._execute(read, operation, caller, day, request_id)
+            return read, operation
 
         if not self.cache.enabled:
-            return await run(), [(b"x-cache", b"off")]
+            read, operation = prepare()
+            answer = await self._execute(read, operation, caller, day, request_id)
+            return answer, [(b"x-cache", b"off")]
         key = await self.cache.key(caller.org_id, day, digest)
-        cached = await self.cache.get(key)
+        cached = await self.cache.get(key)  # only query answers are ever stored
         if cached is not None:
             known_label = self._labels.get(digest)
             labelled("cached" if known_label is MISSING else known_label)
             return Answer(200, cached), [(b"x-cache", b"hit")]
+        read, operation = prepare()
+
+        async def run() -> Answer:
+            return await self._execute(read, operation, caller, day, request_id)
+
+        if operation is not None and operation.kind != OperationType.QUERY:
+            # A mutation's answer depends on who sends it (an admin, a viewer) and
+            # has effects: each one runs on its own, never merged with another.
+            return await run(), [(b"x-cache", b"miss")]
         answer, shared = await self.cache.compute_once(key, run)
         if answer.status == 503:
             answer = error_answer(503, UNAVAILABLE, "SERVICE_UNAVAILABLE")
@@ -223,7 +237,8 @@ class GraphQLEndpoint:
     ) -> Answer:
         if read.method == "GET" and operation and operation.kind != OperationType.QUERY:
             return error_answer(405, "mutations must be sent with POST", "BAD_REQUEST")
-        context = RequestContext(caller, self.services, date.fromisoformat(day), request_id)
+        lease = RequestConnection(self.services.pool, self.services.pool_timeout)
+        context = RequestContext(caller, self.services, date.fromisoformat(day), request_id, lease)
         try:
             result = await self.schema.execute(
                 read.query,
@@ -236,6 +251,9 @@ class GraphQLEndpoint:
             return error_answer(400, exc.as_http_error_reason(), "BAD_REQUEST")
         except InvalidOperationTypeError as exc:
             return error_answer(405, exc.as_http_error_reason(read.method), "BAD_REQUEST")
+        finally:
+            # Shielded: the connection goes back even if this request is cancelled.
+            await asyncio.shield(lease.release())
         payload: dict[str, Any] = {"data": result.data}
         status = 200
         if result.errors:
@@ -264,6 +282,8 @@ class GraphQLEndpoint:
         for error in errors:
             original = error.original_error
             entry: dict[str, Any] = dict(error.formatted)
+            if self._page is None and "message" in entry:  # GRAPHIQL=0: no schema hints
+                entry["message"] = without_suggestions(entry["message"])
             if isinstance(original, ClientError):
                 entry["message"] = original.message
                 entry["extensions"] = {"code": original.code}

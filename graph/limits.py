@@ -10,10 +10,13 @@ validation rules expand fragment spreads, so a few hundred tokens of fragments
 that each spread the next one twice would otherwise cost them exponential time
 (2^18 fields, seconds of a blocked event loop, from 1 kB of text). The budget is
 counted without expanding anything and checked before validation runs.
+Integer literals longer than an Int can be are refused before validation too, and
+with introspection off the endpoint strips "Did you mean …?" from every message.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -56,6 +59,39 @@ CACHE_SIZE = 512
 # A document without fragments selects at most one field per token: fragments may
 # shorten a document, never make it ask for more.
 MAX_FIELDS = MAX_TOKENS
+# GraphQL's Int is 32-bit: 10 digits and a sign. Longer literals are refused before
+# graphql-core converts them (Python refuses to convert over 4,300 digits, which
+# graphql-core reported as an unexpected error).
+MAX_INT_DIGITS = 10
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def without_suggestions(message: str) -> str:
+    """The message without graphql-core's "Did you mean …?" (it names the schema's
+    arguments, enum values and types, which introspection off is meant to hide)."""
+    return _SUGGESTION.sub("", message)
+
+
+class _IntLiterals(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.too_long: str | None = None
+
+    def enter_int_value(self, node: IntValueNode, *_: object) -> None:
+        if len(node.value.lstrip("-")) > MAX_INT_DIGITS and self.too_long is None:
+            self.too_long = node.value
+
+
+def long_int_literal(document: DocumentNode) -> GraphQLError | None:
+    collector = _IntLiterals()
+    visit(document, collector)
+    if collector.too_long is None:
+        return None
+    digits = len(collector.too_long.lstrip("-"))
+    return GraphQLError(
+        f"an integer literal has {digits} digits; GraphQL's Int has at most {MAX_INT_DIGITS}",
+        extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+    )
 
 
 def limit_error(value: object) -> GraphQLError:
@@ -155,6 +191,11 @@ class FieldBudget(ValidationCache):
         ctx = self.execution_context
         document = ctx.graphql_document
         fields = expanded_fields(document) if document is not None else 0
+        too_long = long_int_literal(document) if document is not None else None
+        if too_long is not None:
+            ctx.pre_execution_errors = [too_long]
+            yield
+            return
         if fields > MAX_FIELDS:
             ctx.pre_execution_errors = [
                 GraphQLError(

@@ -10,6 +10,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from graph.app import create_app
+from graph.headers import head_limited_protocol
+from hl_core import telemetry
 from hl_core.errors import HLAnalyticsError, SettingsError
 from hl_core.settings import Settings
 from storage import embedded
@@ -17,14 +19,33 @@ from storage import embedded
 log = logging.getLogger(__name__)
 
 
-def serve_api(settings: Settings, *, host: str, port: int) -> int:
+def serve_api(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+) -> int:
+    """Serves the API until interrupted; `/metrics` on `metrics_port` when given, else on
+    the API's own port."""
     if not settings.jwt_secret and not settings.jwt_jwks_url:
         raise SettingsError(
             "set JWT_SECRET (HS256 tokens) or JWT_JWKS_URL (RS256/ES256 tokens): "
             "without either no request could be authenticated"
         )
     _check_listen(host, port)
-    app = create_app(settings, embedded.database_url(settings))
+    if metrics_port is not None:
+        _check_listen(metrics_host, metrics_port)
+    app = create_app(settings, embedded.database_url(settings), serve_metrics=metrics_port is None)
+    if metrics_port is not None:
+        telemetry.serve_metrics(metrics_host, metrics_port)
+        log.info(
+            "serving Prometheus metrics at http://%s:%d/metrics",
+            metrics_host,
+            metrics_port,
+            extra={"action": "metrics_start"},
+        )
     log.info(
         "serving GraphQL at http://%s:%d/graphql%s",
         host,
@@ -66,4 +87,5 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
         access_log=False,
         ws="none",
         lifespan="on",
+        http=head_limited_protocol(),  # a huge request head is refused unparsed
     )

@@ -55,6 +55,12 @@ class TtlMap(Generic[K, V]):
             return MISSING
         return entry[1]
 
+    def pop(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
     def put(self, key: K, value: V, ttl_s: float | None = None) -> None:
         now = self._clock()
         self._entries.pop(key, None)

@@ -12,6 +12,7 @@ from jobs import tracking
 from storage import embedded, orgs
 from storage.db import connection
 from storage.migrate import migrate
+from storage.text import printable
 
 
 def transaction(settings: Settings) -> AbstractContextManager[psycopg.Connection]:
@@ -37,7 +38,7 @@ def orgs_create(settings: Settings, args: argparse.Namespace) -> int:
 def orgs_list(settings: Settings, args: argparse.Namespace) -> int:
     with transaction(settings) as conn:
         for org in orgs.list_orgs(conn):
-            print(f"{org.id}  {org.name}")
+            print(f"{org.id}  {printable(org.name)}")
     return 0
 
 
@@ -45,7 +46,7 @@ def users_add(settings: Settings, args: argparse.Namespace) -> int:
     org_id = orgs.parse_org_id(args.org_id)
     with transaction(settings) as conn:
         profile = orgs.add_user(conn, args.user_id, org_id, args.role)
-    print(f"{profile.user_id} is {profile.role} of {profile.org_id}")
+    print(f"{printable(profile.user_id)} is {profile.role} of {profile.org_id}")
     return 0
 
 

@@ -8,6 +8,7 @@ every command validates its input before it opens a transaction.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -124,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("api", services.api_cmd, "serve GraphQL at /graphql")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000)
+    p.add_argument(
+        "--metrics-port",
+        type=_port,
+        help="serve /metrics on this port instead of the API's (default: on the API's port)",
+    )
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics server")
     p = command("token", services.token_cmd, "print a development JWT signed with JWT_SECRET")
     p.add_argument("user_id")
     p.add_argument("--ttl", type=int, default=86_400, help="seconds until it expires")
@@ -164,7 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _not_utf8(argv: Sequence[str]) -> str | None:
+    """The first argument that is not valid UTF-8, shown escaped; Python hands such
+    bytes over as lone surrogates, which PostgreSQL cannot store."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return repr(os.fsencode(arg))[1:]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    bad = _not_utf8(sys.argv[1:] if argv is None else argv)
+    if bad is not None:
+        print(f"{PROG}: error: the argument {bad} is not valid UTF-8", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()

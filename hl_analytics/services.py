@@ -42,7 +42,13 @@ def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def api_cmd(settings: Settings, args: argparse.Namespace) -> int:
-    return serve_api(settings, host=args.host, port=args.port)
+    return serve_api(
+        settings,
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+    )
 
 
 def token_cmd(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from hl_analytics.admin import transaction
 from hl_core.settings import Settings
 from storage import jobs as job_store
 from storage import markets, reports, rollups
+from storage.text import printable
 
 FAILED_SHOWN = 10
 
@@ -71,7 +72,7 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
             ),
             [
                 (
-                    o.name,
+                    printable(o.name),
                     o.org_id,
                     o.wallets,
                     o.synced,

@@ -76,6 +76,23 @@ def _dexes(value: str) -> tuple[str, ...]:
     return dexes
 
 
+def _roles(value: str) -> tuple[str, ...]:
+    roles = tuple(part.strip() for part in value.split(","))
+    if not roles or not all(roles) or any(not r.isprintable() or " " in r for r in roles):
+        raise ValueError("role names separated by commas, e.g. authenticated")
+    return roles
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ValueError("a positive whole number, e.g. 67108864") from None
+    if number <= 0:
+        raise ValueError("a positive whole number, e.g. 67108864")
+    return number
+
+
 def _log_level(value: str) -> str:
     upper = value.strip().upper()
     if upper not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -140,6 +157,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JWT_AUDIENCE", "authenticated", "Required `aud` claim of tokens.", _text),
     Setting("JWT_ISSUER", None, "Required `iss` claim of tokens, when set.", _text),
     Setting(
+        "JWT_ROLES",
+        "authenticated",
+        "Comma-separated `role` claims a token may carry; `hl-analytics token` signs the first.",
+        _roles,
+    ),
+    Setting(
         "REDIS_URL",
         None,
         "Redis URL for the shared response cache (optional).",
@@ -147,6 +170,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("GRAPHIQL", "1", "Serve GraphiQL and allow introspection (1) or not (0).", _flag),
     Setting("LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.", _log_level),
+    Setting(
+        "HL_ANALYTICS_HEALTH_STALL_S",
+        "30",
+        "Seconds the API's pool may be unable to hand out a connection before /healthz fails.",
+        _positive_float,
+    ),
+    Setting(
+        "HL_ANALYTICS_CACHE_MAX_BYTES",
+        "67108864",
+        "Bytes of answers the in-memory response cache holds at most (least recently used go).",
+        _positive_int,
+    ),
 )
 
 
@@ -162,9 +197,12 @@ class Settings:
     jwt_jwks_url: str | None
     jwt_audience: str
     jwt_issuer: str | None
+    jwt_roles: tuple[str, ...]
     redis_url: str | None
     graphiql: bool
     log_level: str
+    hl_analytics_health_stall_s: float
+    hl_analytics_cache_max_bytes: int
 
     @property
     def data_dir(self) -> Path:

@@ -103,3 +103,12 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """`/metrics` on a port of its own, from prometheus_client's server in a thread of
+    this process (`hl-analytics api --metrics-port P`): behind a public load balancer,
+    bind it to a private address that only the Prometheus server reaches."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host)

@@ -4,9 +4,11 @@ The work happens in SQL: day series are zero-filled with `generate_series`,
 rankings are `ORDER BY … LIMIT`, and every statement is filtered by the org id
 it is given (the caller's, from a verified token) so no query can reach another
 organisation's rows. The pipeline's rebuild statements live in `rollups.py`.
-The connections come from `storage.db.async_borrow`, whose error boundary
-turns a lost connection into `DatabaseUnavailable` (the API answers 503), so the
-API never handles psycopg's exceptions.
+A wallet's last sync counts for an org only from when the org began tracking it
+(`org_wallets.created_at`): another org's earlier syncs say nothing about its data.
+The connections come inside the storage error boundary (`storage.db`), which turns
+a lost connection into `DatabaseUnavailable` (the API answers 503), so the API
+never handles psycopg's exceptions.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ SELECT
     (SELECT count(*) FROM org_wallets WHERE org_id = %(org_id)s),
     (SELECT max(c.last_success_at)
        FROM hl_ingest_cursor c JOIN org_wallets ow ON ow.wallet_id = c.wallet_id
-      WHERE ow.org_id = %(org_id)s)
+      WHERE ow.org_id = %(org_id)s AND c.last_success_at >= ow.created_at)
 FROM latest l
 LEFT JOIN global_day_metrics cur ON cur.org_id = %(org_id)s AND cur.day = l.day
 LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.day - 1
@@ -99,11 +101,12 @@ SELECT_TOP_WALLETS = {order: _TOP_WALLETS.format(key=key) for order, key in ORDE
 # row at all when the org does not track the address.
 SELECT_WALLET_SERIES = """
 WITH tracked AS (
-    SELECT w.id, w.address FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+    SELECT w.id, w.address, ow.created_at AS since
+    FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
     WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
 ),
 series AS (
-    SELECT t.id, t.address, d.day::date AS day,
+    SELECT t.id, t.address, t.since, d.day::date AS day,
            coalesce(m.trade_count, 0) AS trade_count,
            coalesce(m.spot_volume_usd, 0) AS spot,
            coalesce(m.perp_volume_usd, 0) AS perp,
@@ -122,7 +125,7 @@ SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.outcome, s.total, s.fe
        count(*) FILTER (WHERE s.trade_count > 0) OVER (),
        c.last_success_at, sum(s.unpriced) OVER ()
 FROM series s
-LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id
+LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id AND c.last_success_at >= s.since
 ORDER BY s.day
 """
 

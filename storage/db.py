@@ -29,6 +29,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from storage.errors import DatabaseUnavailable, IntegrityRefused, MigrationError, first_line
+from storage.lending import GuardedPool
 
 CONNECT_TIMEOUT_S = 10
 # psycopg-pool retries a failed connection with a delay that doubles up to this
@@ -152,9 +153,10 @@ def sync_pool(
 
 def async_pool(
     url: str, *, min_size: int = 1, max_size: int = 8, name: str = "hl-analytics-api"
-) -> AsyncConnectionPool:
-    """The API's pool; the caller opens it (`await pool.open()`) in its lifespan."""
-    return AsyncConnectionPool(
+) -> GuardedPool:
+    """The API's pool; the caller opens it (`await pool.open()`) in its lifespan.
+    Returning a connection to it cannot be interrupted (`storage/lending.py`)."""
+    return GuardedPool(
         url,
         min_size=min_size,
         max_size=max_size,

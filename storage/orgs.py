@@ -11,6 +11,7 @@ from datetime import datetime
 import psycopg
 
 from storage.errors import InvalidAddress, InvalidRole, OrgNotFound, StorageError
+from storage.text import check_safe
 
 ROLES = ("admin", "viewer")
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -98,6 +99,7 @@ def parse_org_id(value: str | uuid.UUID) -> uuid.UUID:
 def create_org(conn: psycopg.Connection, name: str) -> Org:
     if not name.strip() or len(name.strip()) > 200:
         raise StorageError("an organisation name must have 1 to 200 characters")
+    check_safe(name, "an organisation name")
     row = conn.execute(INSERT_ORG, (name.strip(),)).fetchone()
     assert row is not None
     return Org(*row)
@@ -122,6 +124,7 @@ def add_user(conn: psycopg.Connection, user_id: str, org_id: str | uuid.UUID, ro
         raise InvalidRole(f"{role!r} is not a role: use admin or viewer")
     if not user_id or len(user_id) > 255:
         raise StorageError("a user id must have 1 to 255 characters")
+    check_safe(user_id, "a user id")
     org = get_org(conn, org_id)
     row = conn.execute(UPSERT_USER, (user_id, org.id, role)).fetchone()
     assert row is not None

@@ -220,7 +220,8 @@ ABUSES = [
     _auth("Basic auth", (401,), "Basic YWxpY2U6cGFzcw=="),
     _auth("Bearer without a token", (401,), "Bearer"),
     _auth("not a JWT", (401,), "Bearer a.b.c"),
-    _auth("8 kB of junk", (401,), "Bearer " + "A" * 8192),
+    _auth("8 kB of junk", (431,), "Bearer " + "A" * 8192),  # headers over 8 KiB
+    _auth("5 kB of junk", (401,), "Bearer " + "A" * 5000),  # a token over 4 KiB
     _auth(
         "alg none",
         (401,),
@@ -245,7 +246,8 @@ ABUSES = [
     ),
     _signed("payload not JSON", {"alg": "HS256"}, b"\xff\xfe"),
     _as("sub with SQL", (403,), "' OR '1'='1"),
-    _as("sub of 50 kB", (403,), "s" * 50_000),
+    _as("sub of 50 kB", (431,), "s" * 50_000),  # its token is over 8 KiB of headers
+    _as("sub of 2 kB", (403,), "s" * 2_000),
     _as("sub with NUL", (401, 403), "alice\x00"),
     _auth(
         "sub with a lone surrogate",

@@ -62,7 +62,13 @@ def record(name: str, value: str) -> None:
 
 def make_token(sub: object, *, secret: str = SECRET, expires_in: int = 3600, **claims: Any) -> str:
     now = int(time.time())
-    payload: dict[str, Any] = {"sub": sub, "aud": AUDIENCE, "iat": now, "exp": now + expires_in}
+    payload: dict[str, Any] = {
+        "sub": sub,
+        "aud": AUDIENCE,
+        "role": "authenticated",
+        "iat": now,
+        "exp": now + expires_in,
+    }
     payload.update(claims)
     return jwt.encode(payload, secret, algorithm="HS256")
 
@@ -123,14 +129,16 @@ def api_env(database_url: str, **overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def api_process(database_url: str, **settings: str) -> Iterator[ApiProcess]:
+def api_process(
+    database_url: str, extra_args: Sequence[str] = (), **settings: str
+) -> Iterator[ApiProcess]:
     """`hl-analytics api` on a free port of 127.0.0.1, ready to answer; stopped on exit."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hla-api-") as tmp:
         log_path = Path(tmp) / "api.log"
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(
-                [HL_ANALYTICS, "api", "--host", "127.0.0.1", "--port", str(port)],
+                [HL_ANALYTICS, "api", "--host", "127.0.0.1", "--port", str(port), *extra_args],
                 env=api_env(database_url, **settings),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

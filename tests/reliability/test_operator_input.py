@@ -241,9 +241,12 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "JWT_JWKS_URL": ("file:///etc/jwks.json",),
     "JWT_AUDIENCE": (" ",),
     "JWT_ISSUER": (" ",),
+    "JWT_ROLES": (",", "authenticated,,admin", "two words"),
     "REDIS_URL": ("http://127.0.0.1:6379",),
     "GRAPHIQL": ("maybe",),
     "LOG_LEVEL": ("LOUD",),
+    "HL_ANALYTICS_HEALTH_STALL_S": ("0", "-5", "soon"),
+    "HL_ANALYTICS_CACHE_MAX_BYTES": ("0", "64MB", "-1"),
 }
 BAD_SETTING_CASES = [(name, value) for name, values in BAD_SETTINGS.items() for value in values]
 
@@ -274,3 +277,31 @@ def test_embedded_data_dir_that_is_a_file(db: Db, tmp_path_factory: pytest.TempP
     not_a_folder.write_text("not a folder")
     result = run_cli("orgs", "list", env={"HL_ANALYTICS_DATA_DIR": str(not_a_folder)}, timeout=60)
     assert_one_line_error(result, "embedded PostgreSQL", "set DATABASE_URL")
+
+
+# -- text that is not UTF-8, or holds control characters ----------------------------
+
+UNSAFE_TEXT = [
+    (("orgs", "create", "Acme\udcff"), "not valid UTF-8"),  # the byte 0xff on the command line
+    (("users", "add", "\udce9ve", "--org", "{org}", "--role", "viewer"), "not valid UTF-8"),
+    (("wallets", "track", "--org", "{org}", "0x\udcff"), "not valid UTF-8"),
+    (("orgs", "create", "Evil\x1b[31mCorp"), "control characters", "\\x1b"),
+    (("orgs", "create", "line\nbreak"), "control characters", "\\x0a"),
+    (("orgs", "create", "abc\u202edcba"), "control characters", "\\u202e"),
+    (("users", "add", "bell\x07", "--org", "{org}", "--role", "viewer"), "control characters"),
+    (("users", "add", "\x1b]0;title\x07", "--org", "{org}", "--role", "admin"), "control"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), [(c[0], c[1:]) for c in UNSAFE_TEXT])
+def test_unsafe_text_is_refused_in_one_line(
+    db: Db, args: tuple[str, ...], words: tuple[str, ...]
+) -> None:
+    """Guarantee: arguments that are not UTF-8, or that hold control characters (ANSI
+    escapes, bidirectional overrides), are refused with one line naming them escaped;
+    nothing is stored and nothing raw reaches the terminal."""
+    before = fingerprint(db.url)
+    result = run_cli(*_args(args, db), env={"DATABASE_URL": db.url})
+    assert_one_line_error(result, *words)
+    assert "\x1b" not in result.err and "\x07" not in result.err and "\u202e" not in result.err
+    assert fingerprint(db.url) == before

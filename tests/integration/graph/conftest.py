@@ -63,9 +63,13 @@ def make_token(
     expires_in: int = 3600,
     algorithm: str = "HS256",
     headers: dict[str, Any] | None = None,
+    role: str | None = "authenticated",
+    **extra: Any,
 ) -> str:
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + expires_in}
+    claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + expires_in, **extra}
+    if role is not None:
+        claims["role"] = role
     if audience is not None:
         claims["aud"] = audience
     if issuer is not None:

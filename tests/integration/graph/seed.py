@@ -86,6 +86,8 @@ def seed(url: str) -> Seeded:
         empty = orgs.create_org(conn, "Empty").id
         orgs.track_wallets(conn, a, [W1, W2, W4])
         orgs.track_wallets(conn, b, [W2, W3])
+        # Tracked since before the syncs below (a sync before tracking is not reported).
+        conn.execute("UPDATE org_wallets SET created_at = '2025-12-01T00:00:00Z'")
         orgs.add_user(conn, "alice", a, "admin")
         orgs.add_user(conn, "andy", a, "viewer")
         orgs.add_user(conn, "bob", b, "viewer")

@@ -49,7 +49,14 @@ def jwk(private_key: Any, kid: str, alg: str) -> dict[str, Any]:
 
 def signed(private_key: Any, alg: str, kid: str | None, **claims: Any) -> str:
     now = int(time.time())
-    body = {"sub": "alice", "aud": "authenticated", "iss": ISSUER, "exp": now + 600, **claims}
+    body = {
+        "sub": "alice",
+        "aud": "authenticated",
+        "role": "authenticated",
+        "iss": ISSUER,
+        "exp": now + 600,
+        **claims,
+    }
     body = {k: v for k, v in body.items() if v is not None}
     return jwt.encode(body, private_key, algorithm=alg, headers={"kid": kid} if kid else None)
 
