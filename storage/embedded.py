@@ -47,7 +47,7 @@ def start(data_dir: Path) -> Any:
             "remove the folder to start over, or set DATABASE_URL"
         ) from None
     _servers[pgdata] = server
-    log.info(
+    log.debug(
         "embedded PostgreSQL ready", extra={"action": "embedded_db_ready", "pgdata": str(pgdata)}
     )
     return server
@@ -76,6 +76,48 @@ def database_url(settings: Settings) -> str:
         return settings.database_url
     ensure_database(server_url(settings.data_dir), EMBEDDED_DATABASE)
     return server_url(settings.data_dir, EMBEDDED_DATABASE)
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def abandon(pgdata: Path, pid: int) -> None:
+    """After process `pid` died holding the server without releasing it (the demo's
+    guardian calls this): drops its handle and those of every process no longer
+    alive, and stops the server (a fast shutdown) when no living process holds it."""
+    import os
+    import signal
+    import time
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import PostgresServer
+        from pgserver.utils import DiskList
+
+    with PostgresServer._lock:
+        handles = DiskList(pgdata / ".handle_pids.json")
+        left = [p for p in handles.get() if p != pid and _pid_alive(p)]
+        handles.put(left)
+        if left:
+            return
+        try:
+            postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGINT)
+            deadline = time.monotonic() + 30
+            while _pid_alive(postmaster) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
 
 def stop(data_dir: Path) -> None:
