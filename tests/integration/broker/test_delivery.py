@@ -45,9 +45,10 @@ def test_delayed_message_waits_for_its_run_at(broker: PostgresBroker) -> None:
         echo.send("now")
         wait_until(lambda: len(calls.values()) == 2, what="both messages")
     ran = dict(zip(calls.values(), calls.times(), strict=True))
-    assert ran["now"] - sent < 1.0
-    # Not before its delay, and soon after it: the consumer sleeps until run_at.
-    assert 1.2 <= ran["later"] - sent < 1.2 + 0.8
+    assert ran["now"] - sent < 2.0
+    # Not before its delay, and soon after it: the consumer sleeps until run_at (the
+    # upper bounds leave room for a loaded machine).
+    assert 1.2 <= ran["later"] - sent < 1.2 + 2.0
 
 
 def test_retries_back_off_then_dead_letter(
