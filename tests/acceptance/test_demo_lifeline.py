@@ -23,7 +23,7 @@ from tests.cli import HL_ANALYTICS
 
 pytestmark = pytest.mark.slow
 
-STARTUP_LIMIT_S = 120
+STARTUP_LIMIT_S = 180
 # A wallet the simulator does not know: its first sync finds nothing, so the demo is
 # up in seconds; what is tested here is how it ends.
 QUIET_WALLET = "0x" + "5" * 40
