@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 QUICK  ?=
 
-.PHONY: demo test lint typecheck pytest bench chaos clean venv graphiql-assets
+.PHONY: demo test lint typecheck pytest bench chaos clean venv graphiql-assets system-tools
 
 venv: $(STAMP)
 
@@ -29,6 +29,26 @@ graphiql-assets:
 		|| echo "warning: npm could not install GraphiQL's assets; GraphiQL will not load"; \
 	else echo "note: npm not found; GraphiQL's assets are not installed (GraphQL itself works)"; fi
 
+# wrk (the load of `make bench`) and Chromium (the GraphiQL browser tests) are
+# system packages: installed here with apt-get when running as root where apt-get
+# exists (Debian, Ubuntu); elsewhere a note says what is missing and what follows
+# (the benchmarks fall back to a slower client whose ratios are kinder, and the
+# browser tests skip). Nothing is done when both are there.
+system-tools:
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+		|| missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing$$missing with apt-get ..."; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; } \
+		|| echo "note: apt-get could not install$$missing"; \
+	else \
+		echo "note:$$missing not installed (installing needs root and apt-get; install it yourself):"; \
+		echo "  without wrk, make bench uses a slower load client; without chromium, the browser tests skip"; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/hl-analytics demo
 
@@ -39,7 +59,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -49,7 +69,7 @@ test: lint typecheck pytest
 chaos: $(STAMP)
 	CHAOS=1 $(BIN)/pytest tests/reliability -s $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) system-tools
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 clean:

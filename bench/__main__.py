@@ -1,6 +1,10 @@
 """Runs every `bench/bench_*.py`, prints one table and writes bench/results.json.
 
 python -m bench [--quick] [--only NAME ...]
+
+The table (bench/table.py) says for each row whether its target was met; the
+exit code is 1 when one was missed (in a full run: --quick sizes are too small
+for the targets to bind).
 """
 
 from __future__ import annotations
@@ -12,28 +16,9 @@ import sys
 from pathlib import Path
 
 from bench.common import Result, bench_context
+from bench.table import render
 
 HERE = Path(__file__).resolve().parent
-
-
-def _print_table(results: list[Result]) -> None:
-    header = ("benchmark", "value", "baseline", "baseline value", "ratio", "target")
-    rows = [
-        (
-            r.name,
-            f"{r.value:,.2f} {r.unit}",
-            r.baseline,
-            f"{r.baseline_value:,.2f} {r.unit}",
-            f"{r.ratio:.2f}",
-            r.target,
-        )
-        for r in results
-    ]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
-    for i, row in enumerate([header, *rows]):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +35,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {name} …", file=sys.stderr, flush=True)
             module = importlib.import_module(f"bench.{name}")
             results.extend(module.run(ctx))
-    _print_table(results)
+    print(render(results))
     (HERE / "results.json").write_text(json.dumps([r.as_json() for r in results], indent=2) + "\n")
     print(f"\nwrote {HERE / 'results.json'}", file=sys.stderr)
-    return 0
+    if args.quick:
+        print("(--quick: small sizes, the targets do not bind)", file=sys.stderr)
+    return exit_code(results, args.quick)
+
+
+def exit_code(results: list[Result], quick: bool) -> int:
+    """1 when a full run missed a target."""
+    return 1 if not quick and any(r.met is False for r in results) else 0
 
 
 if __name__ == "__main__":

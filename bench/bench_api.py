@@ -38,7 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchContext, Result
+from bench.common import BenchContext, Goal, Result
 from storage import orgs, rollups
 from storage.db import connection
 from storage.fills import Fill, day_bounds_ms, insert_fills
@@ -326,6 +326,7 @@ def run(ctx: BenchContext) -> list[Result]:
             same,
             bare_summary.rps,
             "≥ 40% of the bare endpoint's requests/s (ratio ≥ 0.40)",
+            Goal("ratio", ">=", 0.40),
         ),
         Result(
             "api: cached dashboardSummary p99",
@@ -334,6 +335,7 @@ def run(ctx: BenchContext) -> list[Result]:
             same,
             bare_summary.p99_ms,
             "p99 < 20 ms at 64 connections",
+            Goal("value", "<", 20.0),
         ),
         Result(
             "api: cached dashboardSummary p50",

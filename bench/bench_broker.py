@@ -24,7 +24,7 @@ import dramatiq
 import dramatiq_postgres  # type: ignore[import-untyped]
 import psycopg
 
-from bench.common import BenchContext, Result
+from bench.common import BenchContext, Goal, Result
 
 THREADS = 8
 LATENCY_GAP_S = 0.02
@@ -183,6 +183,7 @@ def run(ctx: BenchContext) -> list[Result]:
             BASELINE,
             median(BASELINE, 0),
             "≥ dramatiq-postgres",
+            Goal("ratio", ">=", 1.0),
         ),
         Result(
             f"broker drain, {n} no-op jobs, 1 process × {THREADS} threads, start-up included",
@@ -191,6 +192,7 @@ def run(ctx: BenchContext) -> list[Result]:
             BASELINE,
             median(BASELINE, 1),
             "≥ dramatiq-postgres",
+            Goal("ratio", ">=", 1.0),
         ),
         Result(
             "broker enqueue→start latency p50 (idle worker)",
@@ -199,6 +201,7 @@ def run(ctx: BenchContext) -> list[Result]:
             BASELINE,
             _percentile(lat[BASELINE], 0.5),
             "≤ dramatiq-postgres",
+            Goal("ratio", "<=", 1.0),
         ),
         Result(
             "broker enqueue→start latency p99 (idle worker)",
@@ -207,5 +210,6 @@ def run(ctx: BenchContext) -> list[Result]:
             BASELINE,
             _percentile(lat[BASELINE], 0.99),
             "≤ dramatiq-postgres",
+            Goal("ratio", "<=", 1.0),
         ),
     ]

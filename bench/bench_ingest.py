@@ -20,7 +20,7 @@ from decimal import Decimal
 
 import psycopg
 
-from bench.common import BenchContext, Result, median_of, timed
+from bench.common import BenchContext, Goal, Result, median_of, timed
 from storage import fills as fill_store
 from storage import orgs
 from storage.fills import FILL_COLUMNS, Fill, fill_row
@@ -113,6 +113,7 @@ def run(ctx: BenchContext) -> list[Result]:
             "raw COPY into a scratch table",
             copy_rate,
             ">= 50% of raw COPY",
+            Goal("ratio", ">=", 0.50),
         ),
         Result(
             "ingest: overlap re-fetch, every fill already stored",

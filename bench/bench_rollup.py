@@ -28,7 +28,7 @@ from datetime import date
 import dramatiq
 import psycopg
 
-from bench.common import BenchContext, Result, median_of, timed
+from bench.common import BenchContext, Goal, Result, median_of, timed
 from hl_core.settings import Settings
 from jobs import actors
 from jobs.pipeline import Pipeline, build
@@ -176,6 +176,7 @@ def run(ctx: BenchContext) -> list[Result]:
             "scan of the day's fills",
             scan,
             "< 5 s for the whole day",
+            Goal("value", "<", 5.0),
         ),
         Result(
             f"rollup: the same as rollup_wallet_days job bodies, {THREADS} threads ({size})",
@@ -184,6 +185,7 @@ def run(ctx: BenchContext) -> list[Result]:
             "scan of the day's fills",
             scan,
             "< 5 s for the whole day",
+            Goal("value", "<", 5.0),
         ),
         Result(
             f"rollup: day's wallet-days, one set-based statement ({size})",
@@ -192,6 +194,7 @@ def run(ctx: BenchContext) -> list[Result]:
             "scan of the day's fills",
             scan,
             "< 5 s for the whole day",
+            Goal("value", "<", 5.0),
         ),
         Result(
             f"rollup: org-day of an org tracking all {wallets:,} wallets",
@@ -200,5 +203,6 @@ def run(ctx: BenchContext) -> list[Result]:
             "sum over the day's wallet-days",
             sum_scan,
             "< 0.2 s",
+            Goal("value", "<", 0.2),
         ),
     ]

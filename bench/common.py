@@ -25,6 +25,24 @@ from storage.migrate import migrate
 
 
 @dataclass(frozen=True)
+class Goal:
+    """What `target` says, checkable: `of` ("value" or "ratio") `op` (<, <=, >, >=) `bound`."""
+
+    of: str
+    op: str
+    bound: float
+
+    def met(self, result: Result) -> bool:
+        x = result.value if self.of == "value" else result.ratio
+        return {
+            "<": x < self.bound,
+            "<=": x <= self.bound,
+            ">": x > self.bound,
+            ">=": x >= self.bound,
+        }[self.op]
+
+
+@dataclass(frozen=True)
 class Result:
     name: str
     unit: str
@@ -32,10 +50,15 @@ class Result:
     baseline: str
     baseline_value: float
     target: str
+    goal: Goal | None = None  # None: informational, nothing to meet
 
     @property
     def ratio(self) -> float:
         return self.value / self.baseline_value if self.baseline_value else float("nan")
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.goal is None else self.goal.met(self)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -46,6 +69,7 @@ class Result:
             "baseline_value": round(self.baseline_value, 4),
             "ratio": round(self.ratio, 4),
             "target": self.target,
+            "met": self.met,
         }
 
 

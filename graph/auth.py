@@ -188,11 +188,13 @@ class Callers:
 
 
 def issue_token(settings: Settings, user_id: str, ttl_s: int) -> str:
-    """A development token signed with JWT_SECRET, accepted by this API."""
+    """A development token signed with JWT_SECRET, accepted by this API. A `ttl_s` of
+    0 or less gives a token already expired (for testing a client's handling)."""
     if not settings.jwt_secret:
-        raise SettingsError("JWT_SECRET is not set: set it to sign development tokens")
-    if ttl_s <= 0:
-        raise SettingsError(f"--ttl {ttl_s} is not allowed: give a positive number of seconds")
+        raise SettingsError(
+            "JWT_SECRET is not set, and no demo ran with this data folder "
+            f"({settings.data_dir}): set JWT_SECRET, or run it where `hl-analytics demo` ran"
+        )
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": user_id,

@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hyperliquid-url", help="track wallets on this exchange instead of the simulator"
     )
     p.add_argument("--wallet", action="append", default=[], metavar="ADDRESS")
+    p.add_argument("--port", type=_port, default=8000, help="the API's port (default 8000)")
     return parser
 
 

@@ -4,29 +4,37 @@ On the embedded PostgreSQL (unless DATABASE_URL is set) it migrates, seeds a dem
 organisation with an admin user and the simulated market's wallets, starts the
 simulated exchange, workers, the scheduler and the API as child processes, runs
 a first full sync with progress, and prints the GraphQL endpoint and a token.
-Ctrl-C (or SIGTERM) stops every child and the embedded database. Running it
-again reuses the data; `--fresh` starts over.
+Ctrl-C, SIGTERM or closing the terminal (SIGHUP) stops every child (the API,
+scheduler and workers before the exchange they use) and the embedded database;
+a Ctrl-C during the first sync only stops waiting for it. When the demo dies
+without cleaning up (`kill -9`), its lifeline (hl_analytics/lifeline.py) does it.
+The API's port (8000, or `--port`) must be free: a busy one is an error, never
+silently replaced. Running it again reuses the data; `--fresh` starts over.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from urllib.parse import quote
 
 import httpx
 
-from hl_analytics.processes import Supervisor, cli_executable
+from graph.auth import issue_token
+from hl_analytics.lifeline import Lifeline, say
+from hl_analytics.processes import Supervisor
 from hl_core.errors import HLAnalyticsError
+from hl_core.logs import JsonFormatter
 from hl_core.settings import Settings
 from jobs import tracking
 from storage import embedded, orgs
@@ -69,6 +77,14 @@ def _state(data_dir: Path) -> dict[str, str]:
     return {}
 
 
+def saved_jwt_secret(data_dir: Path) -> str | None:
+    """The JWT secret of the demo that ran with this data folder, if one did."""
+    try:
+        return _state(data_dir).get("jwt_secret")
+    except (OSError, ValueError):
+        return None
+
+
 def _save_state(data_dir: Path, state: dict[str, str]) -> None:
     path = data_dir / "demo.json"
     path.write_text(json.dumps(state, indent=2))
@@ -92,41 +108,87 @@ def _simulator_wallets(base_url: str) -> list[str]:
     return sorted(str(a) for a in response.json()["wallets"])
 
 
+def _check_port(port: int) -> None:
+    """The API's port must be free: a busy one is reported, not silently replaced
+    (it is most often an earlier demo still running)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise DemoError(
+                f"port {port} is in use ({exc.strerror or exc}): is another demo or API "
+                "still running? Stop it, or pick another port with `hl-analytics demo --port P`"
+            ) from None
+
+
+def graphiql_link(endpoint: str, token: str) -> str:
+    """The endpoint's GraphiQL, opened with the Authorization header already set
+    (Strawberry's page reads `?headers=`), so docs and autocompletion work at once."""
+    headers = json.dumps({"Authorization": f"Bearer {token}"})
+    return f"{endpoint}?headers={quote(headers, safe='')}"
+
+
+def _log_to_file(log_dir: Path) -> None:
+    """The demo's own log records go to demo.log: the terminal is for the user's lines."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_dir / "demo.log")
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().handlers[:] = [handler]
+
+
 def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
     if args.hyperliquid_url and not args.wallet:
         raise DemoError("--hyperliquid-url needs at least one --wallet ADDRESS to track")
     for address in args.wallet:
         orgs.normalize_address(address)
+    api_port = getattr(args, "port", None) or API_PORT
+    _check_port(api_port)
     data_dir = settings.data_dir
     if args.fresh and data_dir.exists():
-        print(f"--fresh: removing {data_dir}")
+        say(f"--fresh: removing {data_dir}")
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    _log_to_file(data_dir / "logs")
     state = _state(data_dir)
     jwt_secret = settings.jwt_secret or state.get("jwt_secret") or secrets.token_urlsafe(32)
     state["jwt_secret"] = jwt_secret
 
-    print(f"Starting PostgreSQL (data in {data_dir}) …", flush=True)
-    url = embedded.database_url(settings)
-    applied = migrate(url)
-    print(f"Database ready ({len(applied)} migration(s) applied).", flush=True)
-
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=url,
-        JWT_SECRET=jwt_secret,
-        HL_ANALYTICS_DATA_DIR=str(data_dir),
-        GRAPHIQL="1",
-    )
-    supervisor = Supervisor(env, data_dir / "logs")
+    # Ctrl-C, SIGTERM and a closed terminal (SIGHUP) stop the demo; a Ctrl-C during
+    # the first sync only stops waiting for it.
     stopping = threading.Event()
+    skip_sync = threading.Event()
+    in_first_sync = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        if signum == signal.SIGINT and in_first_sync.is_set() and not skip_sync.is_set():
+            skip_sync.set()
+        else:
+            stopping.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    lifeline = Lifeline.start()
+    supervisor = Supervisor({}, data_dir / "logs", lifeline)
+    embedded_db = not settings.database_url
     try:
+        if embedded_db:
+            lifeline.pgdata((data_dir / "pg").resolve())
+        say(f"Starting PostgreSQL (data in {data_dir}) …")
+        url = embedded.database_url(settings)
+        applied = migrate(url)
+        say(f"Database ready ({len(applied)} migration(s) applied).")
+
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=url,
+            JWT_SECRET=jwt_secret,
+            HL_ANALYTICS_DATA_DIR=str(data_dir),
+            GRAPHIQL="1",
+        )
+        supervisor.env = env
+        if stopping.is_set():
+            return 130
         if args.hyperliquid_url:
             hl_url = args.hyperliquid_url.rstrip("/")
             addresses = [orgs.normalize_address(a) for a in args.wallet]
@@ -143,12 +205,12 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
             )
             env["HYPERLIQUID_API_URL"] = hl_url
             env["HYPERLIQUID_RPS"] = DEMO_SIMULATOR_RPS
-        print(f"Exchange: {hl_url}", flush=True)
+        say(f"Exchange: {hl_url}")
 
         org_id = _seed(url, state, addresses)
         state["org_id"] = org_id
         _save_state(data_dir, state)
-        print(f"Organisation {DEMO_ORG} ({org_id}) tracks {len(addresses)} wallets.", flush=True)
+        say(f"Organisation {DEMO_ORG} ({org_id}) tracks {len(addresses)} wallets.")
 
         metrics_port = _free_port()
         supervisor.start(
@@ -156,49 +218,55 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
             ["worker", "--processes", "1", "--threads", "4", "--metrics-port", str(metrics_port)],
         )
         supervisor.start("scheduler", ["scheduler"])
-        print("First sync (Ctrl-C to skip waiting) …", flush=True)
-        sync = subprocess.Popen([cli_executable(), "sync", "--wait"], env=env)
-        while sync.poll() is None and not stopping.wait(0.2):
-            supervisor.check()
-        if sync.poll() is None:
-            sync.terminate()
-            sync.wait()
+        say("First sync (Ctrl-C to skip waiting) …")
+        in_first_sync.set()
+        sync = supervisor.start("sync", ["sync", "--wait"], log_to_file=False, watch=False)
+        try:
+            while sync.poll() is None and not (stopping.is_set() or skip_sync.is_set()):
+                supervisor.check()
+                stopping.wait(0.2)
+        finally:
+            in_first_sync.clear()
+            if sync.poll() is None:
+                supervisor.stop("sync", sync, grace_s=5)
         if stopping.is_set():
             return 130
+        if skip_sync.is_set():
+            say(
+                "\nNot waiting for the first sync: the workers go on with it "
+                "(`hl-analytics status` shows how far they got)."
+            )
 
-        api_port = _free_port(API_PORT)
         supervisor.start("api", ["api", "--port", str(api_port)])
         supervisor.wait_http("api", f"http://127.0.0.1:{api_port}/healthz")
-        token = subprocess.run(
-            [cli_executable(), "token", DEMO_ADMIN, "--ttl", str(30 * 86_400)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        token = issue_token(replace(settings, jwt_secret=jwt_secret), DEMO_ADMIN, 30 * 86_400)
         endpoint = f"http://127.0.0.1:{api_port}/graphql"
-        print()
-        print(f"GraphQL endpoint: {endpoint}")
-        print(f"Bearer token: {token}")
-        print()
-        print("Open the endpoint in a browser for GraphiQL, and set the header")
-        print('  {"Authorization": "Bearer <token>"}')
-        print("or try:")
-        print(
+        say()
+        say(f"GraphQL endpoint: {endpoint}")
+        say(f"Bearer token: {token}")
+        say()
+        say("GraphiQL, signed in as demo-admin (open in a browser):")
+        say(f"  {graphiql_link(endpoint, token)}")
+        say("or try:")
+        say(
             f"  curl -s {endpoint} -H 'Authorization: Bearer {token}' "
             "-H 'Content-Type: application/json' "
             f"-d '{json.dumps({'query': EXAMPLE_QUERY})}'"
         )
-        print(
+        say(
             f"\nMetrics (Prometheus): http://127.0.0.1:{api_port}/metrics (API), "
             f"http://127.0.0.1:{metrics_port}/ (workers)"
         )
-        print(f"Logs: {supervisor.log_dir}. Ctrl-C stops everything.", flush=True)
+        say(f"Logs: {supervisor.log_dir}. Ctrl-C stops everything.")
         while not stopping.wait(1.0):
             supervisor.check()
         return 0
     finally:
-        print("\nStopping …", file=sys.stderr, flush=True)
+        # Nothing here may depend on the terminal: its reader may be gone (`| tee`
+        # after Ctrl-C) or the terminal closed; `say` never raises.
+        say("\nStopping …", err=True)
         supervisor.stop_all()
-        embedded.stop(data_dir)
-        print("Stopped.", file=sys.stderr, flush=True)
+        if embedded_db:
+            embedded.stop(data_dir)
+        lifeline.close()
+        say("Stopped.", err=True)

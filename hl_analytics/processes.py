@@ -1,8 +1,11 @@
 """Child processes of `hl-analytics demo`: started, watched, and stopped in order.
 
 Each child runs in its own session, so a Ctrl-C in the terminal reaches only the
-demo, which then stops the children itself — newest first, SIGTERM, then
-SIGKILL after a grace period — and no process is left behind.
+demo, which then stops the children itself — one at a time, newest first (the
+API, the scheduler and the workers stop before the exchange they talk to), each
+with SIGTERM to its whole process group, then SIGKILL after a grace period — and
+no process is left behind. When the demo dies without stopping them, its
+`Lifeline` (hl_analytics/lifeline.py) does.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from hl_analytics.lifeline import Lifeline, die_with_parent
 from hl_core.errors import HLAnalyticsError
 
 log = logging.getLogger(__name__)
@@ -39,21 +43,31 @@ def cli_executable() -> str:
 class Supervisor:
     env: Mapping[str, str]
     log_dir: Path
+    lifeline: Lifeline | None = None
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def start(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, args: Sequence[str], *, log_to_file: bool = True, watch: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """Starts `hl-analytics ARGS` in a session of its own, its output in NAME.log
+        (or its stdout on the demo's own, for a child that talks to the user). A child
+        not watched may exit without failing `check`; `stop` it when done."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         logfile = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
             [cli_executable(), *args],
             env=dict(self.env),
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
+            stdout=logfile if log_to_file else None,
+            stderr=subprocess.STDOUT if log_to_file else logfile,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # only prctl(), before exec
         )
         logfile.close()
-        self.children.append((name, proc))
+        if self.lifeline is not None:
+            self.lifeline.group(proc.pid)
+        if watch:
+            self.children.append((name, proc))
         log.info("started %s (pid %s)", name, proc.pid, extra={"action": "child_started"})
         return proc
 
@@ -81,19 +95,24 @@ class Supervisor:
             f"see {self.log_dir / (name + '.log')}"
         )
 
+    def stop(self, name: str, proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+        """SIGTERM to the child's process group, SIGKILL after `grace_s`; waits for both
+        the child and whatever it started in its group."""
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in time; killing it", name)
+        _signal_group(proc, signal.SIGKILL)  # its group's stragglers, if any
+        proc.wait()
+        if self.lifeline is not None:
+            self.lifeline.gone(proc.pid)
+        self.children = [(n, p) for n, p in self.children if p is not proc]
+
     def stop_all(self, grace_s: float = 10.0) -> None:
-        for _name, proc in reversed(self.children):
-            if proc.poll() is None:
-                _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for name, proc in reversed(self.children):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in time; killing it", name)
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-        self.children.clear()
+        """Newest first, one after the other: consumers go before what they consume."""
+        for name, proc in reversed(list(self.children)):
+            self.stop(name, proc, grace_s)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -9,9 +9,11 @@ that does the work (`jobs`, `graph`, `hlsim`); the defaults are the parser's
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from graph.auth import issue_token
 from graph.server import serve_api
+from hl_analytics.demo import saved_jwt_secret
 from hl_core.settings import Settings
 from hlsim.server import simulate
 from jobs.scheduler import run_scheduler
@@ -52,6 +54,10 @@ def api_cmd(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def token_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    """Signs with JWT_SECRET; without it, in a folder where the demo ran, with the
+    demo's secret (kept in its data folder), so the token works against the demo."""
+    if not settings.jwt_secret:
+        settings = replace(settings, jwt_secret=saved_jwt_secret(settings.data_dir))
     print(issue_token(settings, args.user_id, args.ttl))
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from storage.db import with_database
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "hl_analytics"
+START_ATTEMPTS = 3
+PG_CTL_TIMEOUT_S = 120
 _servers: dict[Path, Any] = {}
 
 
@@ -33,24 +36,54 @@ def start(data_dir: Path) -> Any:
     pgdata = (data_dir / "pg").resolve()
     if pgdata in _servers:
         return _servers[pgdata]
-    try:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
-            warnings.simplefilter("ignore")
-            from pgserver.postgres_server import get_server
-
-            server = get_server(pgdata, cleanup_mode="stop")
-    except Exception as exc:
-        raise EmbeddedDatabaseError(
-            f"the embedded PostgreSQL in {pgdata} did not start ({exc}); "
-            "remove the folder to start over, or set DATABASE_URL"
-        ) from None
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+        warnings.simplefilter("ignore")
+        from pgserver import postgres_server
+    _patient_pg_ctl(postgres_server)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            server = postgres_server.get_server(pgdata, cleanup_mode="stop")
+            break
+        except Exception as exc:
+            # pgserver keeps the instance that failed: drop it so that a retry starts anew
+            # (or joins a server that came up after all).
+            postgres_server.PostgresServer._instances.pop(pgdata, None)
+            if attempt == START_ATTEMPTS:
+                raise EmbeddedDatabaseError(
+                    f"the embedded PostgreSQL in {pgdata} did not start ({exc}); "
+                    "remove the folder to start over, or set DATABASE_URL"
+                ) from None
+            log.warning(
+                "the embedded PostgreSQL did not start (%s); trying again",
+                exc,
+                extra={"action": "embedded_db_retry", "attempt": attempt},
+            )
+            time.sleep(1.0)
     _servers[pgdata] = server
-    log.info(
+    log.debug(
         "embedded PostgreSQL ready", extra={"action": "embedded_db_ready", "pgdata": str(pgdata)}
     )
     return server
+
+
+def _patient_pg_ctl(module: Any) -> None:
+    """pgserver gives `pg_ctl start` 10 s, which a busy machine can exceed while the
+    server is still coming up (and `pg_ctl -w` waits up to its own 60 s anyway):
+    its calls get PG_CTL_TIMEOUT_S instead."""
+    original = module.pg_ctl
+    if getattr(original, "patient", False):
+        return
+
+    def pg_ctl(args: list[str], pgdata: Path | None = None, **kwargs: Any) -> str:
+        if kwargs.get("timeout") is not None:
+            kwargs["timeout"] = max(kwargs["timeout"], PG_CTL_TIMEOUT_S)
+        result: str = original(args, pgdata=pgdata, **kwargs)
+        return result
+
+    pg_ctl.patient = True  # type: ignore[attr-defined]
+    module.pg_ctl = pg_ctl
 
 
 def server_url(data_dir: Path, database: str = "postgres") -> str:
@@ -76,6 +109,47 @@ def database_url(settings: Settings) -> str:
         return settings.database_url
     ensure_database(server_url(settings.data_dir), EMBEDDED_DATABASE)
     return server_url(settings.data_dir, EMBEDDED_DATABASE)
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def abandon(pgdata: Path, pid: int) -> None:
+    """After process `pid` died holding the server without releasing it (the demo's
+    guardian calls this): drops its handle and those of every process no longer
+    alive, and stops the server (a fast shutdown) when no living process holds it."""
+    import os
+    import signal
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import PostgresServer
+        from pgserver.utils import DiskList
+
+    with PostgresServer._lock:
+        handles = DiskList(pgdata / ".handle_pids.json")
+        left = [p for p in handles.get() if p != pid and _pid_alive(p)]
+        handles.put(left)
+        if left:
+            return
+        try:
+            postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGINT)
+            deadline = time.monotonic() + 30
+            while _pid_alive(postmaster) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
 
 def stop(data_dir: Path) -> None:

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -157,24 +158,28 @@ BAD_ARGUMENTS: list[tuple[tuple[str, ...], str, bool]] = [
     (("api", "--host", "256.0.0.1", "--port", "8123"), "cannot listen on 256.0.0.1", True),
     (("token",), "required: user_id", True),
     (("token", "u1"), "JWT_SECRET is not set", False),
-    (("token", "u1", "--ttl", "0"), "--ttl 0 is not allowed", True),
     (("token", "u1", "--ttl", "1h"), "invalid int value", True),
     (("simulate", "--port", "-1"), "not a port number", False),
     (("simulate", "--seed", "abc"), "invalid int value", False),
     (("status", "--verbose"), "unrecognized arguments", False),
     (("demo", "--wallet", "zz"), "not a wallet address", False),
     (("demo", "--hyperliquid-url", "http://127.0.0.1:1"), "needs at least one --wallet", False),
+    (("demo", "--port", "http"), "not a port number", False),
 ]
 
 
 @pytest.mark.parametrize(
     ("args", "words", "secret"), BAD_ARGUMENTS, ids=[" ".join(a[0]) or "-" for a in BAD_ARGUMENTS]
 )
-def test_wrong_arguments(db: Db, args: tuple[str, ...], words: str, secret: bool) -> None:
+def test_wrong_arguments(
+    db: Db, args: tuple[str, ...], words: str, secret: bool, tmp_path: Path
+) -> None:
     """Guarantee: a wrong argument to any command is a one-line error, exit ≠ 0, and
     the database is untouched."""
     before = fingerprint(db.url)
-    env = {"DATABASE_URL": db.url, **(SECRET if secret else {})}
+    # A data folder where no demo ran (`token` would use a demo's secret).
+    env = {"DATABASE_URL": db.url, "HL_ANALYTICS_DATA_DIR": str(tmp_path)}
+    env.update(SECRET if secret else {})
     assert_one_line_error(run_cli(*_args(args, db), env=env, timeout=60), words)
     assert fingerprint(db.url) == before
 
@@ -188,6 +193,18 @@ def test_a_busy_port(db: Db, command: str) -> None:
             command, "--port", port, env={"DATABASE_URL": db.url, **SECRET}, timeout=60
         )
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_a_busy_port_stops_the_demo_before_it_starts_anything(db: Db, tmp_path: Path) -> None:
+    """Guarantee: the demo's API port in use (an earlier demo still running?) is a
+    one-line error before anything starts, never a silent move to another port."""
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = str(busy.getsockname()[1])
+        result = run_cli(
+            "demo", "--port", port, env={"HL_ANALYTICS_DATA_DIR": str(tmp_path)}, timeout=60
+        )
+    assert_one_line_error(result, f"port {port} is in use")
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- an unreachable or wrong database -----------------------------------------------

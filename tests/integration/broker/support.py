@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dramatiq
+import psycopg
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -74,6 +75,25 @@ class Calls:
     def times(self) -> list[float]:
         with self._lock:
             return [t for t, _ in self.items]
+
+
+def requeue_when_expired(broker: PostgresBroker, timeout_s: float = 30.0) -> int:
+    """Calls `requeue_expired` until a lease has run out; returns how many it requeued."""
+    deadline = time.monotonic() + timeout_s
+    while (count := broker.requeue_expired()) == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no lease ran out within {timeout_s}s")
+        time.sleep(0.02)
+    return count
+
+
+def waits_on_a_lock(url: str, backend_pid: int) -> bool:
+    """Whether the session of `backend_pid` is blocked waiting for a lock right now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (backend_pid,)
+        ).fetchone()
+    return row is not None and row[0] == "Lock"
 
 
 def read_lines(path: Path) -> list[str]:

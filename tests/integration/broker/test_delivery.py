@@ -46,9 +46,10 @@ def test_delayed_message_waits_for_its_run_at(broker: PostgresBroker) -> None:
         echo.send("now")
         wait_until(lambda: len(calls.values()) == 2, what="both messages")
     ran = dict(zip(calls.values(), calls.times(), strict=True))
-    assert ran["now"] - sent < 1.0
-    # Not before its delay, and soon after it: the consumer sleeps until run_at.
-    assert 1.2 <= ran["later"] - sent < 1.2 + 0.8
+    assert ran["now"] - sent < 2.0
+    # Not before its delay, and soon after it: the consumer sleeps until run_at (the
+    # upper bounds leave room for a loaded machine).
+    assert 1.2 <= ran["later"] - sent < 1.2 + 2.0
 
 
 def test_retries_back_off_then_dead_letter(
@@ -284,7 +285,7 @@ def test_shutdown_interrupts_a_long_message_and_queues_it_again(
     actor = dramatiq.actor(broker=broker, notify_shutdown=True, min_backoff=60_000)(long_running)
     message = actor.send()
     with running_worker(broker):
-        assert started.wait(5)
+        assert started.wait(30)
     # Stopping the worker raised Shutdown in the actor (ShutdownNotifications), and
     # Retries put the message back in the queue for a later worker.
     [job] = store.jobs_of_message(conn, message.message_id)
@@ -305,7 +306,7 @@ def test_stopping_a_worker_finishes_its_message_and_releases_the_prefetched(
     for i in range(6):
         actor.send(i)
     with running_worker(broker, threads=1):
-        assert started.wait(5)
+        assert started.wait(30)
     assert _states(conn) == {"done": 1, "queued": 5}
     assert conn.execute("SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL").fetchone() == (
         0,

@@ -27,10 +27,13 @@ def _log(path: Path, line: str) -> None:
 
 def declare(broker: dramatiq.Broker, log_path: Path) -> dramatiq.Actor[[str], None]:
     def hang_once(tag: str) -> None:
-        _log(log_path, f"start {tag} {os.getpid()}")
+        # The marker exists before "start" is logged: a test that kills this process
+        # as soon as it reads "start" must never leave the next delivery to hang too.
         marker = log_path.with_name(f"{log_path.name}.{tag}.seen")
-        if not marker.exists():
-            marker.touch()
+        first = not marker.exists()
+        marker.touch()
+        _log(log_path, f"start {tag} {os.getpid()}")
+        if first:
             threading.Event().wait(120)
         _log(log_path, f"end {tag} {os.getpid()}")
 

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -260,7 +261,9 @@ def keep_logging() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("keep_logging")
-def test_token_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_token_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     monkeypatch.setenv("JWT_SECRET", SECRET)
     monkeypatch.setenv("JWT_ISSUER", ISSUER)
     assert main(["token", "alice", "--ttl", "120"]) == 0
@@ -269,11 +272,50 @@ def test_token_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert claims["sub"] == "alice"
     assert claims["iss"] == ISSUER
     assert 110 <= claims["exp"] - time.time() <= 121
-    assert main(["token", "alice", "--ttl", "0"]) == 1
-    assert "positive number" in capsys.readouterr().err
+    # 0 and below: a token already expired, for testing how a client handles one.
+    for ttl in (0, -60):
+        assert main(["token", "alice", "--ttl", str(ttl)]) == 0
+        expired = capsys.readouterr().out.strip()
+        with pytest.raises(jwt.ExpiredSignatureError):
+            jwt.decode(expired, SECRET, algorithms=["HS256"], audience="authenticated")
+        claims = jwt.decode(
+            expired,
+            SECRET,
+            algorithms=["HS256"],
+            audience="authenticated",
+            options={"verify_exp": False},
+        )
+        assert abs(claims["exp"] - time.time() - ttl) <= 2
     monkeypatch.delenv("JWT_SECRET")
+    monkeypatch.setenv("HL_ANALYTICS_DATA_DIR", str(tmp_path))
     assert main(["token", "alice"]) == 1
     assert "JWT_SECRET is not set" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("keep_logging")
+def test_token_command_uses_the_demos_secret_where_the_demo_ran(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without JWT_SECRET, in a folder where `hl-analytics demo` ran, the token is
+    signed with the demo's secret, so it works against the demo's API."""
+    from hl_analytics.demo import _save_state
+
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    monkeypatch.delenv("JWT_ISSUER", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HL_ANALYTICS_DATA_DIR", raising=False)
+    (tmp_path / ".hl-analytics").mkdir()
+    _save_state(tmp_path / ".hl-analytics", {"jwt_secret": SECRET})
+    assert main(["token", "demo-admin"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert jwt.decode(token, SECRET, algorithms=["HS256"], audience="authenticated")["sub"] == (
+        "demo-admin"
+    )
+    # JWT_SECRET, when set, wins (the demo uses it too).
+    monkeypatch.setenv("JWT_SECRET", SECRET + "-other")
+    assert main(["token", "demo-admin"]) == 0
+    token = capsys.readouterr().out.strip()
+    jwt.decode(token, SECRET + "-other", algorithms=["HS256"], audience="authenticated")
 
 
 @pytest.mark.usefixtures("keep_logging")

@@ -119,7 +119,7 @@ async def test_notification_serves_new_numbers(api: Api) -> None:
         data = (await api.post(SUMMARY)).json()["data"]
         return bool(data["dashboardSummary"]["latest"]["tradeCount"] == 105)
 
-    await eventually(fresh, timeout_s=5)
+    await eventually(fresh)
     data = await api.data(SUMMARY)
     assert data["dashboardSummary"]["latest"] == {"tradeCount": 105, "totalVolumeUsd": "7777.77"}
     # Another org's answers are untouched by A's change.
@@ -193,7 +193,7 @@ async def test_redis_shares_answers_and_versions_between_instances(
             b = (await two.post(SUMMARY)).json()["data"]["dashboardSummary"]["latest"]
             return bool(a["tradeCount"] == b["tradeCount"] == 105)
 
-        await eventually(both_fresh, timeout_s=5)
+        await eventually(both_fresh)
         data = await two.data("query ($a: String!) { wallet(address: $a) { address } }", {"a": W2})
         assert data == {"wallet": {"address": W2}}
 
@@ -216,7 +216,7 @@ async def test_a_real_rollup_shows_its_numbers(api: Api) -> None:
         latest = (await api.data(SUMMARY))["dashboardSummary"]["latest"]
         return bool(latest["tradeCount"] == 7)
 
-    await eventually(rolled_up, timeout_s=5)
+    await eventually(rolled_up)
     query = "{ dashboardSummary { latest { dau totalVolumeUsd } } }"
     latest = (await api.data(query))["dashboardSummary"]["latest"]
     # W1 300.75 + W2 300.125 (seeded) + W4 2 × 100.5 × 2 (the fills).
@@ -250,7 +250,7 @@ async def test_listener_reconnects_and_forgets_what_it_may_have_missed(api: Api)
         latest = (await api.data(SUMMARY))["dashboardSummary"]["latest"]
         return bool(latest["tradeCount"] == 105)
 
-    await eventually(fresh, timeout_s=5)
+    await eventually(fresh)
 
 
 async def test_cli_wallets_track_shows_in_a_running_api_at_once(api: Api) -> None:
@@ -279,7 +279,7 @@ async def test_cli_wallets_track_shows_in_a_running_api_at_once(api: Api) -> Non
         data = (await api.post(SUMMARY)).json()["data"]
         return bool(data["dashboardSummary"]["trackedWallets"] == 4)
 
-    await eventually(tracked_four, timeout_s=5)
+    await eventually(tracked_four)
     assert time.monotonic() - started < ttl_for(frozenset({"dashboardSummary"}))
     # Another org's answers are untouched.
     assert (await api.post(SUMMARY, user="bob")).json()["data"]["dashboardSummary"][

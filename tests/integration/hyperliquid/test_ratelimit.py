@@ -151,7 +151,9 @@ async def test_slots_are_spaced_by_the_rate_in_one_process() -> None:
     started = time.monotonic()
     for _ in range(11):
         await limiter.acquire("w")
-    assert 0.19 <= time.monotonic() - started < 0.6
+    # Never faster than the rate; the upper bound only catches a limiter that sleeps
+    # far too long, with room for a loaded machine.
+    assert 0.19 <= time.monotonic() - started < 1.5
 
 
 async def test_the_postgres_schedule_hands_out_consecutive_slots(db_url: str) -> None:
@@ -165,7 +167,7 @@ async def test_the_postgres_schedule_hands_out_consecutive_slots(db_url: str) ->
     await limiter.acquire("w")
     elapsed = time.monotonic() - started
     await limiter.aclose()
-    assert 0.25 + 0.2 + 0.3 - 0.05 <= elapsed < 1.5
+    assert 0.25 + 0.2 + 0.3 - 0.05 <= elapsed < 3.0
 
 
 async def test_an_unmigrated_database_is_a_clear_error(dbs: TestDatabases) -> None:

@@ -11,7 +11,6 @@ made its rows pending.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -25,7 +24,7 @@ from jobs.pipeline import Pipeline, build
 from storage import fills, orgs, rollups
 from storage import jobs as job_store
 from tests.factories import address, fill, ms
-from tests.integration.broker.support import standard_middleware
+from tests.integration.broker.support import standard_middleware, wait_until, waits_on_a_lock
 from tests.integration.pipeline.support import worker
 
 DAY = date(2026, 11, 2)
@@ -159,10 +158,13 @@ def test_an_ingest_committing_during_a_rollup_of_its_day_is_rolled_up_too(
 
         page = threading.Thread(target=page_of_w1)
         page.start()
-        time.sleep(0.3)
+        wait_until(
+            lambda: waits_on_a_lock(db_url, ingest.info.backend_pid),
+            what="the page to wait for the rollup's lock",
+        )
         assert not done.is_set(), "the page waits for the rollup holding w1's row"
         rollup.commit()
-        page.join(timeout=10)
+        page.join(timeout=30)
         assert done.is_set()
         ingest.commit()
 

@@ -160,7 +160,7 @@ def test_a_waiting_sync_says_when_no_worker_runs_then_finishes_when_one_does(
             target=sync_module.wait_for, args=(auto, queued), kwargs={"out": out}
         )
         waiting.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while "is `hl-analytics worker` running" not in out.getvalue():
             assert time.monotonic() < deadline, out.getvalue()
             time.sleep(0.05)
