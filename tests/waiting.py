@@ -11,7 +11,9 @@ INTERVAL_S = 0.05
 
 def wait_until(
     check: Callable[[], object],
-    timeout_s: float = 10.0,
+    # Generous: a condition that holds ends the wait at once, and a loaded 2-core
+    # machine can take many times longer than a quiet one.
+    timeout_s: float = 30.0,
     what: str = "condition",
     *,
     interval_s: float = INTERVAL_S,

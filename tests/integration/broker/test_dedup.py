@@ -11,7 +11,8 @@ from dramatiq.broker import MessageProxy
 
 from jobs.broker import PostgresBroker
 from storage import jobs as store
-from tests.integration.broker.support import make_broker, wait_until, waits_on_a_lock
+from tests.integration.broker.support import make_broker, waits_on_a_lock
+from tests.waiting import wait_until
 
 
 def _rows(conn: psycopg.Connection) -> list[tuple[str, list[str]]]:

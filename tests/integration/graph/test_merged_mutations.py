@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from graph import tracking
+from jobs import tracking
 from tests.factories import address
 from tests.integration.graph.conftest import Api
 
@@ -20,14 +20,14 @@ async def test_an_admin_and_a_viewer_sending_the_same_mutation_are_answered_apar
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entered, release = threading.Event(), threading.Event()
-    real = tracking.track
+    real = tracking.track_wallets
 
-    def held_track(*args: Any) -> Any:
+    def held_track(*args: Any, **kwargs: Any) -> Any:
         entered.set()
         release.wait(60)
-        return real(*args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(tracking, "track", held_track)
+    monkeypatch.setattr(tracking, "track_wallets", held_track)
     admin = asyncio.create_task(api.post(TRACK, {"a": [W7]}, user="alice"))
     assert await asyncio.to_thread(entered.wait, 30), "the admin's mutation did not start"
     # The admin's mutation is running (held) when the viewer sends the same body.

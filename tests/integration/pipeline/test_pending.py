@@ -24,8 +24,9 @@ from jobs.pipeline import Pipeline, build
 from storage import fills, orgs, rollups
 from storage import jobs as job_store
 from tests.factories import address, fill, ms
-from tests.integration.broker.support import standard_middleware, wait_until, waits_on_a_lock
+from tests.integration.broker.support import standard_middleware, waits_on_a_lock
 from tests.integration.pipeline.support import worker
+from tests.waiting import wait_until
 
 DAY = date(2026, 11, 2)
 PENDING = "SELECT wallet_id FROM rollup_pending WHERE day = %s ORDER BY wallet_id"
