@@ -218,8 +218,8 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
             ["worker", "--processes", "1", "--threads", "4", "--metrics-port", str(metrics_port)],
         )
         supervisor.start("scheduler", ["scheduler"])
+        in_first_sync.set()  # before the line: a Ctrl-C right after it only skips the wait
         say("First sync (Ctrl-C to skip waiting) …")
-        in_first_sync.set()
         sync = supervisor.start("sync", ["sync", "--wait"], log_to_file=False, watch=False)
         try:
             while sync.poll() is None and not (stopping.is_set() or skip_sync.is_set()):

@@ -124,6 +124,10 @@ def simulate(
             f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port"
         ) from None
     with server:
+        # Before the line that says Ctrl+C stops it: a Ctrl+C right after it must stop it.
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         total = sum(len(market.fills(w)) for w in market.wallets)
         print(
             f"simulated Hyperliquid API on {server.url}: "
@@ -136,9 +140,6 @@ def simulate(
             f"point the system at it: HYPERLIQUID_API_URL={server.url}   (Ctrl+C stops it)",
             flush=True,
         )
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
         served = 0
         while not stop.wait(PROGRESS_EVERY_S):
             entries = state.log.entries()

@@ -36,7 +36,13 @@ def start(data_dir: Path) -> Any:
     pgdata = (data_dir / "pg").resolve()
     if pgdata in _servers:
         return _servers[pgdata]
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EmbeddedDatabaseError(
+            f"the embedded PostgreSQL cannot use {pgdata.parent} ({exc.strerror or exc}); "
+            "pick another data folder, or set DATABASE_URL"
+        ) from None
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
         warnings.simplefilter("ignore")
