@@ -110,7 +110,10 @@ ON CONFLICT (wallet_id, day) DO UPDATE SET
     updated_at = now()
 """
 # Rebuilds the given wallets' rows of one day; a wallet left without fills loses its row.
+# Each opens with a comment naming the table it writes: pg_stat_activity shows only a
+# statement's first kilobyte, and the aggregate is longer than that.
 REBUILD_WALLET_DAYS = f"""
+/* rebuild wallet_day_metrics of some wallets */
 WITH agg AS ({_WALLET_AGGREGATE.format(wallet_filter="AND f.wallet_id = ANY(%(wallet_ids)s)")}),
 gone AS (
     DELETE FROM wallet_day_metrics m
@@ -121,6 +124,7 @@ gone AS (
 """
 # Rebuilds every wallet's row of one day in one pass over the day's fills.
 REBUILD_ALL_WALLET_DAYS = f"""
+/* rebuild wallet_day_metrics of every wallet */
 WITH agg AS ({_WALLET_AGGREGATE.format(wallet_filter="")}),
 gone AS (
     DELETE FROM wallet_day_metrics m

@@ -129,6 +129,7 @@ async def running_api(
     app = create_app(config or settings(), db_url, **app_kwargs)
     async with serve(app) as url, httpx.AsyncClient(timeout=30) as client:
         await app.state.listener.listening.wait()
+        await app.state.profile_listener.listening.wait()
         yield Api(url, client, app, seeded, db_url)
 
 

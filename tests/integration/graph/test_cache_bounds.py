@@ -70,7 +70,7 @@ async def test_a_lost_redis_version_key_is_a_miss_not_a_stale_answer(
             latest = (await api.post(SUMMARY)).json()["data"]["dashboardSummary"]["latest"]
             return bool(latest["tradeCount"] == 105)
 
-        await eventually(fresh, timeout=10)
+        await eventually(fresh, timeout_s=10)
         # The org's version key is lost (evicted, flushed, deleted by hand).
         await cache.backend.delete(f"v:{seeded.org_a}")
         again = await api.post(SUMMARY)

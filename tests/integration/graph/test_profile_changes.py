@@ -57,9 +57,9 @@ async def test_profile_changes_apply_at_once_on_every_instance(
             async def deleted(api: Api = api) -> bool:
                 return (await api.post(SUMMARY, user="bob")).status_code == 403
 
-            await eventually(demoted, timeout=20)
-            await eventually(moved, timeout=20)
-            await eventually(deleted, timeout=20)
+            await eventually(demoted, timeout_s=20)
+            await eventually(moved, timeout_s=20)
+            await eventually(deleted, timeout_s=20)
 
 
 async def test_profiles_are_forgotten_when_the_link_comes_back(
@@ -83,4 +83,4 @@ async def test_profiles_are_forgotten_when_the_link_comes_back(
     async def demoted() -> bool:
         return listener.listening.is_set() and not await is_admin(api, "alice")
 
-    await eventually(demoted, timeout=20)
+    await eventually(demoted, timeout_s=20)
