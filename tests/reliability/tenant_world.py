@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from storage.fills import Fill, day_bounds_ms
+from storage.markets import Resolution
 from tests.factories import address, fill
 
 WALLETS = {n: address(0x5000 + n) for n in range(1, 10)}
@@ -27,6 +28,12 @@ ORG_WALLETS = {
 }
 DAYS_AGO = (0, 1, 2, 5, 12, 35, 95)
 COINS = ("BTC", "@107", "PURR/USDC", "xyz:TSLA")
+# coin → its base token; all of them are quoted in USDC (the seed resolves them so).
+BASES = {"BTC": "BTC", "@107": "HYPE", "PURR/USDC": "PURR", "xyz:TSLA": "xyz:TSLA"}
+MARKETS = [
+    Resolution(coin, base, "USDC", "HYPE/USDC" if coin == "@107" else coin)
+    for coin, base in BASES.items()
+]
 RANGES = {"D7": 7, "D30": 30, "D90": 90}
 ORDERS = ("VOLUME", "TRADES", "PNL", "FEES")
 
@@ -61,7 +68,8 @@ def wallet_fills(n: int, today: date, extra: int = 0) -> list[Fill]:
                     px=px,
                     sz=Decimal(f"0.{n}{i + 1}"),
                     fee=Decimal(f"{'-' if i == 2 else ''}0.0{n}{i % 10}"),
-                    fee_token=("PURR" if spot and side == "B" else "USDC"),
+                    # a spot buy pays its fee in the base token it receives
+                    fee_token=(BASES[coin] if spot and side == "B" else "USDC"),
                     closed_pnl=Decimal(f"{(n - 4) * (i + 1)}.{ago % 10}"),
                 )
             )
@@ -119,7 +127,7 @@ class World:
     def day_metrics(self, org: str, day: date) -> dict[str, Any]:
         active = [self.wallet_days(n)[day] for n in ORG_WALLETS[org] if day in self.wallet_days(n)]
         total = sum((d.total for d in active), Decimal(0))
-        avg = (total / len(active)).quantize(Decimal("0.01"), ROUND_HALF_UP) if active else 0
+        avg = (total / len(active)).quantize(Decimal("0.01"), ROUND_HALF_EVEN) if active else 0
         return {
             "day": day.isoformat(),
             "dau": len(active),
