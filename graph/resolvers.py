@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from datetime import date
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 from strawberry.types import Info
@@ -15,6 +16,7 @@ from graph.errors import BadUserInput, PermissionDenied
 from graph.limits import LIMIT_MAX, LIMIT_MIN, MAX_ADDRESSES, limit_error
 from graph.types import (
     DashboardSummary,
+    DateRange,
     DayMetrics,
     MetricsRange,
     TrackWalletsResult,
@@ -47,6 +49,31 @@ def _address(address: str) -> str:
         raise BadUserInput(exc.message) from None
 
 
+BETWEEN = "`between` (UTC days, both included) replaces `range` when given"
+
+
+def days_of(range: MetricsRange, between: DateRange | None, today: date) -> tuple[date, date]:
+    """The first and last UTC day asked for: `between` when given, else `range` ending today.
+
+    A `between` is valid when from <= to <= today and it covers at most 366 days."""
+    if between is None:
+        return dashboard.range_bounds(range.value, today)
+    start, end = between.from_, between.to
+    if start > end:
+        raise BadUserInput(f"between: from ({start}) is after to ({end}); a range needs from <= to")
+    if end > today:
+        raise BadUserInput(
+            f"between: to ({end}) is after today ({today}, UTC); a range needs to <= today"
+        )
+    span = (end - start).days + 1
+    if span > dashboard.MAX_RANGE_DAYS:
+        raise BadUserInput(
+            f"between: {start} to {end} covers {span} days; "
+            f"a range covers at most {dashboard.MAX_RANGE_DAYS} days"
+        )
+    return start, end
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -61,11 +88,15 @@ class Query:
         "days without fills are zeros"
     )
     async def global_metrics(
-        self, info: Ctx, range: MetricsRange = MetricsRange.D30
+        self,
+        info: Ctx,
+        range: MetricsRange = MetricsRange.D30,
+        between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> list[DayMetrics]:
         ctx = info.context
+        start, end = days_of(range, between, ctx.today)
         async with ctx.connection() as conn:
-            rows = await dashboard.global_series(conn, ctx.caller.org_id, range.value, ctx.today)
+            rows = await dashboard.global_series(conn, ctx.caller.org_id, start, end)
         return [DayMetrics.of(row) for row in rows]
 
     @field(
@@ -79,13 +110,15 @@ class Query:
         range: MetricsRange = MetricsRange.D30,
         limit: int = 20,
         order_by: WalletOrder = WalletOrder.VOLUME,
+        between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> list[WalletRank]:
         if not LIMIT_MIN <= limit <= LIMIT_MAX:  # validation refuses it first; kept as a guard
             raise limit_error(limit)
         ctx = info.context
+        start, end = days_of(range, between, ctx.today)
         async with ctx.connection() as conn:
             rows = await dashboard.top_wallets(
-                conn, ctx.caller.org_id, range.value, ctx.today, limit, order_by.value
+                conn, ctx.caller.org_id, start, end, limit, order_by.value
             )
         return [WalletRank.of(row) for row in rows]
 
@@ -94,14 +127,17 @@ class Query:
         "null when the org does not track it"
     )
     async def wallet(
-        self, info: Ctx, address: str, range: MetricsRange = MetricsRange.D30
+        self,
+        info: Ctx,
+        address: str,
+        range: MetricsRange = MetricsRange.D30,
+        between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> WalletMetrics | None:
         normalized = _address(address)
         ctx = info.context
+        start, end = days_of(range, between, ctx.today)
         async with ctx.connection() as conn:
-            row = await dashboard.wallet_series(
-                conn, ctx.caller.org_id, normalized, range.value, ctx.today
-            )
+            row = await dashboard.wallet_series(conn, ctx.caller.org_id, normalized, start, end)
         return WalletMetrics.of(row) if row else None
 
 

@@ -8,12 +8,40 @@ Decimal to a scalar that never uses exponent notation.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from enum import Enum
 
 import strawberry
 
 from storage import dashboard
+
+USD_PLACES = 6
+_USD_QUANTUM = Decimal(1).scaleb(-USD_PLACES)
+_PER_USER_QUANTUM = Decimal("0.01")
+
+
+def _quantize(value: Decimal, quantum: Decimal) -> Decimal:
+    """`value` rounded half-even to `quantum`'s places, without a negative zero."""
+    with localcontext() as ctx:
+        ctx.prec = 80  # NUMERIC sums can be long; never round before the last place
+        rounded = Decimal(value).quantize(quantum, rounding=ROUND_HALF_EVEN)
+    return rounded.copy_abs() if rounded.is_zero() else rounded
+
+
+def usd(value: Decimal) -> Decimal:
+    """A USD amount as the API shows it: exactly 6 decimals, rounded half-even."""
+    return _quantize(value, _USD_QUANTUM)
+
+
+def per_user(total: Decimal, dau: int) -> Decimal:
+    """`avgVolumePerUser`: total / dau from the exact total, 2 decimals half-even; 0 when
+    dau is 0."""
+    if dau <= 0:
+        return _quantize(Decimal(0), _PER_USER_QUANTUM)
+    with localcontext() as ctx:
+        ctx.prec = 80
+        quotient = Decimal(total) / dau
+    return _quantize(quotient, _PER_USER_QUANTUM)
 
 
 @strawberry.enum
@@ -21,6 +49,15 @@ class MetricsRange(Enum):
     D7 = "D7"
     D30 = "D30"
     D90 = "D90"
+
+
+@strawberry.input(
+    description="UTC days from `from` to `to`, both included; valid when "
+    "from <= to <= today (UTC) and the range covers at most 366 days"
+)
+class DateRange:
+    from_: date = strawberry.field(name="from", description="first UTC day")
+    to: date = strawberry.field(description="last UTC day")
 
 
 @strawberry.enum
@@ -45,7 +82,7 @@ class DayMetrics:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     avg_volume_per_user: Decimal = strawberry.field(
-        description="totalVolumeUsd / dau, 2 decimals; 0 when dau = 0"
+        description="totalVolumeUsd / dau, 2 decimals (rounded half-even); 0.00 when dau = 0"
     )
 
     @classmethod
@@ -54,13 +91,13 @@ class DayMetrics:
             day=row.day,
             dau=row.dau,
             trade_count=row.trade_count,
-            spot_volume_usd=row.spot_volume_usd,
-            perp_volume_usd=row.perp_volume_usd,
-            outcome_volume_usd=row.outcome_volume_usd,
-            total_volume_usd=row.total_volume_usd,
-            fees_usd=row.fees_usd,
-            realized_pnl_usd=row.realized_pnl_usd,
-            avg_volume_per_user=row.avg_volume_per_user,
+            spot_volume_usd=usd(row.spot_volume_usd),
+            perp_volume_usd=usd(row.perp_volume_usd),
+            outcome_volume_usd=usd(row.outcome_volume_usd),
+            total_volume_usd=usd(row.total_volume_usd),
+            fees_usd=usd(row.fees_usd),
+            realized_pnl_usd=usd(row.realized_pnl_usd),
+            avg_volume_per_user=per_user(row.total_volume_usd, row.dau),
         )
 
 
@@ -110,12 +147,12 @@ class WalletRank:
             rank=row.rank,
             address=row.address,
             trade_count=row.trade_count,
-            spot_volume_usd=row.spot_volume_usd,
-            perp_volume_usd=row.perp_volume_usd,
-            outcome_volume_usd=row.outcome_volume_usd,
-            total_volume_usd=row.total_volume_usd,
-            fees_usd=row.fees_usd,
-            realized_pnl_usd=row.realized_pnl_usd,
+            spot_volume_usd=usd(row.spot_volume_usd),
+            perp_volume_usd=usd(row.perp_volume_usd),
+            outcome_volume_usd=usd(row.outcome_volume_usd),
+            total_volume_usd=usd(row.total_volume_usd),
+            fees_usd=usd(row.fees_usd),
+            realized_pnl_usd=usd(row.realized_pnl_usd),
             active_days=row.active_days,
         )
 
@@ -168,23 +205,23 @@ class WalletMetrics:
                 WalletDay(
                     day=d.day,
                     trade_count=d.trade_count,
-                    spot_volume_usd=d.spot_volume_usd,
-                    perp_volume_usd=d.perp_volume_usd,
-                    outcome_volume_usd=d.outcome_volume_usd,
-                    total_volume_usd=d.total_volume_usd,
-                    fees_usd=d.fees_usd,
-                    realized_pnl_usd=d.realized_pnl_usd,
+                    spot_volume_usd=usd(d.spot_volume_usd),
+                    perp_volume_usd=usd(d.perp_volume_usd),
+                    outcome_volume_usd=usd(d.outcome_volume_usd),
+                    total_volume_usd=usd(d.total_volume_usd),
+                    fees_usd=usd(d.fees_usd),
+                    realized_pnl_usd=usd(d.realized_pnl_usd),
                 )
                 for d in row.days
             ],
             totals=WalletTotals(
                 trade_count=t.trade_count,
-                spot_volume_usd=t.spot_volume_usd,
-                perp_volume_usd=t.perp_volume_usd,
-                outcome_volume_usd=t.outcome_volume_usd,
-                total_volume_usd=t.total_volume_usd,
-                fees_usd=t.fees_usd,
-                realized_pnl_usd=t.realized_pnl_usd,
+                spot_volume_usd=usd(t.spot_volume_usd),
+                perp_volume_usd=usd(t.perp_volume_usd),
+                outcome_volume_usd=usd(t.outcome_volume_usd),
+                total_volume_usd=usd(t.total_volume_usd),
+                fees_usd=usd(t.fees_usd),
+                realized_pnl_usd=usd(t.realized_pnl_usd),
                 active_days=t.active_days,
             ),
             last_synced_at=row.last_synced_at,

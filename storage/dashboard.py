@@ -22,6 +22,8 @@ import psycopg
 from storage.orgs import SELECT_PROFILE, Profile
 
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
+# The longest span a `DateRange` may cover, in days.
+MAX_RANGE_DAYS = 366
 ORDERS = {
     "VOLUME": "sum(m.total_volume_usd)",
     "TRADES": "sum(m.trade_count)",
@@ -217,9 +219,9 @@ async def get_profile(conn: psycopg.AsyncConnection[Any], user_id: str) -> Profi
 
 
 async def global_series(
-    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, range_name: str, today: date
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, start: date, end: date
 ) -> list[DayMetrics]:
-    start, end = range_bounds(range_name, today)
+    """The org's days from `start` to `end` (inclusive), zeros where there is no row."""
     cur = await conn.execute(SELECT_GLOBAL_SERIES, {"org_id": org_id, "start": start, "end": end})
     return [DayMetrics(*row) for row in await cur.fetchall()]
 
@@ -240,12 +242,11 @@ async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summ
 async def top_wallets(
     conn: psycopg.AsyncConnection[Any],
     org_id: uuid.UUID,
-    range_name: str,
-    today: date,
+    start: date,
+    end: date,
     limit: int,
     order: str,
 ) -> list[WalletRank]:
-    start, end = range_bounds(range_name, today)
     params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
     cur = await conn.execute(SELECT_TOP_WALLETS[order], params)
     return [WalletRank(*row) for row in await cur.fetchall()]
@@ -255,11 +256,10 @@ async def wallet_series(
     conn: psycopg.AsyncConnection[Any],
     org_id: uuid.UUID,
     address: str,
-    range_name: str,
-    today: date,
+    start: date,
+    end: date,
 ) -> WalletSeries | None:
     """The wallet's days and totals, or None when the org does not track it."""
-    start, end = range_bounds(range_name, today)
     params = {"org_id": org_id, "address": address, "start": start, "end": end}
     cur = await conn.execute(SELECT_WALLET_SERIES, params)
     rows = await cur.fetchall()

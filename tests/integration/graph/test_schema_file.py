@@ -10,9 +10,14 @@ CONTRACT = [
     "enum MetricsRange {\n  D7\n  D30\n  D90\n}",
     "enum WalletOrder {\n  VOLUME\n  TRADES\n  PNL\n  FEES\n}",
     "dashboardSummary: DashboardSummary!",
-    "globalMetrics(range: MetricsRange! = D30): [DayMetrics!]!",
-    "topWallets(range: MetricsRange! = D30, limit: Int! = 20, orderBy: WalletOrder! = VOLUME)"
-    ": [WalletRank!]!",
+    "globalMetrics(\n    range: MetricsRange! = D30\n",
+    "topWallets(\n    range: MetricsRange! = D30\n    limit: Int! = 20\n"
+    "    orderBy: WalletOrder! = VOLUME\n",
+    "  ): [DayMetrics!]!",
+    "  ): [WalletRank!]!",
+    # Added by issue 17: any UTC days, inclusive; `range` keeps its meaning.
+    "input DateRange {",
+    "between: DateRange = null",
     "scalar Date",
     "scalar DateTime",
     "scalar Decimal",
@@ -53,6 +58,7 @@ def test_contract_of_design() -> None:
     for item in [*CONTRACT, DAY_METRICS, WALLET_RANK]:
         assert item in text, item
     assert "avgVolumePerUser: Decimal!" in text
+    assert "exactly 6 decimal places, rounded half-even" in text
     for name in ("day: Date", "latest: DayMetrics", "previous: DayMetrics"):
         assert name in text
     assert "trackedWallets: Int!" in text
