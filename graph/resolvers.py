@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar, cast
 import strawberry
 from strawberry.types import Info
 
+from graph import cursors
 from graph.context import RequestContext
 from graph.errors import BadUserInput, PermissionDenied
 from graph.limits import LIMIT_MAX, LIMIT_MIN, MAX_ADDRESSES, limit_error
@@ -19,6 +20,10 @@ from graph.types import (
     DateRange,
     DayMetrics,
     MetricsRange,
+    PageInfo,
+    TrackedWallet,
+    TrackedWalletConnection,
+    TrackedWalletEdge,
     TrackWalletsResult,
     WalletMetrics,
     WalletOrder,
@@ -72,6 +77,34 @@ def days_of(range: MetricsRange, between: DateRange | None, today: date) -> tupl
             f"a range covers at most {dashboard.MAX_RANGE_DAYS} days"
         )
     return start, end
+
+
+PAGE_MIN, PAGE_MAX = 1, 200
+MAX_SEARCH_CHARS = 100
+MAX_LABEL_CHARS = 64
+
+
+def _first(first: int) -> int:
+    if not PAGE_MIN <= first <= PAGE_MAX:
+        raise BadUserInput(f"first: {first} is out of range: first must be {PAGE_MIN}..{PAGE_MAX}")
+    return first
+
+
+def _label(label: str | None) -> str | None:
+    """A label as stored: 1 to 64 printable characters, or None (no label)."""
+    if label is None:
+        return None
+    if not 1 <= len(label) <= MAX_LABEL_CHARS:
+        raise BadUserInput(
+            f"label: {len(label)} characters: a label has 1 to {MAX_LABEL_CHARS} characters "
+            "(null clears it)"
+        )
+    if not label.isprintable():
+        raise BadUserInput(
+            "label: control characters (newlines, tabs, …) are not allowed: "
+            "a label has only printable characters"
+        )
+    return label
 
 
 @strawberry.type
@@ -140,6 +173,62 @@ class Query:
             row = await dashboard.wallet_series(conn, ctx.caller.org_id, normalized, start, end)
         return WalletMetrics.of(row) if row else None
 
+    @field(
+        description="the org's tracked wallets and where their ingestion stands, ordered by "
+        "address; `search` matches an address prefix or a label substring (any case); "
+        "first 1..200"
+    )
+    async def tracked_wallets(
+        self,
+        info: Ctx,
+        first: int | None = 50,
+        after: Annotated[
+            str | None, strawberry.argument(description="an endCursor of a previous page")
+        ] = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(description="an address prefix or a part of a label"),
+        ] = None,
+    ) -> TrackedWalletConnection:
+        ctx = info.context
+        org_id = ctx.caller.org_id
+        first = _first(50 if first is None else first)
+        position = cursors.decode(after, "wallets", org_id) if after is not None else None
+        if position is not None and not (
+            len(position) == 1 and isinstance(position[0], str) and len(position[0]) == 42
+        ):
+            raise BadUserInput("after: not a cursor of this list")
+        if search is not None:
+            if len(search) > MAX_SEARCH_CHARS:
+                raise BadUserInput(f"search: at most {MAX_SEARCH_CHARS} characters")
+            search = search.strip() or None
+        async with ctx.connection() as conn:
+            page = await dashboard.tracked_wallets(
+                conn, org_id, first, position[0] if position else None, search
+            )
+        return _tracked_wallet_page(org_id, page, after)
+
+
+def _tracked_wallet_page(
+    org_id: uuid.UUID, page: dashboard.TrackedWalletPage, after: str | None
+) -> TrackedWalletConnection:
+    edges = [
+        TrackedWalletEdge(
+            cursor=cursors.encode("wallets", org_id, [w.address]), node=TrackedWallet.of(w)
+        )
+        for w in page.wallets
+    ]
+    return TrackedWalletConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=page.total_count,
+    )
+
 
 def _track(
     database_url: str, org_id: uuid.UUID, addresses: list[str]
@@ -157,11 +246,11 @@ def _untrack(database_url: str, org_id: uuid.UUID, address: str) -> bool:
         return tracking.untrack_wallet(conn, org_id, address) is not None
 
 
-def _admin(info: Ctx) -> RequestContext:
+def _admin(info: Ctx, what: str = "change tracked wallets") -> RequestContext:
     ctx = info.context
     if not ctx.caller.is_admin:
         raise PermissionDenied(
-            "only an admin of the organisation may change tracked wallets; "
+            f"only an admin of the organisation may {what}; "
             "ask an admin, or have your role changed with `hl-analytics users add`"
         )
     return ctx
@@ -180,6 +269,25 @@ class Mutation:
         )
         await ctx.services.cache.invalidate(ctx.caller.org_id)
         return TrackWalletsResult(tracked=tracked, added=added)
+
+    @mutation(
+        description="admin only: set the org's label of a wallet it tracks (up to 64 "
+        "printable characters); null clears it"
+    )
+    async def label_wallet(
+        self, info: Ctx, address: str, label: str | None = None
+    ) -> TrackedWallet:
+        ctx = _admin(info, "label wallets")
+        normalized = _address(address)
+        value = _label(label)
+        org_id = ctx.caller.org_id
+        async with ctx.connection() as conn:
+            if not await dashboard.set_label(conn, org_id, normalized, value):
+                raise BadUserInput(f"address: the organisation does not track {normalized}")
+            row = await dashboard.tracked_wallet(conn, org_id, normalized)
+        assert row is not None
+        await ctx.services.cache.invalidate(org_id)
+        return TrackedWallet.of(row)
 
     @mutation(description="admin only: stop tracking a wallet; false when it was not tracked")
     async def untrack_wallet(self, info: Ctx, address: str) -> bool:

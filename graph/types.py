@@ -233,3 +233,81 @@ class WalletMetrics:
 class TrackWalletsResult:
     tracked: list[str] = strawberry.field(description="every address given, normalised")
     added: list[str] = strawberry.field(description="those the org did not track before")
+
+
+@strawberry.enum(description="Where ingestion of a tracked wallet stands")
+class SyncState(Enum):
+    PENDING = strawberry.enum_value("PENDING", description="never ingested successfully yet")
+    OK = strawberry.enum_value("OK", description="ingested; its last attempt succeeded")
+    FAILING = strawberry.enum_value(
+        "FAILING", description="its last error is newer than its last success"
+    )
+    TRUNCATED = strawberry.enum_value(
+        "TRUNCATED",
+        description="ingested, but its history goes past what Hyperliquid lets be fetched "
+        "(its 10,000 most recent fills)",
+    )
+
+
+@strawberry.type(description="A wallet the org tracks, and where its ingestion stands")
+class TrackedWallet:
+    address: str = strawberry.field(description="0x followed by 40 lowercase hex digits")
+    label: str | None = strawberry.field(description="the org's own label; null when none")
+    tracked_at: datetime = strawberry.field(description="when the org started tracking it")
+    last_synced_at: datetime | None = strawberry.field(
+        description="its last successful ingest; null when none"
+    )
+    last_fill_at: datetime | None = strawberry.field(
+        description="the time of its newest stored fill; null when none"
+    )
+    sync_state: SyncState = strawberry.field(
+        description="PENDING, FAILING, TRUNCATED or OK, in that precedence"
+    )
+    last_error: str | None = strawberry.field(
+        description="the error of its last failed ingest, if any"
+    )
+    unpriced_fills: int = strawberry.field(
+        description="all its fills, all time, with a volume or fee that has no USD value"
+    )
+
+    @classmethod
+    def of(cls, row: dashboard.TrackedWallet) -> TrackedWallet:
+        return cls(
+            address=row.address,
+            label=row.label,
+            tracked_at=row.tracked_at,
+            last_synced_at=row.last_synced_at,
+            last_fill_at=row.last_fill_at,
+            sync_state=SyncState(row.sync_state),
+            last_error=row.last_error,
+            unpriced_fills=row.unpriced_fills,
+        )
+
+
+@strawberry.type(description="Where a page of a connection stands (Relay)")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="whether more edges follow this page")
+    has_previous_page: bool = strawberry.field(
+        description="whether edges come before this page (true when `after` was given)"
+    )
+    start_cursor: str | None = strawberry.field(
+        description="the cursor of the page's first edge; null when the page is empty"
+    )
+    end_cursor: str | None = strawberry.field(
+        description="the cursor of the page's last edge, for `after`; null when empty"
+    )
+
+
+@strawberry.type(description="A tracked wallet and its cursor")
+class TrackedWalletEdge:
+    cursor: str = strawberry.field(description="pass as `after` to get the wallets after it")
+    node: TrackedWallet = strawberry.field(description="the wallet")
+
+
+@strawberry.type(description="A page of the org's tracked wallets, ordered by address (Relay)")
+class TrackedWalletConnection:
+    edges: list[TrackedWalletEdge] = strawberry.field(description="the page's wallets")
+    page_info: PageInfo = strawberry.field(description="where the page stands")
+    total_count: int = strawberry.field(
+        description="how many of the org's wallets match the search, on every page"
+    )

@@ -273,3 +273,115 @@ async def wallet_series(
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
     )
+
+
+# -- the org's tracked wallets ---------------------------------------------------------
+
+# The org's wallets matching the search (an address prefix, or a label substring,
+# case-insensitive), after the keyset position, in address order; the last column is
+# how many match the search in all. `unpriced` is all-time.
+SELECT_TRACKED_WALLETS = """
+WITH matched AS (
+    SELECT w.id, w.address, ow.label, ow.created_at
+    FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+    WHERE ow.org_id = %(org_id)s
+      AND (%(address)s::text IS NULL OR w.address = %(address)s::text)
+      AND (%(search)s::text IS NULL
+           OR left(w.address, length(%(search)s::text)) = lower(%(search)s::text)
+           OR strpos(lower(ow.label), lower(%(search)s::text)) > 0)
+)
+SELECT m.address, m.label, m.created_at, c.last_success_at,
+       to_timestamp(c.last_fill_ms / 1000.0),
+       CASE WHEN c.last_success_at IS NULL THEN 'PENDING'
+            WHEN c.last_error_at > c.last_success_at THEN 'FAILING'
+            WHEN c.history_truncated THEN 'TRUNCATED'
+            ELSE 'OK' END,
+       c.last_error,
+       (SELECT coalesce(sum(d.unpriced_fills), 0)::bigint
+          FROM wallet_day_metrics d WHERE d.wallet_id = m.id),
+       (SELECT count(*) FROM matched)
+FROM matched m
+LEFT JOIN hl_ingest_cursor c ON c.wallet_id = m.id
+WHERE %(after)s::text IS NULL OR m.address > %(after)s::text
+ORDER BY m.address
+LIMIT %(limit)s
+"""
+COUNT_TRACKED_WALLETS = """
+SELECT count(*) FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+WHERE ow.org_id = %(org_id)s
+  AND (%(search)s::text IS NULL
+       OR left(w.address, length(%(search)s::text)) = lower(%(search)s::text)
+       OR strpos(lower(ow.label), lower(%(search)s::text)) > 0)
+"""
+SET_LABEL = """
+UPDATE org_wallets ow SET label = %(label)s
+FROM wallets w
+WHERE ow.wallet_id = w.id AND ow.org_id = %(org_id)s AND w.address = %(address)s
+RETURNING w.address
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedWallet:
+    address: str
+    label: str | None
+    tracked_at: datetime
+    last_synced_at: datetime | None
+    last_fill_at: datetime | None
+    # PENDING (never ingested successfully), FAILING (last error newer than last
+    # success), TRUNCATED (history past what the sources reach), else OK.
+    sync_state: str
+    last_error: str | None
+    unpriced_fills: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedWalletPage:
+    wallets: list[TrackedWallet]
+    has_next_page: bool
+    total_count: int
+
+
+async def tracked_wallets(
+    conn: psycopg.AsyncConnection[Any],
+    org_id: uuid.UUID,
+    first: int,
+    after: str | None = None,
+    search: str | None = None,
+) -> TrackedWalletPage:
+    """Up to `first` of the org's wallets after address `after`, ordered by address."""
+    params = {
+        "org_id": org_id,
+        "address": None,
+        "search": search,
+        "after": after,
+        "limit": first + 1,
+    }
+    cur = await conn.execute(SELECT_TRACKED_WALLETS, params)
+    rows = await cur.fetchall()
+    if rows:
+        total = int(rows[0][-1])
+    else:
+        cur = await conn.execute(COUNT_TRACKED_WALLETS, {"org_id": org_id, "search": search})
+        count = await cur.fetchone()
+        total = int(count[0]) if count else 0
+    wallets = [TrackedWallet(*row[:-1]) for row in rows[:first]]
+    return TrackedWalletPage(wallets, len(rows) > first, total)
+
+
+async def tracked_wallet(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> TrackedWallet | None:
+    params = {"org_id": org_id, "address": address, "search": None, "after": None, "limit": 1}
+    cur = await conn.execute(SELECT_TRACKED_WALLETS, params)
+    row = await cur.fetchone()
+    return TrackedWallet(*row[:-1]) if row else None
+
+
+async def set_label(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str, label: str | None
+) -> bool:
+    """Sets (or clears, with None) the org's label of a wallet; False when it does not
+    track the wallet."""
+    cur = await conn.execute(SET_LABEL, {"org_id": org_id, "address": address, "label": label})
+    return await cur.fetchone() is not None
