@@ -46,7 +46,7 @@ def create_app(
     """The Starlette app; `cache_enabled=False` runs every request through GraphQL."""
     pool = async_pool(database_url, min_size=1, max_size=pool_size)
     cache = ResponseCache(settings.redis_url, enabled=cache_enabled)
-    services = Services(pool, database_url, pool_timeout, cache)
+    services = Services(pool, database_url, pool_timeout, cache, settings.hyperliquid_usd_tokens)
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
     listener = ChangeListener(database_url, cache)

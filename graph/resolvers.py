@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from graph import cursors
+from graph.arguments import checked_days, page_size
 from graph.context import RequestContext
 from graph.errors import BadUserInput, PermissionDenied
 from graph.limits import LIMIT_MAX, LIMIT_MIN, MAX_ADDRESSES, limit_error
@@ -58,36 +59,14 @@ BETWEEN = "`between` (UTC days, both included) replaces `range` when given"
 
 
 def days_of(range: MetricsRange, between: DateRange | None, today: date) -> tuple[date, date]:
-    """The first and last UTC day asked for: `between` when given, else `range` ending today.
-
-    A `between` is valid when from <= to <= today and it covers at most 366 days."""
+    """The first and last UTC day asked for: `between` when given, else `range` ending today."""
     if between is None:
         return dashboard.range_bounds(range.value, today)
-    start, end = between.from_, between.to
-    if start > end:
-        raise BadUserInput(f"between: from ({start}) is after to ({end}); a range needs from <= to")
-    if end > today:
-        raise BadUserInput(
-            f"between: to ({end}) is after today ({today}, UTC); a range needs to <= today"
-        )
-    span = (end - start).days + 1
-    if span > dashboard.MAX_RANGE_DAYS:
-        raise BadUserInput(
-            f"between: {start} to {end} covers {span} days; "
-            f"a range covers at most {dashboard.MAX_RANGE_DAYS} days"
-        )
-    return start, end
+    return checked_days(between.from_, between.to, today)
 
 
-PAGE_MIN, PAGE_MAX = 1, 200
 MAX_SEARCH_CHARS = 100
 MAX_LABEL_CHARS = 64
-
-
-def _first(first: int) -> int:
-    if not PAGE_MIN <= first <= PAGE_MAX:
-        raise BadUserInput(f"first: {first} is out of range: first must be {PAGE_MIN}..{PAGE_MAX}")
-    return first
 
 
 def _label(label: str | None) -> str | None:
@@ -171,7 +150,7 @@ class Query:
         start, end = days_of(range, between, ctx.today)
         async with ctx.connection() as conn:
             row = await dashboard.wallet_series(conn, ctx.caller.org_id, normalized, start, end)
-        return WalletMetrics.of(row) if row else None
+        return WalletMetrics.of(row, start, end) if row else None
 
     @field(
         description="the org's tracked wallets and where their ingestion stands, ordered by "
@@ -192,7 +171,7 @@ class Query:
     ) -> TrackedWalletConnection:
         ctx = info.context
         org_id = ctx.caller.org_id
-        first = _first(50 if first is None else first)
+        first = page_size(first)
         position = cursors.decode(after, "wallets", org_id) if after is not None else None
         if position is not None and not (
             len(position) == 1 and isinstance(position[0], str) and len(position[0]) == 42

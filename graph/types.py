@@ -7,13 +7,30 @@ Decimal to a scalar that never uses exponent notation.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from enum import Enum
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 
+from graph import cursors
+from graph.arguments import checked_days, page_size
+from graph.context import RequestContext
+from graph.errors import BadUserInput
 from storage import dashboard
+
+MAX_COIN_CHARS = 100
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _described(description: str) -> Callable[[F], F]:
+    """`strawberry.field(description=…)` for a method, typed."""
+    return cast(Callable[[F], F], strawberry.field(description=description))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 USD_PLACES = 6
 _USD_QUANTUM = Decimal(1).scaleb(-USD_PLACES)
@@ -195,9 +212,78 @@ class WalletMetrics:
         description="fills over these days with a volume or fee that has no USD value "
         "(quote or fee token not a USD stablecoin): left out of the USD amounts"
     )
+    # The days of the series: what `fills` lists when it is given no `between`.
+    start: strawberry.Private[date]
+    end: strawberry.Private[date]
+
+    @_described(
+        "the wallet's fills (trades and system fills), newest first, on the "
+        "series' days or `between`'s, of one coin when `coin` is given; first 1..200"
+    )
+    async def fills(
+        self,
+        info: strawberry.Info[RequestContext, None],
+        first: int | None = 50,
+        after: Annotated[
+            str | None, strawberry.argument(description="an endCursor of a previous page")
+        ] = None,
+        coin: Annotated[
+            str | None,
+            strawberry.argument(description="only this coin, as Hyperliquid names it"),
+        ] = None,
+        between: Annotated[
+            DateRange | None,
+            strawberry.argument(description="UTC days, both included, instead of the series'"),
+        ] = None,
+    ) -> FillConnection:
+        ctx = info.context
+        org_id = ctx.caller.org_id
+        size = page_size(first)
+        start, end = (
+            (self.start, self.end)
+            if between is None
+            else checked_days(between.from_, between.to, ctx.today)
+        )
+        position = None
+        if after is not None:
+            key = cursors.decode(after, "fills", org_id, self.address)
+            if not (
+                len(key) == 4
+                and all(isinstance(k, int) and not isinstance(k, bool) for k in key[:3])
+                and isinstance(key[3], str)
+            ):
+                raise BadUserInput("after: not a cursor of this list")
+            position = (key[0], key[1], key[2], key[3])
+        if coin is not None and not 1 <= len(coin) <= MAX_COIN_CHARS:
+            raise BadUserInput(f"coin: 1 to {MAX_COIN_CHARS} characters")
+        async with ctx.connection() as conn:
+            page = await dashboard.wallet_fills(
+                conn,
+                org_id,
+                self.address,
+                start,
+                end,
+                size,
+                after=position,
+                coin=coin,
+                usd_tokens=ctx.services.usd_tokens,
+            )
+        edges = [
+            FillEdge(cursor=cursors.encode("fills", org_id, f.key, self.address), node=Fill.of(f))
+            for f in page.fills
+        ]
+        return FillConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
 
     @classmethod
-    def of(cls, row: dashboard.WalletSeries) -> WalletMetrics:
+    def of(cls, row: dashboard.WalletSeries, start: date, end: date) -> WalletMetrics:
         t = row.totals
         return cls(
             address=row.address,
@@ -226,6 +312,8 @@ class WalletMetrics:
             ),
             last_synced_at=row.last_synced_at,
             unpriced_fills=row.unpriced_fills,
+            start=start,
+            end=end,
         )
 
 
@@ -311,3 +399,77 @@ class TrackedWalletConnection:
     total_count: int = strawberry.field(
         description="how many of the org's wallets match the search, on every page"
     )
+
+
+@strawberry.enum(description="What kind of market a coin trades in, from its spelling")
+class MarketKind(Enum):
+    PERP = strawberry.enum_value(
+        "perp", description="a perpetual, of the default dex or a builder-deployed one"
+    )
+    SPOT = strawberry.enum_value("spot", description="a spot pair: @N or BASE/QUOTE")
+    OUTCOME = strawberry.enum_value("outcome", description="an outcome market (HIP-4): #N")
+
+
+@strawberry.type(description="One fill of a wallet, as Hyperliquid reported it, priced in USD")
+class Fill:
+    time: datetime = strawberry.field(description="when it happened (UTC, milliseconds)")
+    coin: str = strawberry.field(description="the coin as Hyperliquid names it (@107, BTC, …)")
+    display_name: str = strawberry.field(
+        description="the market's name (@107 → HYPE/USDC from spotMeta); else the coin"
+    )
+    market: MarketKind = strawberry.field(description="the kind of market")
+    dex: str | None = strawberry.field(
+        description="the builder-deployed dex of a perp (xyz of xyz:TSLA); null for the default"
+    )
+    side: str = strawberry.field(description="B (bid, a buy) or A (ask, a sell)")
+    dir: str = strawberry.field(
+        description="Hyperliquid's direction (Open Long, Close Short, Buy, Settlement, …)"
+    )
+    px: Decimal = strawberry.field(description="price, in Hyperliquid's own digits")
+    sz: Decimal = strawberry.field(description="size, in Hyperliquid's own digits")
+    volume_usd: Decimal | None = strawberry.field(
+        description="px × sz in USD; null when the quote token is not a USD stablecoin"
+    )
+    fee_usd: Decimal | None = strawberry.field(
+        description="the fee in USD (negative: a rebate); null when it has no USD value"
+    )
+    closed_pnl_usd: Decimal | None = strawberry.field(
+        description="the realized PnL in USD; null when the quote is not a USD stablecoin"
+    )
+    tid: str = strawberry.field(description="trade id (a string: it exceeds GraphQL's Int)")
+    oid: str = strawberry.field(description="order id (a string: it exceeds GraphQL's Int)")
+    hash: str = strawberry.field(description="the transaction hash")
+    liquidation: bool = strawberry.field(description="whether the fill was a liquidation")
+
+    @classmethod
+    def of(cls, row: dashboard.FillRow) -> Fill:
+        return cls(
+            time=_EPOCH + timedelta(milliseconds=row.time_ms),
+            coin=row.coin,
+            display_name=row.display_name,
+            market=MarketKind(row.market),
+            dex=row.dex,
+            side=row.side,
+            dir=row.dir,
+            px=row.px,
+            sz=row.sz,
+            volume_usd=None if row.volume_usd is None else usd(row.volume_usd),
+            fee_usd=None if row.fee_usd is None else usd(row.fee_usd),
+            closed_pnl_usd=None if row.closed_pnl_usd is None else usd(row.closed_pnl_usd),
+            tid=str(row.tid),
+            oid=str(row.oid),
+            hash=row.hash,
+            liquidation=row.liquidation,
+        )
+
+
+@strawberry.type(description="A fill and its cursor")
+class FillEdge:
+    cursor: str = strawberry.field(description="pass as `after` to get the fills after it")
+    node: Fill = strawberry.field(description="the fill")
+
+
+@strawberry.type(description="A page of a wallet's fills, newest first (Relay)")
+class FillConnection:
+    edges: list[FillEdge] = strawberry.field(description="the page's fills")
+    page_info: PageInfo = strawberry.field(description="where the page stands")

@@ -12,6 +12,7 @@ API never handles psycopg's exceptions.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,10 @@ from typing import Any
 
 import psycopg
 
+from hl_core.settings import DEFAULT_USD_TOKENS
+from storage.fills import day_bounds_ms
 from storage.orgs import SELECT_PROFILE, Profile
+from storage.rollups import PRICE_FILL, pricing_params
 
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
 # The longest span a `DateRange` may cover, in days.
@@ -385,3 +389,95 @@ async def set_label(
     track the wallet."""
     cur = await conn.execute(SET_LABEL, {"org_id": org_id, "address": address, "label": label})
     return await cur.fetchone() is not None
+
+
+# -- a wallet's fills ------------------------------------------------------------------
+
+# One tracked wallet's fills, newest first, keyset-paginated on the fill's identity
+# (time, tid, oid, coin), priced by the rollups' own fragment (NULL: no USD value).
+# No row when the org does not track the wallet.
+SELECT_FILLS = f"""
+SELECT f.time, f.coin, coalesce(mk.display_name, f.coin), f.market, f.dex, f.side, f.dir,
+       f.px, f.sz, p.volume_usd, p.fee_usd, p.pnl_usd, f.tid, f.oid, f.hash,
+       (f.liquidated_user IS NOT NULL OR f.liquidation_mark_px IS NOT NULL
+        OR f.liquidation_method IS NOT NULL)
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN hl_fills_raw f ON f.wallet_id = ow.wallet_id
+{PRICE_FILL}
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+  AND f.time >= %(lo)s AND f.time < %(hi)s
+  AND (%(coin)s::text IS NULL OR f.coin = %(coin)s::text)
+  AND (%(after_time)s::bigint IS NULL
+       OR (f.time, f.tid, f.oid, f.coin)
+          < (%(after_time)s::bigint, %(after_tid)s::bigint, %(after_oid)s::bigint,
+             %(after_coin)s::text))
+ORDER BY f.time DESC, f.tid DESC, f.oid DESC, f.coin DESC
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FillRow:
+    time_ms: int
+    coin: str
+    display_name: str
+    market: str
+    dex: str | None
+    side: str
+    dir: str
+    px: Decimal
+    sz: Decimal
+    volume_usd: Decimal | None
+    fee_usd: Decimal | None
+    closed_pnl_usd: Decimal | None
+    tid: int
+    oid: int
+    hash: str
+    liquidation: bool
+
+    @property
+    def key(self) -> list[Any]:
+        """The fill's keyset position: (time, tid, oid, coin)."""
+        return [self.time_ms, self.tid, self.oid, self.coin]
+
+
+@dataclass(frozen=True, slots=True)
+class FillPage:
+    fills: list[FillRow]
+    has_next_page: bool
+
+
+async def wallet_fills(
+    conn: psycopg.AsyncConnection[Any],
+    org_id: uuid.UUID,
+    address: str,
+    start: date,
+    end: date,
+    first: int,
+    *,
+    after: tuple[int, int, int, str] | None = None,
+    coin: str | None = None,
+    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+) -> FillPage:
+    """Up to `first` fills of a wallet the org tracks on days start..end, newest first,
+    after the keyset position `after` (time, tid, oid, coin)."""
+    lo, _ = day_bounds_ms(start)
+    _, hi = day_bounds_ms(end)
+    after_time, after_tid, after_oid, after_coin = after or (None, None, None, None)
+    params = {
+        "org_id": org_id,
+        "address": address,
+        "lo": lo,
+        "hi": hi,
+        "coin": coin,
+        "after_time": after_time,
+        "after_tid": after_tid,
+        "after_oid": after_oid,
+        "after_coin": after_coin,
+        "limit": first + 1,
+        **pricing_params(usd_tokens),
+    }
+    cur = await conn.execute(SELECT_FILLS, params)
+    rows = await cur.fetchall()
+    return FillPage([FillRow(*row) for row in rows[:first]], len(rows) > first)

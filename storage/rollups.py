@@ -60,22 +60,13 @@ SYSTEM_DIRS = (
     "Negate Outcome",
 )
 
-# One aggregate per wallet over the fills of [lo, hi); shared by the rebuilds below.
-# `p` prices each fill by the rules of the module docstring (NULL: no USD value).
-_WALLET_AGGREGATE = """
-SELECT f.wallet_id,
-       count(*) FILTER (WHERE p.trade)::integer AS trade_count,
-       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'spot'), 0)
-           AS spot_volume_usd,
-       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'perp'), 0)
-           AS perp_volume_usd,
-       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'outcome'), 0)
-           AS outcome_volume_usd,
-       coalesce(sum(p.fee_usd), 0) AS fees_usd,
-       coalesce(sum(p.pnl_usd), 0) AS realized_pnl_usd,
-       count(*) FILTER (WHERE p.volume_usd IS NULL OR p.fee_usd IS NULL)::integer
-           AS unpriced_fills
-FROM hl_fills_raw f
+# The pricing of one fill `f` of hl_fills_raw by the rules of the module docstring, as
+# joins to put after `FROM hl_fills_raw f`: `mk` its market (hl_markets), `p.trade`
+# whether it is a trade (not a system fill), and `p.volume_usd`, `p.fee_usd` and
+# `p.pnl_usd` its amounts in USD, NULL when they have none. Parameters: `usd_tokens`
+# and `system_dirs` (`pricing_params`). The rollups below and the API's fill list
+# (storage/dashboard.py) use this one fragment.
+PRICE_FILL = """
 LEFT JOIN hl_markets mk ON mk.coin = f.coin
 CROSS JOIN LATERAL (
     SELECT f.dir <> ALL(%(system_dirs)s::text[]) AS trade,
@@ -90,7 +81,31 @@ CROSS JOIN LATERAL (
            END AS fee_usd,
            CASE WHEN q.quote_usd OR f.closed_pnl = 0 THEN f.closed_pnl END AS pnl_usd
 ) p
-WHERE f.time >= %(lo)s AND f.time < %(hi)s {wallet_filter}
+"""
+
+
+def pricing_params(usd_tokens: Sequence[str]) -> dict[str, object]:
+    """The parameters PRICE_FILL needs."""
+    return {"usd_tokens": list(usd_tokens), "system_dirs": list(SYSTEM_DIRS)}
+
+
+# One aggregate per wallet over the fills of [lo, hi); shared by the rebuilds below.
+_WALLET_AGGREGATE = f"""
+SELECT f.wallet_id,
+       count(*) FILTER (WHERE p.trade)::integer AS trade_count,
+       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'spot'), 0)
+           AS spot_volume_usd,
+       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'perp'), 0)
+           AS perp_volume_usd,
+       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'outcome'), 0)
+           AS outcome_volume_usd,
+       coalesce(sum(p.fee_usd), 0) AS fees_usd,
+       coalesce(sum(p.pnl_usd), 0) AS realized_pnl_usd,
+       count(*) FILTER (WHERE p.volume_usd IS NULL OR p.fee_usd IS NULL)::integer
+           AS unpriced_fills
+FROM hl_fills_raw f
+{PRICE_FILL}
+WHERE f.time >= %(lo)s AND f.time < %(hi)s {{wallet_filter}}
 GROUP BY f.wallet_id
 """
 _UPSERT_WALLET_DAYS = """
@@ -220,13 +235,7 @@ class OrgDay:
 
 def _day_params(day: date, usd_tokens: Sequence[str]) -> dict[str, object]:
     lo, hi = day_bounds_ms(day)
-    return {
-        "day": day,
-        "lo": lo,
-        "hi": hi,
-        "usd_tokens": list(usd_tokens),
-        "system_dirs": list(SYSTEM_DIRS),
-    }
+    return {"day": day, "lo": lo, "hi": hi, **pricing_params(usd_tokens)}
 
 
 def rebuild_wallet_days(

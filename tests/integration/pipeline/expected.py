@@ -66,6 +66,35 @@ def base_and_quote(coin: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+@dataclass(frozen=True)
+class Priced:
+    """One fill's amounts in USD by the rules; None: it has no USD value."""
+
+    volume: Decimal | None
+    fee: Decimal | None
+    pnl: Decimal | None
+
+
+def price(
+    coin: str, px: Decimal, sz: Decimal, fee: Decimal, fee_token: str, closed_pnl: Decimal
+) -> Priced:
+    base, quote = base_and_quote(coin)
+    quote_usd = quote in USD
+    if fee == 0:
+        fee_value: Decimal | None = ZERO
+    elif fee_token in USD:
+        fee_value = fee
+    elif fee_token == base and quote_usd:
+        fee_value = fee * px
+    else:
+        fee_value = None
+    return Priced(
+        px * sz if quote_usd else None,
+        fee_value,
+        closed_pnl if quote_usd or closed_pnl == 0 else None,
+    )
+
+
 @dataclass
 class Day:
     trade_count: int = 0
