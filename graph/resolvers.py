@@ -17,6 +17,7 @@ from graph.context import RequestContext
 from graph.errors import BadUserInput, PermissionDenied
 from graph.limits import LIMIT_MAX, LIMIT_MIN, MAX_ADDRESSES, limit_error
 from graph.types import (
+    CoinMetrics,
     DashboardSummary,
     DateRange,
     DayMetrics,
@@ -151,6 +152,22 @@ class Query:
         async with ctx.connection() as conn:
             row = await dashboard.wallet_series(conn, ctx.caller.org_id, normalized, start, end)
         return WalletMetrics.of(row, start, end) if row else None
+
+    @field(
+        description="the org's trading per coin over the same days as globalMetrics(range) "
+        "(or between's), by volumeUsd descending, ties by coin"
+    )
+    async def coin_breakdown(
+        self,
+        info: Ctx,
+        range: MetricsRange = MetricsRange.D30,
+        between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
+    ) -> list[CoinMetrics]:
+        ctx = info.context
+        start, end = days_of(range, between, ctx.today)
+        async with ctx.connection() as conn:
+            rows = await dashboard.coin_breakdown(conn, ctx.caller.org_id, start, end)
+        return [CoinMetrics.of(row) for row in rows]
 
     @field(
         description="the org's tracked wallets and where their ingestion stands, ordered by "

@@ -217,6 +217,17 @@ class WalletMetrics:
     end: strawberry.Private[date]
 
     @_described(
+        "the wallet's trading per coin over the series' days, by volumeUsd descending, ties by coin"
+    )
+    async def coins(self, info: strawberry.Info[RequestContext, None]) -> list[CoinMetrics]:
+        ctx = info.context
+        async with ctx.connection() as conn:
+            rows = await dashboard.coin_breakdown(
+                conn, ctx.caller.org_id, self.start, self.end, self.address
+            )
+        return [CoinMetrics.of(row) for row in rows]
+
+    @_described(
         "the wallet's fills (trades and system fills), newest first, on the "
         "series' days or `between`'s, of one coin when `coin` is given; first 1..200"
     )
@@ -473,3 +484,34 @@ class FillEdge:
 class FillConnection:
     edges: list[FillEdge] = strawberry.field(description="the page's fills")
     page_info: PageInfo = strawberry.field(description="where the page stands")
+
+
+@strawberry.type(description="Trading in one coin over a range")
+class CoinMetrics:
+    coin: str = strawberry.field(description="the coin as Hyperliquid names it (@107, BTC, …)")
+    display_name: str = strawberry.field(
+        description="the market's name (@107 → HYPE/USDC from spotMeta); else the coin"
+    )
+    market: MarketKind = strawberry.field(description="the kind of market")
+    dex: str | None = strawberry.field(
+        description="the builder-deployed dex of a perp (xyz of xyz:TSLA); null for the default"
+    )
+    trade_count: int = strawberry.field(description="trade fills (system fills left out)")
+    volume_usd: Decimal = strawberry.field(description="volume of the trade fills, in USD")
+    fees_usd: Decimal = strawberry.field(description="fees in USD (rebates negative)")
+    realized_pnl_usd: Decimal = strawberry.field(description="realized PnL in USD")
+    wallets: int = strawberry.field(description="wallets with at least one trade fill of it")
+
+    @classmethod
+    def of(cls, row: dashboard.CoinMetrics) -> CoinMetrics:
+        return cls(
+            coin=row.coin,
+            display_name=row.display_name,
+            market=MarketKind(row.market),
+            dex=row.dex,
+            trade_count=row.trade_count,
+            volume_usd=usd(row.volume_usd),
+            fees_usd=usd(row.fees_usd),
+            realized_pnl_usd=usd(row.realized_pnl_usd),
+            wallets=row.wallets,
+        )

@@ -22,6 +22,7 @@ import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
 from storage.fills import day_bounds_ms
+from storage.markets import dex_of
 from storage.orgs import SELECT_PROFILE, Profile
 from storage.rollups import PRICE_FILL, pricing_params
 
@@ -481,3 +482,52 @@ async def wallet_fills(
     cur = await conn.execute(SELECT_FILLS, params)
     rows = await cur.fetchall()
     return FillPage([FillRow(*row) for row in rows[:first]], len(rows) > first)
+
+
+# -- per coin --------------------------------------------------------------------------
+
+# The org's coins over [start, end] (or one of its wallets' when `address` is given),
+# from the per-coin rollup: by volume descending, ties by coin.
+SELECT_COIN_BREAKDOWN = """
+SELECT c.coin, coalesce(min(mk.display_name), c.coin), c.market,
+       sum(c.trade_count)::bigint, sum(c.volume_usd), sum(c.fees_usd),
+       sum(c.realized_pnl_usd),
+       count(DISTINCT c.wallet_id) FILTER (WHERE c.trade_count > 0)
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN wallet_coin_day_metrics c ON c.wallet_id = ow.wallet_id
+LEFT JOIN hl_markets mk ON mk.coin = c.coin
+WHERE ow.org_id = %(org_id)s AND c.day BETWEEN %(start)s AND %(end)s
+  AND (%(address)s::text IS NULL OR w.address = %(address)s::text)
+GROUP BY c.coin, c.market
+ORDER BY sum(c.volume_usd) DESC, c.coin
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CoinMetrics:
+    coin: str
+    display_name: str
+    market: str
+    dex: str | None
+    trade_count: int
+    volume_usd: Decimal
+    fees_usd: Decimal
+    realized_pnl_usd: Decimal
+    wallets: int
+
+
+async def coin_breakdown(
+    conn: psycopg.AsyncConnection[Any],
+    org_id: uuid.UUID,
+    start: date,
+    end: date,
+    address: str | None = None,
+) -> list[CoinMetrics]:
+    """Per coin over start..end (inclusive): the org's wallets, or the one at `address`."""
+    params = {"org_id": org_id, "start": start, "end": end, "address": address}
+    cur = await conn.execute(SELECT_COIN_BREAKDOWN, params)
+    return [
+        CoinMetrics(coin, name, market, dex_of(coin), int(trades), volume, fees, pnl, wallets)
+        for coin, name, market, trades, volume, fees, pnl, wallets in await cur.fetchall()
+    ]
