@@ -62,7 +62,7 @@ BETWEEN = "`between` (UTC days, both included) replaces `range` when given"
 def days_of(range: MetricsRange, between: DateRange | None, today: date) -> tuple[date, date]:
     """The first and last UTC day asked for: `between` when given, else `range` ending today."""
     if between is None:
-        return dashboard.range_bounds(range.value, today)
+        return dashboard.range_bounds(range.name, today)
     return checked_days(between.from_, between.to, today)
 
 
@@ -87,9 +87,13 @@ def _label(label: str | None) -> str | None:
     return label
 
 
-@strawberry.type
+RANGE = "UTC days ending today (ignored when `between` is given)"
+ADDRESS = "0x followed by 40 hexadecimal digits, any case"
+
+
+@strawberry.type(description="What an org's members read; every field is scoped to their org")
 class Query:
-    @strawberry.field
+    @field(description="the org's latest day with activity, the day before, and its wallets")
     async def dashboard_summary(self, info: Ctx) -> DashboardSummary:
         ctx = info.context
         async with ctx.connection() as conn:
@@ -103,7 +107,7 @@ class Query:
     async def global_metrics(
         self,
         info: Ctx,
-        range: MetricsRange = MetricsRange.D30,
+        range: Annotated[MetricsRange, strawberry.argument(description=RANGE)] = MetricsRange.D30,
         between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> list[DayMetrics]:
         ctx = info.context
@@ -120,9 +124,11 @@ class Query:
     async def top_wallets(
         self,
         info: Ctx,
-        range: MetricsRange = MetricsRange.D30,
-        limit: int = 20,
-        order_by: WalletOrder = WalletOrder.VOLUME,
+        range: Annotated[MetricsRange, strawberry.argument(description=RANGE)] = MetricsRange.D30,
+        limit: Annotated[int, strawberry.argument(description="wallets to list, 1..100")] = 20,
+        order_by: Annotated[
+            WalletOrder, strawberry.argument(description="what to rank by, descending")
+        ] = WalletOrder.VOLUME,
         between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> list[WalletRank]:
         if not LIMIT_MIN <= limit <= LIMIT_MAX:  # validation refuses it first; kept as a guard
@@ -131,7 +137,7 @@ class Query:
         start, end = days_of(range, between, ctx.today)
         async with ctx.connection() as conn:
             rows = await dashboard.top_wallets(
-                conn, ctx.caller.org_id, start, end, limit, order_by.value
+                conn, ctx.caller.org_id, start, end, limit, order_by.name
             )
         return [WalletRank.of(row) for row in rows]
 
@@ -142,8 +148,8 @@ class Query:
     async def wallet(
         self,
         info: Ctx,
-        address: str,
-        range: MetricsRange = MetricsRange.D30,
+        address: Annotated[str, strawberry.argument(description=ADDRESS)],
+        range: Annotated[MetricsRange, strawberry.argument(description=RANGE)] = MetricsRange.D30,
         between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> WalletMetrics | None:
         normalized = _address(address)
@@ -160,7 +166,7 @@ class Query:
     async def coin_breakdown(
         self,
         info: Ctx,
-        range: MetricsRange = MetricsRange.D30,
+        range: Annotated[MetricsRange, strawberry.argument(description=RANGE)] = MetricsRange.D30,
         between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> list[CoinMetrics]:
         ctx = info.context
@@ -177,7 +183,9 @@ class Query:
     async def tracked_wallets(
         self,
         info: Ctx,
-        first: int | None = 50,
+        first: Annotated[
+            int | None, strawberry.argument(description="wallets per page, 1..200 (default 50)")
+        ] = 50,
         after: Annotated[
             str | None, strawberry.argument(description="an endCursor of a previous page")
         ] = None,
@@ -252,10 +260,17 @@ def _admin(info: Ctx, what: str = "change tracked wallets") -> RequestContext:
     return ctx
 
 
-@strawberry.type
+@strawberry.type(description="Changes to the org's tracked wallets (admins only)")
 class Mutation:
     @mutation(description="admin only: track wallets and queue their ingest and the recomputation")
-    async def track_wallets(self, info: Ctx, addresses: list[str]) -> TrackWalletsResult:
+    async def track_wallets(
+        self,
+        info: Ctx,
+        addresses: Annotated[
+            list[str],
+            strawberry.argument(description=f"1 to {MAX_ADDRESSES} wallet addresses, any case"),
+        ],
+    ) -> TrackWalletsResult:
         ctx = _admin(info)
         if not 1 <= len(addresses) <= MAX_ADDRESSES:
             raise BadUserInput(f"give 1 to {MAX_ADDRESSES} addresses per call")
@@ -271,7 +286,13 @@ class Mutation:
         "printable characters); null clears it"
     )
     async def label_wallet(
-        self, info: Ctx, address: str, label: str | None = None
+        self,
+        info: Ctx,
+        address: Annotated[str, strawberry.argument(description=ADDRESS)],
+        label: Annotated[
+            str | None,
+            strawberry.argument(description="1 to 64 printable characters; null clears it"),
+        ] = None,
     ) -> TrackedWallet:
         ctx = _admin(info, "label wallets")
         normalized = _address(address)
@@ -286,7 +307,9 @@ class Mutation:
         return TrackedWallet.of(row)
 
     @mutation(description="admin only: stop tracking a wallet; false when it was not tracked")
-    async def untrack_wallet(self, info: Ctx, address: str) -> bool:
+    async def untrack_wallet(
+        self, info: Ctx, address: Annotated[str, strawberry.argument(description=ADDRESS)]
+    ) -> bool:
         ctx = _admin(info)
         normalized = _address(address)
         removed = await asyncio.to_thread(

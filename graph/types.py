@@ -61,11 +61,24 @@ def per_user(total: Decimal, dau: int) -> Decimal:
     return _quantize(quotient, _PER_USER_QUANTUM)
 
 
-@strawberry.enum
+# Descriptions of the fields several types share.
+D_DAY = "the UTC day"
+D_DAU = "the org's tracked wallets with at least one trade fill that day"
+D_TRADES = "trade fills (system fills such as dust conversions are not trades)"
+D_SPOT = "volume of spot trades in USD (px × sz when the quote is a USD stablecoin)"
+D_PERP = "volume of perp trades in USD, builder-deployed dexes included"
+D_OUTCOME = "volume of outcome-market (HIP-4) trades in USD"
+D_FEES = "fees in USD, rebates negative, system fills included"
+D_PNL = "realized PnL (closedPnl) in USD, system fills included"
+D_ACTIVE = "days with at least one trade fill"
+D_ADDRESS = "the wallet: 0x followed by 40 lowercase hex digits"
+
+
+@strawberry.enum(description="A range of UTC days ending today (UTC)")
 class MetricsRange(Enum):
-    D7 = "D7"
-    D30 = "D30"
-    D90 = "D90"
+    D7 = strawberry.enum_value("D7", description="the last 7 days, today included")
+    D30 = strawberry.enum_value("D30", description="the last 30 days, today included")
+    D90 = strawberry.enum_value("D90", description="the last 90 days, today included")
 
 
 @strawberry.input(
@@ -77,27 +90,27 @@ class DateRange:
     to: date = strawberry.field(description="last UTC day")
 
 
-@strawberry.enum
+@strawberry.enum(description="What topWallets ranks by, descending")
 class WalletOrder(Enum):
-    VOLUME = "VOLUME"
-    TRADES = "TRADES"
-    PNL = "PNL"
-    FEES = "FEES"
+    VOLUME = strawberry.enum_value("VOLUME", description="totalVolumeUsd")
+    TRADES = strawberry.enum_value("TRADES", description="tradeCount")
+    PNL = strawberry.enum_value("PNL", description="realizedPnlUsd")
+    FEES = strawberry.enum_value("FEES", description="feesUsd")
 
 
-@strawberry.type
+@strawberry.type(description="An org's numbers of one UTC day (zeros on a day without fills)")
 class DayMetrics:
-    day: date
-    dau: int
-    trade_count: int
-    spot_volume_usd: Decimal
-    perp_volume_usd: Decimal
-    outcome_volume_usd: Decimal
+    day: date = strawberry.field(description=D_DAY)
+    dau: int = strawberry.field(description=D_DAU)
+    trade_count: int = strawberry.field(description=D_TRADES)
+    spot_volume_usd: Decimal = strawberry.field(description=D_SPOT)
+    perp_volume_usd: Decimal = strawberry.field(description=D_PERP)
+    outcome_volume_usd: Decimal = strawberry.field(description=D_OUTCOME)
     total_volume_usd: Decimal = strawberry.field(
         description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
     )
-    fees_usd: Decimal
-    realized_pnl_usd: Decimal
+    fees_usd: Decimal = strawberry.field(description=D_FEES)
+    realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
     avg_volume_per_user: Decimal = strawberry.field(
         description="totalVolumeUsd / dau, 2 decimals (rounded half-even); 0.00 when dau = 0"
     )
@@ -118,7 +131,7 @@ class DayMetrics:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The org's latest day with activity, and the day before it")
 class DashboardSummary:
     day: date | None = strawberry.field(
         description="latest UTC day with any fill of the org; null if none"
@@ -127,7 +140,7 @@ class DashboardSummary:
     previous: DayMetrics | None = strawberry.field(
         description="the day before it (zeros if no activity)"
     )
-    tracked_wallets: int
+    tracked_wallets: int = strawberry.field(description="wallets the org tracks")
     last_synced_at: datetime | None = strawberry.field(
         description="newest successful ingest among the org's wallets"
     )
@@ -143,20 +156,20 @@ class DashboardSummary:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A wallet's place and sums over topWallets' days")
 class WalletRank:
-    rank: int
-    address: str
-    trade_count: int
-    spot_volume_usd: Decimal
-    perp_volume_usd: Decimal
-    outcome_volume_usd: Decimal
+    rank: int = strawberry.field(description="1 for the first, by orderBy")
+    address: str = strawberry.field(description=D_ADDRESS)
+    trade_count: int = strawberry.field(description=D_TRADES)
+    spot_volume_usd: Decimal = strawberry.field(description=D_SPOT)
+    perp_volume_usd: Decimal = strawberry.field(description=D_PERP)
+    outcome_volume_usd: Decimal = strawberry.field(description=D_OUTCOME)
     total_volume_usd: Decimal = strawberry.field(
         description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
     )
-    fees_usd: Decimal
-    realized_pnl_usd: Decimal
-    active_days: int
+    fees_usd: Decimal = strawberry.field(description=D_FEES)
+    realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
+    active_days: int = strawberry.field(description=D_ACTIVE)
 
     @classmethod
     def of(cls, row: dashboard.WalletRank) -> WalletRank:
@@ -174,40 +187,42 @@ class WalletRank:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A wallet's numbers of one UTC day (zeros on a day without fills)")
 class WalletDay:
-    day: date
-    trade_count: int
-    spot_volume_usd: Decimal
-    perp_volume_usd: Decimal
-    outcome_volume_usd: Decimal
+    day: date = strawberry.field(description=D_DAY)
+    trade_count: int = strawberry.field(description=D_TRADES)
+    spot_volume_usd: Decimal = strawberry.field(description=D_SPOT)
+    perp_volume_usd: Decimal = strawberry.field(description=D_PERP)
+    outcome_volume_usd: Decimal = strawberry.field(description=D_OUTCOME)
     total_volume_usd: Decimal = strawberry.field(
         description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
     )
-    fees_usd: Decimal
-    realized_pnl_usd: Decimal
+    fees_usd: Decimal = strawberry.field(description=D_FEES)
+    realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
 
 
-@strawberry.type
+@strawberry.type(description="A wallet's sums over a range")
 class WalletTotals:
-    trade_count: int
-    spot_volume_usd: Decimal
-    perp_volume_usd: Decimal
-    outcome_volume_usd: Decimal
+    trade_count: int = strawberry.field(description=D_TRADES)
+    spot_volume_usd: Decimal = strawberry.field(description=D_SPOT)
+    perp_volume_usd: Decimal = strawberry.field(description=D_PERP)
+    outcome_volume_usd: Decimal = strawberry.field(description=D_OUTCOME)
     total_volume_usd: Decimal = strawberry.field(
         description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
     )
-    fees_usd: Decimal
-    realized_pnl_usd: Decimal
-    active_days: int
+    fees_usd: Decimal = strawberry.field(description=D_FEES)
+    realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
+    active_days: int = strawberry.field(description=D_ACTIVE)
 
 
 @strawberry.type(description="One tracked wallet over a range: a zero-filled day series and totals")
 class WalletMetrics:
-    address: str
-    days: list[WalletDay]
-    totals: WalletTotals
-    last_synced_at: datetime | None
+    address: str = strawberry.field(description=D_ADDRESS)
+    days: list[WalletDay] = strawberry.field(description="one entry per UTC day, oldest first")
+    totals: WalletTotals = strawberry.field(description="the sums over those days")
+    last_synced_at: datetime | None = strawberry.field(
+        description="its last successful ingest; null when none"
+    )
     unpriced_fills: int = strawberry.field(
         description="fills over these days with a volume or fee that has no USD value "
         "(quote or fee token not a USD stablecoin): left out of the USD amounts"
@@ -234,7 +249,9 @@ class WalletMetrics:
     async def fills(
         self,
         info: strawberry.Info[RequestContext, None],
-        first: int | None = 50,
+        first: Annotated[
+            int | None, strawberry.argument(description="fills per page, 1..200 (default 50)")
+        ] = 50,
         after: Annotated[
             str | None, strawberry.argument(description="an endCursor of a previous page")
         ] = None,
@@ -328,7 +345,7 @@ class WalletMetrics:
         )
 
 
-@strawberry.type
+@strawberry.type(description="What trackWallets did")
 class TrackWalletsResult:
     tracked: list[str] = strawberry.field(description="every address given, normalised")
     added: list[str] = strawberry.field(description="those the org did not track before")
