@@ -149,7 +149,10 @@ ON CONFLICT (wallet_id, day) DO UPDATE SET
 """
 # Rebuilds the given wallets' rows of one day, per wallet and per coin, in one statement
 # (so the two always agree); a wallet or coin left without fills loses its row.
+# Each starts by naming the tables it writes: pg_stat_activity keeps only the first
+# kilobyte of a statement (track_activity_query_size), and the INSERTs come later.
 REBUILD_WALLET_DAYS = f"""
+/* rebuild: INSERT INTO wallet_day_metrics, wallet_coin_day_metrics */
 WITH coins AS ({_COIN_AGGREGATE.format(wallet_filter="AND f.wallet_id = ANY(%(wallet_ids)s)")}),
 agg AS ({_WALLET_AGGREGATE}),
 coins_gone AS (
@@ -168,6 +171,7 @@ gone AS (
 """
 # Rebuilds every wallet's row of one day in one pass over the day's fills.
 REBUILD_ALL_WALLET_DAYS = f"""
+/* rebuild: INSERT INTO wallet_day_metrics, wallet_coin_day_metrics */
 WITH coins AS ({_COIN_AGGREGATE.format(wallet_filter="")}),
 agg AS ({_WALLET_AGGREGATE}),
 coins_gone AS (
