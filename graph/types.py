@@ -1,8 +1,11 @@
-"""The GraphQL types of DESIGN.md's schema (the contract), plus `wallet` and the mutations.
+"""The GraphQL types of DESIGN.md's schema (the contract), plus `wallet`, the mutations
+and what dashboards query: per-coin metrics, the tracked-wallet list and fills (Relay
+connections with cursors from `graph.cursors`).
 
 Field names are snake_case here and camelCase in the schema (Strawberry's
 default). `Decimal` is an exact decimal string: `graph.schema` maps Python's
-Decimal to a scalar that never uses exponent notation.
+Decimal to a scalar that never uses exponent notation, and every USD amount goes
+through `usd()` (6 places, half-even) on its way out; prices and sizes do not.
 """
 
 from __future__ import annotations
