@@ -235,6 +235,8 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "HL_ANALYTICS_DATA_DIR": ("   ",),
     "HYPERLIQUID_API_URL": ("ftp://x", "api.hyperliquid.xyz"),
     "HYPERLIQUID_RPS": ("fast", "0", "-1", "inf", "nan"),
+    "HYPERLIQUID_USD_TOKENS": (" , ", "US DC"),
+    "HYPERLIQUID_DEXES": ("x y", "ALL!"),
     "JWT_SECRET": ("  ",),
     "JWT_JWKS_URL": ("file:///etc/jwks.json",),
     "JWT_AUDIENCE": (" ",),
