@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 QUICK  ?=
 
-.PHONY: demo test lint typecheck pytest bench chaos clean venv graphiql-assets system-tools
+.PHONY: demo test lint typecheck pytest bench chaos clean venv graphiql-assets system-tools schema-tools
 
 venv: $(STAMP)
 
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@$(MAKE) --no-print-directory graphiql-assets
+	@$(MAKE) --no-print-directory schema-tools
 	@touch $(STAMP)
 
 # GraphiQL's page is served with its scripts from this machine, not from a CDN:
@@ -48,6 +49,21 @@ system-tools:
 		echo "note:$$missing not installed (installing needs root and apt-get; install it yourself):"; \
 		echo "  without wrk, make bench uses a slower load client; without chromium, the browser tests skip"; \
 	fi
+
+# The tools frontends run on graph/schema.graphql, for the tests that run them too
+# (tests/unit/test_schema_tools.py): the schema linter, GraphQL Code Generator and
+# TypeScript, installed from the npm registry into the virtualenv at pinned versions.
+# Without npm those tests are skipped, saying why.
+SCHEMA_TOOLS := graphql@16.11.0 graphql-schema-linter@3.0.1 @graphql-codegen/cli@7.4.3 \
+	@graphql-codegen/typescript@6.1.0 @graphql-codegen/typescript-operations@6.1.9 \
+	typescript@5.9.3
+
+schema-tools:
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --silent --no-audit --no-fund --no-save --prefix $(VENV)/schema-tools \
+			$(SCHEMA_TOOLS) \
+		|| echo "warning: npm could not install the schema tools; their tests will be skipped"; \
+	else echo "note: npm not found; the schema linter and codegen tests will be skipped"; fi
 
 demo: $(STAMP)
 	$(BIN)/hl-analytics demo

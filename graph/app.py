@@ -54,7 +54,7 @@ def create_app(
         enabled=cache_enabled,
         max_bytes=settings.hl_analytics_cache_max_bytes,
     )
-    services = Services(pool, database_url, pool_timeout, cache)
+    services = Services(pool, database_url, pool_timeout, cache, settings.hyperliquid_usd_tokens)
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
     listener = ChangeListener(database_url, cache)

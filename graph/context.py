@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from hl_core.settings import DEFAULT_USD_TOKENS
 from storage.db import async_errors
 from storage.lending import GuardedPool, RequestConnection
 
@@ -41,6 +42,8 @@ class Services:
     database_url: str
     pool_timeout: float
     cache: ResponseCache
+    # HYPERLIQUID_USD_TOKENS: what prices a fill the API lists (the rollups use the same).
+    usd_tokens: tuple[str, ...] = DEFAULT_USD_TOKENS
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,18 +5,27 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from datetime import date
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 from strawberry.types import Info
 
+from graph import cursors
+from graph.arguments import checked_days, page_size
 from graph.context import RequestContext
 from graph.errors import BadUserInput, PermissionDenied
 from graph.limits import LIMIT_MAX, LIMIT_MIN, MAX_ADDRESSES, limit_error
 from graph.types import (
+    CoinMetrics,
     DashboardSummary,
+    DateRange,
     DayMetrics,
     MetricsRange,
+    PageInfo,
+    TrackedWallet,
+    TrackedWalletConnection,
+    TrackedWalletEdge,
     TrackWalletsResult,
     WalletMetrics,
     WalletOrder,
@@ -47,9 +56,44 @@ def _address(address: str) -> str:
         raise BadUserInput(exc.message) from None
 
 
-@strawberry.type
+BETWEEN = "`between` (UTC days, both included) replaces `range` when given"
+
+
+def days_of(range: MetricsRange, between: DateRange | None, today: date) -> tuple[date, date]:
+    """The first and last UTC day asked for: `between` when given, else `range` ending today."""
+    if between is None:
+        return dashboard.range_bounds(range.name, today)
+    return checked_days(between.from_, between.to, today)
+
+
+MAX_SEARCH_CHARS = 100
+MAX_LABEL_CHARS = 64
+
+
+def _label(label: str | None) -> str | None:
+    """A label as stored: 1 to 64 printable characters, or None (no label)."""
+    if label is None:
+        return None
+    if not 1 <= len(label) <= MAX_LABEL_CHARS:
+        raise BadUserInput(
+            f"label: {len(label)} characters: a label has 1 to {MAX_LABEL_CHARS} characters "
+            "(null clears it)"
+        )
+    if not label.isprintable():
+        raise BadUserInput(
+            "label: control characters (newlines, tabs, …) are not allowed: "
+            "a label has only printable characters"
+        )
+    return label
+
+
+RANGE = "UTC days ending today (ignored when `between` is given)"
+ADDRESS = "0x followed by 40 hexadecimal digits, any case"
+
+
+@strawberry.type(description="What an org's members read; every field is scoped to their org")
 class Query:
-    @strawberry.field
+    @field(description="the org's latest day with activity, the day before, and its wallets")
     async def dashboard_summary(self, info: Ctx) -> DashboardSummary:
         ctx = info.context
         async with ctx.connection() as conn:
@@ -61,11 +105,15 @@ class Query:
         "days without fills are zeros"
     )
     async def global_metrics(
-        self, info: Ctx, range: MetricsRange = MetricsRange.D30
+        self,
+        info: Ctx,
+        range: Annotated[MetricsRange, strawberry.argument(description=RANGE)] = MetricsRange.D30,
+        between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> list[DayMetrics]:
         ctx = info.context
+        start, end = days_of(range, between, ctx.today)
         async with ctx.connection() as conn:
-            rows = await dashboard.global_series(conn, ctx.caller.org_id, range.value, ctx.today)
+            rows = await dashboard.global_series(conn, ctx.caller.org_id, start, end)
         return [DayMetrics.of(row) for row in rows]
 
     @field(
@@ -76,16 +124,20 @@ class Query:
     async def top_wallets(
         self,
         info: Ctx,
-        range: MetricsRange = MetricsRange.D30,
-        limit: int = 20,
-        order_by: WalletOrder = WalletOrder.VOLUME,
+        range: Annotated[MetricsRange, strawberry.argument(description=RANGE)] = MetricsRange.D30,
+        limit: Annotated[int, strawberry.argument(description="wallets to list, 1..100")] = 20,
+        order_by: Annotated[
+            WalletOrder, strawberry.argument(description="what to rank by, descending")
+        ] = WalletOrder.VOLUME,
+        between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> list[WalletRank]:
         if not LIMIT_MIN <= limit <= LIMIT_MAX:  # validation refuses it first; kept as a guard
             raise limit_error(limit)
         ctx = info.context
+        start, end = days_of(range, between, ctx.today)
         async with ctx.connection() as conn:
             rows = await dashboard.top_wallets(
-                conn, ctx.caller.org_id, range.value, ctx.today, limit, order_by.value
+                conn, ctx.caller.org_id, start, end, limit, order_by.name
             )
         return [WalletRank.of(row) for row in rows]
 
@@ -94,15 +146,92 @@ class Query:
         "null when the org does not track it"
     )
     async def wallet(
-        self, info: Ctx, address: str, range: MetricsRange = MetricsRange.D30
+        self,
+        info: Ctx,
+        address: Annotated[str, strawberry.argument(description=ADDRESS)],
+        range: Annotated[MetricsRange, strawberry.argument(description=RANGE)] = MetricsRange.D30,
+        between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
     ) -> WalletMetrics | None:
         normalized = _address(address)
         ctx = info.context
+        start, end = days_of(range, between, ctx.today)
         async with ctx.connection() as conn:
-            row = await dashboard.wallet_series(
-                conn, ctx.caller.org_id, normalized, range.value, ctx.today
+            row = await dashboard.wallet_series(conn, ctx.caller.org_id, normalized, start, end)
+        return WalletMetrics.of(row, start, end) if row else None
+
+    @field(
+        description="the org's trading per coin over the same days as globalMetrics(range) "
+        "(or between's), by volumeUsd descending, ties by coin"
+    )
+    async def coin_breakdown(
+        self,
+        info: Ctx,
+        range: Annotated[MetricsRange, strawberry.argument(description=RANGE)] = MetricsRange.D30,
+        between: Annotated[DateRange | None, strawberry.argument(description=BETWEEN)] = None,
+    ) -> list[CoinMetrics]:
+        ctx = info.context
+        start, end = days_of(range, between, ctx.today)
+        async with ctx.connection() as conn:
+            rows = await dashboard.coin_breakdown(conn, ctx.caller.org_id, start, end)
+        return [CoinMetrics.of(row) for row in rows]
+
+    @field(
+        description="the org's tracked wallets and where their ingestion stands, ordered by "
+        "address; `search` matches an address prefix or a label substring (any case); "
+        "first 1..200"
+    )
+    async def tracked_wallets(
+        self,
+        info: Ctx,
+        first: Annotated[
+            int | None, strawberry.argument(description="wallets per page, 1..200 (default 50)")
+        ] = 50,
+        after: Annotated[
+            str | None, strawberry.argument(description="an endCursor of a previous page")
+        ] = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(description="an address prefix or a part of a label"),
+        ] = None,
+    ) -> TrackedWalletConnection:
+        ctx = info.context
+        org_id = ctx.caller.org_id
+        first = page_size(first)
+        position = cursors.decode(after, "wallets", org_id) if after is not None else None
+        if position is not None and not (
+            len(position) == 1 and isinstance(position[0], str) and len(position[0]) == 42
+        ):
+            raise BadUserInput("after: not a cursor of this list")
+        if search is not None:
+            if len(search) > MAX_SEARCH_CHARS:
+                raise BadUserInput(f"search: at most {MAX_SEARCH_CHARS} characters")
+            search = search.strip() or None
+        async with ctx.connection() as conn:
+            page = await dashboard.tracked_wallets(
+                conn, org_id, first, position[0] if position else None, search
             )
-        return WalletMetrics.of(row) if row else None
+        return _tracked_wallet_page(org_id, page, after)
+
+
+def _tracked_wallet_page(
+    org_id: uuid.UUID, page: dashboard.TrackedWalletPage, after: str | None
+) -> TrackedWalletConnection:
+    edges = [
+        TrackedWalletEdge(
+            cursor=cursors.encode("wallets", org_id, [w.address]), node=TrackedWallet.of(w)
+        )
+        for w in page.wallets
+    ]
+    return TrackedWalletConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=page.total_count,
+    )
 
 
 def _track(
@@ -121,20 +250,27 @@ def _untrack(database_url: str, org_id: uuid.UUID, address: str) -> bool:
         return tracking.untrack_wallet(conn, org_id, address) is not None
 
 
-def _admin(info: Ctx) -> RequestContext:
+def _admin(info: Ctx, what: str = "change tracked wallets") -> RequestContext:
     ctx = info.context
     if not ctx.caller.is_admin:
         raise PermissionDenied(
-            "only an admin of the organisation may change tracked wallets; "
+            f"only an admin of the organisation may {what}; "
             "ask an admin, or have your role changed with `hl-analytics users add`"
         )
     return ctx
 
 
-@strawberry.type
+@strawberry.type(description="Changes to the org's tracked wallets (admins only)")
 class Mutation:
     @mutation(description="admin only: track wallets and queue their ingest and the recomputation")
-    async def track_wallets(self, info: Ctx, addresses: list[str]) -> TrackWalletsResult:
+    async def track_wallets(
+        self,
+        info: Ctx,
+        addresses: Annotated[
+            list[str],
+            strawberry.argument(description=f"1 to {MAX_ADDRESSES} wallet addresses, any case"),
+        ],
+    ) -> TrackWalletsResult:
         ctx = _admin(info)
         if not 1 <= len(addresses) <= MAX_ADDRESSES:
             raise BadUserInput(f"give 1 to {MAX_ADDRESSES} addresses per call")
@@ -145,8 +281,35 @@ class Mutation:
         await ctx.services.cache.invalidate(ctx.caller.org_id)
         return TrackWalletsResult(tracked=tracked, added=added)
 
+    @mutation(
+        description="admin only: set the org's label of a wallet it tracks (up to 64 "
+        "printable characters); null clears it"
+    )
+    async def label_wallet(
+        self,
+        info: Ctx,
+        address: Annotated[str, strawberry.argument(description=ADDRESS)],
+        label: Annotated[
+            str | None,
+            strawberry.argument(description="1 to 64 printable characters; null clears it"),
+        ] = None,
+    ) -> TrackedWallet:
+        ctx = _admin(info, "label wallets")
+        normalized = _address(address)
+        value = _label(label)
+        org_id = ctx.caller.org_id
+        async with ctx.connection() as conn:
+            if not await dashboard.set_label(conn, org_id, normalized, value):
+                raise BadUserInput(f"address: the organisation does not track {normalized}")
+            row = await dashboard.tracked_wallet(conn, org_id, normalized)
+        assert row is not None
+        await ctx.services.cache.invalidate(org_id)
+        return TrackedWallet.of(row)
+
     @mutation(description="admin only: stop tracking a wallet; false when it was not tracked")
-    async def untrack_wallet(self, info: Ctx, address: str) -> bool:
+    async def untrack_wallet(
+        self, info: Ctx, address: Annotated[str, strawberry.argument(description=ADDRESS)]
+    ) -> bool:
         ctx = _admin(info)
         normalized = _address(address)
         removed = await asyncio.to_thread(

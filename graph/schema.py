@@ -23,7 +23,9 @@ SDL_PATH = Path(__file__).with_name("schema.graphql")
 
 def _serialize_decimal(value: Decimal) -> str:
     # Fixed-point always: str() would give "0E-10" for a NUMERIC zero of scale 10.
-    return format(value, "f")
+    # The types round USD amounts to 6 places (`graph.types.usd`) before they get here;
+    # prices and sizes keep their own digits. A zero is never signed.
+    return format(value.copy_abs() if value.is_zero() else value, "f")
 
 
 def _parse_decimal(value: object) -> Decimal:
@@ -38,7 +40,10 @@ def _parse_decimal(value: object) -> Decimal:
 
 DECIMAL = strawberry.scalar(
     name="Decimal",
-    description="An exact decimal number, as a string (never a float)",
+    description="An exact decimal number, as a string (never a float). Every USD amount "
+    "(the fields ending in Usd) has exactly 6 decimal places, rounded half-even from the "
+    "exact stored value, and is never -0.000000; avgVolumePerUser has 2, also rounded "
+    "half-even; prices and sizes keep Hyperliquid's own digits.",
     serialize=_serialize_decimal,
     parse_value=_parse_decimal,
 )

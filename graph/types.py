@@ -1,51 +1,121 @@
-"""The GraphQL types of DESIGN.md's schema (the contract), plus `wallet` and the mutations.
+"""The GraphQL types of DESIGN.md's schema (the contract), plus `wallet`, the mutations
+and what dashboards query: per-coin metrics, the tracked-wallet list and fills (Relay
+connections with cursors from `graph.cursors`).
 
 Field names are snake_case here and camelCase in the schema (Strawberry's
 default). `Decimal` is an exact decimal string: `graph.schema` maps Python's
-Decimal to a scalar that never uses exponent notation.
+Decimal to a scalar that never uses exponent notation, and every USD amount goes
+through `usd()` (6 places, half-even) on its way out; prices and sizes do not.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from enum import Enum
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 
+from graph import cursors
+from graph.arguments import checked_days, page_size
+from graph.context import RequestContext
+from graph.errors import BadUserInput
 from storage import dashboard
 
+MAX_COIN_CHARS = 100
+F = TypeVar("F", bound=Callable[..., Any])
 
-@strawberry.enum
+
+def _described(description: str) -> Callable[[F], F]:
+    """`strawberry.field(description=…)` for a method, typed."""
+    return cast(Callable[[F], F], strawberry.field(description=description))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+USD_PLACES = 6
+_USD_QUANTUM = Decimal(1).scaleb(-USD_PLACES)
+_PER_USER_QUANTUM = Decimal("0.01")
+
+
+def _quantize(value: Decimal, quantum: Decimal) -> Decimal:
+    """`value` rounded half-even to `quantum`'s places, without a negative zero."""
+    with localcontext() as ctx:
+        ctx.prec = 80  # NUMERIC sums can be long; never round before the last place
+        rounded = Decimal(value).quantize(quantum, rounding=ROUND_HALF_EVEN)
+    return rounded.copy_abs() if rounded.is_zero() else rounded
+
+
+def usd(value: Decimal) -> Decimal:
+    """A USD amount as the API shows it: exactly 6 decimals, rounded half-even."""
+    return _quantize(value, _USD_QUANTUM)
+
+
+def per_user(total: Decimal, dau: int) -> Decimal:
+    """`avgVolumePerUser`: total / dau from the exact total, 2 decimals half-even; 0 when
+    dau is 0."""
+    if dau <= 0:
+        return _quantize(Decimal(0), _PER_USER_QUANTUM)
+    with localcontext() as ctx:
+        ctx.prec = 80
+        quotient = Decimal(total) / dau
+    return _quantize(quotient, _PER_USER_QUANTUM)
+
+
+# Descriptions of the fields several types share.
+D_DAY = "the UTC day"
+D_DAU = "the org's tracked wallets with at least one trade fill that day"
+D_TRADES = "trade fills (system fills such as dust conversions are not trades)"
+D_SPOT = "volume of spot trades in USD (px × sz when the quote is a USD stablecoin)"
+D_PERP = "volume of perp trades in USD, builder-deployed dexes included"
+D_OUTCOME = "volume of outcome-market (HIP-4) trades in USD"
+D_FEES = "fees in USD, rebates negative, system fills included"
+D_PNL = "realized PnL (closedPnl) in USD, system fills included"
+D_ACTIVE = "days with at least one trade fill"
+D_ADDRESS = "the wallet: 0x followed by 40 lowercase hex digits"
+
+
+@strawberry.enum(description="A range of UTC days ending today (UTC)")
 class MetricsRange(Enum):
-    D7 = "D7"
-    D30 = "D30"
-    D90 = "D90"
+    D7 = strawberry.enum_value("D7", description="the last 7 days, today included")
+    D30 = strawberry.enum_value("D30", description="the last 30 days, today included")
+    D90 = strawberry.enum_value("D90", description="the last 90 days, today included")
 
 
-@strawberry.enum
+@strawberry.input(
+    description="UTC days from `from` to `to`, both included; valid when "
+    "from <= to <= today (UTC) and the range covers at most 366 days"
+)
+class DateRange:
+    from_: date = strawberry.field(name="from", description="first UTC day")
+    to: date = strawberry.field(description="last UTC day")
+
+
+@strawberry.enum(description="What topWallets ranks by, descending")
 class WalletOrder(Enum):
-    VOLUME = "VOLUME"
-    TRADES = "TRADES"
-    PNL = "PNL"
-    FEES = "FEES"
+    VOLUME = strawberry.enum_value("VOLUME", description="totalVolumeUsd")
+    TRADES = strawberry.enum_value("TRADES", description="tradeCount")
+    PNL = strawberry.enum_value("PNL", description="realizedPnlUsd")
+    FEES = strawberry.enum_value("FEES", description="feesUsd")
 
 
-@strawberry.type
+@strawberry.type(description="An org's numbers of one UTC day (zeros on a day without fills)")
 class DayMetrics:
-    day: date
-    dau: int
-    trade_count: int
-    spot_volume_usd: Decimal
-    perp_volume_usd: Decimal
-    outcome_volume_usd: Decimal
+    day: date = strawberry.field(description=D_DAY)
+    dau: int = strawberry.field(description=D_DAU)
+    trade_count: int = strawberry.field(description=D_TRADES)
+    spot_volume_usd: Decimal = strawberry.field(description=D_SPOT)
+    perp_volume_usd: Decimal = strawberry.field(description=D_PERP)
+    outcome_volume_usd: Decimal = strawberry.field(description=D_OUTCOME)
     total_volume_usd: Decimal = strawberry.field(
         description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
     )
-    fees_usd: Decimal
-    realized_pnl_usd: Decimal
+    fees_usd: Decimal = strawberry.field(description=D_FEES)
+    realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
     avg_volume_per_user: Decimal = strawberry.field(
-        description="totalVolumeUsd / dau, 2 decimals; 0 when dau = 0"
+        description="totalVolumeUsd / dau, 2 decimals (rounded half-even); 0.00 when dau = 0"
     )
 
     @classmethod
@@ -54,17 +124,17 @@ class DayMetrics:
             day=row.day,
             dau=row.dau,
             trade_count=row.trade_count,
-            spot_volume_usd=row.spot_volume_usd,
-            perp_volume_usd=row.perp_volume_usd,
-            outcome_volume_usd=row.outcome_volume_usd,
-            total_volume_usd=row.total_volume_usd,
-            fees_usd=row.fees_usd,
-            realized_pnl_usd=row.realized_pnl_usd,
-            avg_volume_per_user=row.avg_volume_per_user,
+            spot_volume_usd=usd(row.spot_volume_usd),
+            perp_volume_usd=usd(row.perp_volume_usd),
+            outcome_volume_usd=usd(row.outcome_volume_usd),
+            total_volume_usd=usd(row.total_volume_usd),
+            fees_usd=usd(row.fees_usd),
+            realized_pnl_usd=usd(row.realized_pnl_usd),
+            avg_volume_per_user=per_user(row.total_volume_usd, row.dau),
         )
 
 
-@strawberry.type
+@strawberry.type(description="The org's latest day with activity, and the day before it")
 class DashboardSummary:
     day: date | None = strawberry.field(
         description="latest UTC day with any fill of the org; null if none"
@@ -73,7 +143,7 @@ class DashboardSummary:
     previous: DayMetrics | None = strawberry.field(
         description="the day before it (zeros if no activity)"
     )
-    tracked_wallets: int
+    tracked_wallets: int = strawberry.field(description="wallets the org tracks")
     last_synced_at: datetime | None = strawberry.field(
         description="newest successful ingest among the org's wallets"
     )
@@ -89,20 +159,20 @@ class DashboardSummary:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A wallet's place and sums over topWallets' days")
 class WalletRank:
-    rank: int
-    address: str
-    trade_count: int
-    spot_volume_usd: Decimal
-    perp_volume_usd: Decimal
-    outcome_volume_usd: Decimal
+    rank: int = strawberry.field(description="1 for the first, by orderBy")
+    address: str = strawberry.field(description=D_ADDRESS)
+    trade_count: int = strawberry.field(description=D_TRADES)
+    spot_volume_usd: Decimal = strawberry.field(description=D_SPOT)
+    perp_volume_usd: Decimal = strawberry.field(description=D_PERP)
+    outcome_volume_usd: Decimal = strawberry.field(description=D_OUTCOME)
     total_volume_usd: Decimal = strawberry.field(
         description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
     )
-    fees_usd: Decimal
-    realized_pnl_usd: Decimal
-    active_days: int
+    fees_usd: Decimal = strawberry.field(description=D_FEES)
+    realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
+    active_days: int = strawberry.field(description=D_ACTIVE)
 
     @classmethod
     def of(cls, row: dashboard.WalletRank) -> WalletRank:
@@ -110,57 +180,141 @@ class WalletRank:
             rank=row.rank,
             address=row.address,
             trade_count=row.trade_count,
-            spot_volume_usd=row.spot_volume_usd,
-            perp_volume_usd=row.perp_volume_usd,
-            outcome_volume_usd=row.outcome_volume_usd,
-            total_volume_usd=row.total_volume_usd,
-            fees_usd=row.fees_usd,
-            realized_pnl_usd=row.realized_pnl_usd,
+            spot_volume_usd=usd(row.spot_volume_usd),
+            perp_volume_usd=usd(row.perp_volume_usd),
+            outcome_volume_usd=usd(row.outcome_volume_usd),
+            total_volume_usd=usd(row.total_volume_usd),
+            fees_usd=usd(row.fees_usd),
+            realized_pnl_usd=usd(row.realized_pnl_usd),
             active_days=row.active_days,
         )
 
 
-@strawberry.type
+@strawberry.type(description="A wallet's numbers of one UTC day (zeros on a day without fills)")
 class WalletDay:
-    day: date
-    trade_count: int
-    spot_volume_usd: Decimal
-    perp_volume_usd: Decimal
-    outcome_volume_usd: Decimal
+    day: date = strawberry.field(description=D_DAY)
+    trade_count: int = strawberry.field(description=D_TRADES)
+    spot_volume_usd: Decimal = strawberry.field(description=D_SPOT)
+    perp_volume_usd: Decimal = strawberry.field(description=D_PERP)
+    outcome_volume_usd: Decimal = strawberry.field(description=D_OUTCOME)
     total_volume_usd: Decimal = strawberry.field(
         description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
     )
-    fees_usd: Decimal
-    realized_pnl_usd: Decimal
+    fees_usd: Decimal = strawberry.field(description=D_FEES)
+    realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
 
 
-@strawberry.type
+@strawberry.type(description="A wallet's sums over a range")
 class WalletTotals:
-    trade_count: int
-    spot_volume_usd: Decimal
-    perp_volume_usd: Decimal
-    outcome_volume_usd: Decimal
+    trade_count: int = strawberry.field(description=D_TRADES)
+    spot_volume_usd: Decimal = strawberry.field(description=D_SPOT)
+    perp_volume_usd: Decimal = strawberry.field(description=D_PERP)
+    outcome_volume_usd: Decimal = strawberry.field(description=D_OUTCOME)
     total_volume_usd: Decimal = strawberry.field(
         description="spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"
     )
-    fees_usd: Decimal
-    realized_pnl_usd: Decimal
-    active_days: int
+    fees_usd: Decimal = strawberry.field(description=D_FEES)
+    realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
+    active_days: int = strawberry.field(description=D_ACTIVE)
 
 
 @strawberry.type(description="One tracked wallet over a range: a zero-filled day series and totals")
 class WalletMetrics:
-    address: str
-    days: list[WalletDay]
-    totals: WalletTotals
-    last_synced_at: datetime | None
+    address: str = strawberry.field(description=D_ADDRESS)
+    days: list[WalletDay] = strawberry.field(description="one entry per UTC day, oldest first")
+    totals: WalletTotals = strawberry.field(description="the sums over those days")
+    last_synced_at: datetime | None = strawberry.field(
+        description="its last successful ingest; null when none"
+    )
     unpriced_fills: int = strawberry.field(
         description="fills over these days with a volume or fee that has no USD value "
         "(quote or fee token not a USD stablecoin): left out of the USD amounts"
     )
+    # The days of the series: what `fills` lists when it is given no `between`.
+    start: strawberry.Private[date]
+    end: strawberry.Private[date]
+
+    @_described(
+        "the wallet's trading per coin over the series' days, by volumeUsd descending, ties by coin"
+    )
+    async def coins(self, info: strawberry.Info[RequestContext, None]) -> list[CoinMetrics]:
+        ctx = info.context
+        async with ctx.connection() as conn:
+            rows = await dashboard.coin_breakdown(
+                conn, ctx.caller.org_id, self.start, self.end, self.address
+            )
+        return [CoinMetrics.of(row) for row in rows]
+
+    @_described(
+        "the wallet's fills (trades and system fills), newest first, on the "
+        "series' days or `between`'s, of one coin when `coin` is given; first 1..200"
+    )
+    async def fills(
+        self,
+        info: strawberry.Info[RequestContext, None],
+        first: Annotated[
+            int | None, strawberry.argument(description="fills per page, 1..200 (default 50)")
+        ] = 50,
+        after: Annotated[
+            str | None, strawberry.argument(description="an endCursor of a previous page")
+        ] = None,
+        coin: Annotated[
+            str | None,
+            strawberry.argument(description="only this coin, as Hyperliquid names it"),
+        ] = None,
+        between: Annotated[
+            DateRange | None,
+            strawberry.argument(description="UTC days, both included, instead of the series'"),
+        ] = None,
+    ) -> FillConnection:
+        ctx = info.context
+        org_id = ctx.caller.org_id
+        size = page_size(first)
+        start, end = (
+            (self.start, self.end)
+            if between is None
+            else checked_days(between.from_, between.to, ctx.today)
+        )
+        position = None
+        if after is not None:
+            key = cursors.decode(after, "fills", org_id, self.address)
+            if not (
+                len(key) == 4
+                and all(isinstance(k, int) and not isinstance(k, bool) for k in key[:3])
+                and isinstance(key[3], str)
+            ):
+                raise BadUserInput("after: not a cursor of this list")
+            position = (key[0], key[1], key[2], key[3])
+        if coin is not None and not 1 <= len(coin) <= MAX_COIN_CHARS:
+            raise BadUserInput(f"coin: 1 to {MAX_COIN_CHARS} characters")
+        async with ctx.connection() as conn:
+            page = await dashboard.wallet_fills(
+                conn,
+                org_id,
+                self.address,
+                start,
+                end,
+                size,
+                after=position,
+                coin=coin,
+                usd_tokens=ctx.services.usd_tokens,
+            )
+        edges = [
+            FillEdge(cursor=cursors.encode("fills", org_id, f.key, self.address), node=Fill.of(f))
+            for f in page.fills
+        ]
+        return FillConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
 
     @classmethod
-    def of(cls, row: dashboard.WalletSeries) -> WalletMetrics:
+    def of(cls, row: dashboard.WalletSeries, start: date, end: date) -> WalletMetrics:
         t = row.totals
         return cls(
             address=row.address,
@@ -168,31 +322,216 @@ class WalletMetrics:
                 WalletDay(
                     day=d.day,
                     trade_count=d.trade_count,
-                    spot_volume_usd=d.spot_volume_usd,
-                    perp_volume_usd=d.perp_volume_usd,
-                    outcome_volume_usd=d.outcome_volume_usd,
-                    total_volume_usd=d.total_volume_usd,
-                    fees_usd=d.fees_usd,
-                    realized_pnl_usd=d.realized_pnl_usd,
+                    spot_volume_usd=usd(d.spot_volume_usd),
+                    perp_volume_usd=usd(d.perp_volume_usd),
+                    outcome_volume_usd=usd(d.outcome_volume_usd),
+                    total_volume_usd=usd(d.total_volume_usd),
+                    fees_usd=usd(d.fees_usd),
+                    realized_pnl_usd=usd(d.realized_pnl_usd),
                 )
                 for d in row.days
             ],
             totals=WalletTotals(
                 trade_count=t.trade_count,
-                spot_volume_usd=t.spot_volume_usd,
-                perp_volume_usd=t.perp_volume_usd,
-                outcome_volume_usd=t.outcome_volume_usd,
-                total_volume_usd=t.total_volume_usd,
-                fees_usd=t.fees_usd,
-                realized_pnl_usd=t.realized_pnl_usd,
+                spot_volume_usd=usd(t.spot_volume_usd),
+                perp_volume_usd=usd(t.perp_volume_usd),
+                outcome_volume_usd=usd(t.outcome_volume_usd),
+                total_volume_usd=usd(t.total_volume_usd),
+                fees_usd=usd(t.fees_usd),
+                realized_pnl_usd=usd(t.realized_pnl_usd),
                 active_days=t.active_days,
             ),
             last_synced_at=row.last_synced_at,
             unpriced_fills=row.unpriced_fills,
+            start=start,
+            end=end,
         )
 
 
-@strawberry.type
+@strawberry.type(description="What trackWallets did")
 class TrackWalletsResult:
     tracked: list[str] = strawberry.field(description="every address given, normalised")
     added: list[str] = strawberry.field(description="those the org did not track before")
+
+
+@strawberry.enum(description="Where ingestion of a tracked wallet stands")
+class SyncState(Enum):
+    PENDING = strawberry.enum_value("PENDING", description="never ingested successfully yet")
+    OK = strawberry.enum_value("OK", description="ingested; its last attempt succeeded")
+    FAILING = strawberry.enum_value(
+        "FAILING", description="its last error is newer than its last success"
+    )
+    TRUNCATED = strawberry.enum_value(
+        "TRUNCATED",
+        description="ingested, but its history goes past what Hyperliquid lets be fetched "
+        "(its 10,000 most recent fills)",
+    )
+
+
+@strawberry.type(description="A wallet the org tracks, and where its ingestion stands")
+class TrackedWallet:
+    address: str = strawberry.field(description="0x followed by 40 lowercase hex digits")
+    label: str | None = strawberry.field(description="the org's own label; null when none")
+    tracked_at: datetime = strawberry.field(description="when the org started tracking it")
+    last_synced_at: datetime | None = strawberry.field(
+        description="its last successful ingest; null when none"
+    )
+    last_fill_at: datetime | None = strawberry.field(
+        description="the time of its newest stored fill; null when none"
+    )
+    sync_state: SyncState = strawberry.field(
+        description="PENDING, FAILING, TRUNCATED or OK, in that precedence"
+    )
+    last_error: str | None = strawberry.field(
+        description="the error of its last failed ingest, if any"
+    )
+    unpriced_fills: int = strawberry.field(
+        description="all its fills, all time, with a volume or fee that has no USD value"
+    )
+
+    @classmethod
+    def of(cls, row: dashboard.TrackedWallet) -> TrackedWallet:
+        return cls(
+            address=row.address,
+            label=row.label,
+            tracked_at=row.tracked_at,
+            last_synced_at=row.last_synced_at,
+            last_fill_at=row.last_fill_at,
+            sync_state=SyncState(row.sync_state),
+            last_error=row.last_error,
+            unpriced_fills=row.unpriced_fills,
+        )
+
+
+@strawberry.type(description="Where a page of a connection stands (Relay)")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="whether more edges follow this page")
+    has_previous_page: bool = strawberry.field(
+        description="whether edges come before this page (true when `after` was given)"
+    )
+    start_cursor: str | None = strawberry.field(
+        description="the cursor of the page's first edge; null when the page is empty"
+    )
+    end_cursor: str | None = strawberry.field(
+        description="the cursor of the page's last edge, for `after`; null when empty"
+    )
+
+
+@strawberry.type(description="A tracked wallet and its cursor")
+class TrackedWalletEdge:
+    cursor: str = strawberry.field(description="pass as `after` to get the wallets after it")
+    node: TrackedWallet = strawberry.field(description="the wallet")
+
+
+@strawberry.type(description="A page of the org's tracked wallets, ordered by address (Relay)")
+class TrackedWalletConnection:
+    edges: list[TrackedWalletEdge] = strawberry.field(description="the page's wallets")
+    page_info: PageInfo = strawberry.field(description="where the page stands")
+    total_count: int = strawberry.field(
+        description="how many of the org's wallets match the search, on every page"
+    )
+
+
+@strawberry.enum(description="What kind of market a coin trades in, from its spelling")
+class MarketKind(Enum):
+    PERP = strawberry.enum_value(
+        "perp", description="a perpetual, of the default dex or a builder-deployed one"
+    )
+    SPOT = strawberry.enum_value("spot", description="a spot pair: @N or BASE/QUOTE")
+    OUTCOME = strawberry.enum_value("outcome", description="an outcome market (HIP-4): #N")
+
+
+@strawberry.type(description="One fill of a wallet, as Hyperliquid reported it, priced in USD")
+class Fill:
+    time: datetime = strawberry.field(description="when it happened (UTC, milliseconds)")
+    coin: str = strawberry.field(description="the coin as Hyperliquid names it (@107, BTC, …)")
+    display_name: str = strawberry.field(
+        description="the market's name (@107 → HYPE/USDC from spotMeta); else the coin"
+    )
+    market: MarketKind = strawberry.field(description="the kind of market")
+    dex: str | None = strawberry.field(
+        description="the builder-deployed dex of a perp (xyz of xyz:TSLA); null for the default"
+    )
+    side: str = strawberry.field(description="B (bid, a buy) or A (ask, a sell)")
+    dir: str = strawberry.field(
+        description="Hyperliquid's direction (Open Long, Close Short, Buy, Settlement, …)"
+    )
+    px: Decimal = strawberry.field(description="price, in Hyperliquid's own digits")
+    sz: Decimal = strawberry.field(description="size, in Hyperliquid's own digits")
+    volume_usd: Decimal | None = strawberry.field(
+        description="px × sz in USD; null when the quote token is not a USD stablecoin"
+    )
+    fee_usd: Decimal | None = strawberry.field(
+        description="the fee in USD (negative: a rebate); null when it has no USD value"
+    )
+    closed_pnl_usd: Decimal | None = strawberry.field(
+        description="the realized PnL in USD; null when the quote is not a USD stablecoin"
+    )
+    tid: str = strawberry.field(description="trade id (a string: it exceeds GraphQL's Int)")
+    oid: str = strawberry.field(description="order id (a string: it exceeds GraphQL's Int)")
+    hash: str = strawberry.field(description="the transaction hash")
+    liquidation: bool = strawberry.field(description="whether the fill was a liquidation")
+
+    @classmethod
+    def of(cls, row: dashboard.FillRow) -> Fill:
+        return cls(
+            time=_EPOCH + timedelta(milliseconds=row.time_ms),
+            coin=row.coin,
+            display_name=row.display_name,
+            market=MarketKind(row.market),
+            dex=row.dex,
+            side=row.side,
+            dir=row.dir,
+            px=row.px,
+            sz=row.sz,
+            volume_usd=None if row.volume_usd is None else usd(row.volume_usd),
+            fee_usd=None if row.fee_usd is None else usd(row.fee_usd),
+            closed_pnl_usd=None if row.closed_pnl_usd is None else usd(row.closed_pnl_usd),
+            tid=str(row.tid),
+            oid=str(row.oid),
+            hash=row.hash,
+            liquidation=row.liquidation,
+        )
+
+
+@strawberry.type(description="A fill and its cursor")
+class FillEdge:
+    cursor: str = strawberry.field(description="pass as `after` to get the fills after it")
+    node: Fill = strawberry.field(description="the fill")
+
+
+@strawberry.type(description="A page of a wallet's fills, newest first (Relay)")
+class FillConnection:
+    edges: list[FillEdge] = strawberry.field(description="the page's fills")
+    page_info: PageInfo = strawberry.field(description="where the page stands")
+
+
+@strawberry.type(description="Trading in one coin over a range")
+class CoinMetrics:
+    coin: str = strawberry.field(description="the coin as Hyperliquid names it (@107, BTC, …)")
+    display_name: str = strawberry.field(
+        description="the market's name (@107 → HYPE/USDC from spotMeta); else the coin"
+    )
+    market: MarketKind = strawberry.field(description="the kind of market")
+    dex: str | None = strawberry.field(
+        description="the builder-deployed dex of a perp (xyz of xyz:TSLA); null for the default"
+    )
+    trade_count: int = strawberry.field(description="trade fills (system fills left out)")
+    volume_usd: Decimal = strawberry.field(description="volume of the trade fills, in USD")
+    fees_usd: Decimal = strawberry.field(description="fees in USD (rebates negative)")
+    realized_pnl_usd: Decimal = strawberry.field(description="realized PnL in USD")
+    wallets: int = strawberry.field(description="wallets with at least one trade fill of it")
+
+    @classmethod
+    def of(cls, row: dashboard.CoinMetrics) -> CoinMetrics:
+        return cls(
+            coin=row.coin,
+            display_name=row.display_name,
+            market=MarketKind(row.market),
+            dex=row.dex,
+            trade_count=row.trade_count,
+            volume_usd=usd(row.volume_usd),
+            fees_usd=usd(row.fees_usd),
+            realized_pnl_usd=usd(row.realized_pnl_usd),
+            wallets=row.wallets,
+        )

@@ -14,6 +14,7 @@ never handles psycopg's exceptions.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,9 +22,15 @@ from typing import Any
 
 import psycopg
 
+from hl_core.settings import DEFAULT_USD_TOKENS
+from storage.fills import day_bounds_ms
+from storage.markets import dex_of
 from storage.orgs import SELECT_PROFILE, Profile
+from storage.rollups import PRICE_FILL, pricing_params
 
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
+# The longest span a `DateRange` may cover, in days.
+MAX_RANGE_DAYS = 366
 ORDERS = {
     "VOLUME": "sum(m.total_volume_usd)",
     "TRADES": "sum(m.trade_count)",
@@ -220,9 +227,9 @@ async def get_profile(conn: psycopg.AsyncConnection[Any], user_id: str) -> Profi
 
 
 async def global_series(
-    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, range_name: str, today: date
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, start: date, end: date
 ) -> list[DayMetrics]:
-    start, end = range_bounds(range_name, today)
+    """The org's days from `start` to `end` (inclusive), zeros where there is no row."""
     cur = await conn.execute(SELECT_GLOBAL_SERIES, {"org_id": org_id, "start": start, "end": end})
     return [DayMetrics(*row) for row in await cur.fetchall()]
 
@@ -243,12 +250,11 @@ async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summ
 async def top_wallets(
     conn: psycopg.AsyncConnection[Any],
     org_id: uuid.UUID,
-    range_name: str,
-    today: date,
+    start: date,
+    end: date,
     limit: int,
     order: str,
 ) -> list[WalletRank]:
-    start, end = range_bounds(range_name, today)
     params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
     cur = await conn.execute(SELECT_TOP_WALLETS[order], params)
     return [WalletRank(*row) for row in await cur.fetchall()]
@@ -258,11 +264,10 @@ async def wallet_series(
     conn: psycopg.AsyncConnection[Any],
     org_id: uuid.UUID,
     address: str,
-    range_name: str,
-    today: date,
+    start: date,
+    end: date,
 ) -> WalletSeries | None:
     """The wallet's days and totals, or None when the org does not track it."""
-    start, end = range_bounds(range_name, today)
     params = {"org_id": org_id, "address": address, "start": start, "end": end}
     cur = await conn.execute(SELECT_WALLET_SERIES, params)
     rows = await cur.fetchall()
@@ -276,3 +281,256 @@ async def wallet_series(
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
     )
+
+
+# -- the org's tracked wallets ---------------------------------------------------------
+
+# The org's wallets matching the search (an address prefix, or a label substring,
+# case-insensitive), after the keyset position, in address order; the last column is
+# how many match the search in all. `unpriced` is all-time.
+SELECT_TRACKED_WALLETS = """
+WITH matched AS (
+    SELECT w.id, w.address, ow.label, ow.created_at
+    FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+    WHERE ow.org_id = %(org_id)s
+      AND (%(address)s::text IS NULL OR w.address = %(address)s::text)
+      AND (%(search)s::text IS NULL
+           OR left(w.address, length(%(search)s::text)) = lower(%(search)s::text)
+           OR strpos(lower(ow.label), lower(%(search)s::text)) > 0)
+)
+SELECT m.address, m.label, m.created_at, c.last_success_at,
+       to_timestamp(c.last_fill_ms / 1000.0),
+       CASE WHEN c.last_success_at IS NULL THEN 'PENDING'
+            WHEN c.last_error_at > c.last_success_at THEN 'FAILING'
+            WHEN c.history_truncated THEN 'TRUNCATED'
+            ELSE 'OK' END,
+       c.last_error,
+       (SELECT coalesce(sum(d.unpriced_fills), 0)::bigint
+          FROM wallet_day_metrics d WHERE d.wallet_id = m.id),
+       (SELECT count(*) FROM matched)
+FROM matched m
+LEFT JOIN hl_ingest_cursor c ON c.wallet_id = m.id
+WHERE %(after)s::text IS NULL OR m.address > %(after)s::text
+ORDER BY m.address
+LIMIT %(limit)s
+"""
+COUNT_TRACKED_WALLETS = """
+SELECT count(*) FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+WHERE ow.org_id = %(org_id)s
+  AND (%(search)s::text IS NULL
+       OR left(w.address, length(%(search)s::text)) = lower(%(search)s::text)
+       OR strpos(lower(ow.label), lower(%(search)s::text)) > 0)
+"""
+SET_LABEL = """
+UPDATE org_wallets ow SET label = %(label)s
+FROM wallets w
+WHERE ow.wallet_id = w.id AND ow.org_id = %(org_id)s AND w.address = %(address)s
+RETURNING w.address
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedWallet:
+    address: str
+    label: str | None
+    tracked_at: datetime
+    last_synced_at: datetime | None
+    last_fill_at: datetime | None
+    # PENDING (never ingested successfully), FAILING (last error newer than last
+    # success), TRUNCATED (history past what the sources reach), else OK.
+    sync_state: str
+    last_error: str | None
+    unpriced_fills: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedWalletPage:
+    wallets: list[TrackedWallet]
+    has_next_page: bool
+    total_count: int
+
+
+async def tracked_wallets(
+    conn: psycopg.AsyncConnection[Any],
+    org_id: uuid.UUID,
+    first: int,
+    after: str | None = None,
+    search: str | None = None,
+) -> TrackedWalletPage:
+    """Up to `first` of the org's wallets after address `after`, ordered by address."""
+    params = {
+        "org_id": org_id,
+        "address": None,
+        "search": search,
+        "after": after,
+        "limit": first + 1,
+    }
+    cur = await conn.execute(SELECT_TRACKED_WALLETS, params)
+    rows = await cur.fetchall()
+    if rows:
+        total = int(rows[0][-1])
+    else:
+        cur = await conn.execute(COUNT_TRACKED_WALLETS, {"org_id": org_id, "search": search})
+        count = await cur.fetchone()
+        total = int(count[0]) if count else 0
+    wallets = [TrackedWallet(*row[:-1]) for row in rows[:first]]
+    return TrackedWalletPage(wallets, len(rows) > first, total)
+
+
+async def tracked_wallet(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> TrackedWallet | None:
+    params = {"org_id": org_id, "address": address, "search": None, "after": None, "limit": 1}
+    cur = await conn.execute(SELECT_TRACKED_WALLETS, params)
+    row = await cur.fetchone()
+    return TrackedWallet(*row[:-1]) if row else None
+
+
+async def set_label(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str, label: str | None
+) -> bool:
+    """Sets (or clears, with None) the org's label of a wallet; False when it does not
+    track the wallet."""
+    cur = await conn.execute(SET_LABEL, {"org_id": org_id, "address": address, "label": label})
+    return await cur.fetchone() is not None
+
+
+# -- a wallet's fills ------------------------------------------------------------------
+
+# One tracked wallet's fills, newest first, keyset-paginated on the fill's identity
+# (time, tid, oid, coin), priced by the rollups' own fragment (NULL: no USD value).
+# No row when the org does not track the wallet.
+SELECT_FILLS = f"""
+SELECT f.time, f.coin, coalesce(mk.display_name, f.coin), f.market, f.dex, f.side, f.dir,
+       f.px, f.sz, p.volume_usd, p.fee_usd, p.pnl_usd, f.tid, f.oid, f.hash,
+       (f.liquidated_user IS NOT NULL OR f.liquidation_mark_px IS NOT NULL
+        OR f.liquidation_method IS NOT NULL)
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN hl_fills_raw f ON f.wallet_id = ow.wallet_id
+{PRICE_FILL}
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+  AND f.time >= %(lo)s AND f.time < %(hi)s
+  AND (%(coin)s::text IS NULL OR f.coin = %(coin)s::text)
+  AND (%(after_time)s::bigint IS NULL
+       OR (f.time, f.tid, f.oid, f.coin)
+          < (%(after_time)s::bigint, %(after_tid)s::bigint, %(after_oid)s::bigint,
+             %(after_coin)s::text))
+ORDER BY f.time DESC, f.tid DESC, f.oid DESC, f.coin DESC
+LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FillRow:
+    time_ms: int
+    coin: str
+    display_name: str
+    market: str
+    dex: str | None
+    side: str
+    dir: str
+    px: Decimal
+    sz: Decimal
+    volume_usd: Decimal | None
+    fee_usd: Decimal | None
+    closed_pnl_usd: Decimal | None
+    tid: int
+    oid: int
+    hash: str
+    liquidation: bool
+
+    @property
+    def key(self) -> list[Any]:
+        """The fill's keyset position: (time, tid, oid, coin)."""
+        return [self.time_ms, self.tid, self.oid, self.coin]
+
+
+@dataclass(frozen=True, slots=True)
+class FillPage:
+    fills: list[FillRow]
+    has_next_page: bool
+
+
+async def wallet_fills(
+    conn: psycopg.AsyncConnection[Any],
+    org_id: uuid.UUID,
+    address: str,
+    start: date,
+    end: date,
+    first: int,
+    *,
+    after: tuple[int, int, int, str] | None = None,
+    coin: str | None = None,
+    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+) -> FillPage:
+    """Up to `first` fills of a wallet the org tracks on days start..end, newest first,
+    after the keyset position `after` (time, tid, oid, coin)."""
+    lo, _ = day_bounds_ms(start)
+    _, hi = day_bounds_ms(end)
+    after_time, after_tid, after_oid, after_coin = after or (None, None, None, None)
+    params = {
+        "org_id": org_id,
+        "address": address,
+        "lo": lo,
+        "hi": hi,
+        "coin": coin,
+        "after_time": after_time,
+        "after_tid": after_tid,
+        "after_oid": after_oid,
+        "after_coin": after_coin,
+        "limit": first + 1,
+        **pricing_params(usd_tokens),
+    }
+    cur = await conn.execute(SELECT_FILLS, params)
+    rows = await cur.fetchall()
+    return FillPage([FillRow(*row) for row in rows[:first]], len(rows) > first)
+
+
+# -- per coin --------------------------------------------------------------------------
+
+# The org's coins over [start, end] (or one of its wallets' when `address` is given),
+# from the per-coin rollup: by volume descending, ties by coin.
+SELECT_COIN_BREAKDOWN = """
+SELECT c.coin, coalesce(min(mk.display_name), c.coin), c.market,
+       sum(c.trade_count)::bigint, sum(c.volume_usd), sum(c.fees_usd),
+       sum(c.realized_pnl_usd),
+       count(DISTINCT c.wallet_id) FILTER (WHERE c.trade_count > 0)
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN wallet_coin_day_metrics c ON c.wallet_id = ow.wallet_id
+LEFT JOIN hl_markets mk ON mk.coin = c.coin
+WHERE ow.org_id = %(org_id)s AND c.day BETWEEN %(start)s AND %(end)s
+  AND (%(address)s::text IS NULL OR w.address = %(address)s::text)
+GROUP BY c.coin, c.market
+ORDER BY sum(c.volume_usd) DESC, c.coin
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CoinMetrics:
+    coin: str
+    display_name: str
+    market: str
+    dex: str | None
+    trade_count: int
+    volume_usd: Decimal
+    fees_usd: Decimal
+    realized_pnl_usd: Decimal
+    wallets: int
+
+
+async def coin_breakdown(
+    conn: psycopg.AsyncConnection[Any],
+    org_id: uuid.UUID,
+    start: date,
+    end: date,
+    address: str | None = None,
+) -> list[CoinMetrics]:
+    """Per coin over start..end (inclusive): the org's wallets, or the one at `address`."""
+    params = {"org_id": org_id, "start": start, "end": end, "address": address}
+    cur = await conn.execute(SELECT_COIN_BREAKDOWN, params)
+    return [
+        CoinMetrics(coin, name, market, dex_of(coin), int(trades), volume, fees, pnl, wallets)
+        for coin, name, market, trades, volume, fees, pnl, wallets in await cur.fetchall()
+    ]

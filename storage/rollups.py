@@ -1,4 +1,5 @@
-"""Derived daily metrics: `wallet_day_metrics` and `global_day_metrics`.
+"""Derived daily metrics: `wallet_day_metrics` (with its per-coin split,
+`wallet_coin_day_metrics`, rebuilt by the same statements) and `global_day_metrics`.
 
 Every rebuild is one set-based statement that recomputes a row from its source
 (never an increment), so running it twice, concurrently, or after a crash gives
@@ -60,22 +61,13 @@ SYSTEM_DIRS = (
     "Negate Outcome",
 )
 
-# One aggregate per wallet over the fills of [lo, hi); shared by the rebuilds below.
-# `p` prices each fill by the rules of the module docstring (NULL: no USD value).
-_WALLET_AGGREGATE = """
-SELECT f.wallet_id,
-       count(*) FILTER (WHERE p.trade)::integer AS trade_count,
-       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'spot'), 0)
-           AS spot_volume_usd,
-       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'perp'), 0)
-           AS perp_volume_usd,
-       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade AND f.market = 'outcome'), 0)
-           AS outcome_volume_usd,
-       coalesce(sum(p.fee_usd), 0) AS fees_usd,
-       coalesce(sum(p.pnl_usd), 0) AS realized_pnl_usd,
-       count(*) FILTER (WHERE p.volume_usd IS NULL OR p.fee_usd IS NULL)::integer
-           AS unpriced_fills
-FROM hl_fills_raw f
+# The pricing of one fill `f` of hl_fills_raw by the rules of the module docstring, as
+# joins to put after `FROM hl_fills_raw f`: `mk` its market (hl_markets), `p.trade`
+# whether it is a trade (not a system fill), and `p.volume_usd`, `p.fee_usd` and
+# `p.pnl_usd` its amounts in USD, NULL when they have none. Parameters: `usd_tokens`
+# and `system_dirs` (`pricing_params`). The rollups below and the API's fill list
+# (storage/dashboard.py) use this one fragment.
+PRICE_FILL = """
 LEFT JOIN hl_markets mk ON mk.coin = f.coin
 CROSS JOIN LATERAL (
     SELECT f.dir <> ALL(%(system_dirs)s::text[]) AS trade,
@@ -90,8 +82,54 @@ CROSS JOIN LATERAL (
            END AS fee_usd,
            CASE WHEN q.quote_usd OR f.closed_pnl = 0 THEN f.closed_pnl END AS pnl_usd
 ) p
-WHERE f.time >= %(lo)s AND f.time < %(hi)s {wallet_filter}
-GROUP BY f.wallet_id
+"""
+
+
+def pricing_params(usd_tokens: Sequence[str]) -> dict[str, object]:
+    """The parameters PRICE_FILL needs."""
+    return {"usd_tokens": list(usd_tokens), "system_dirs": list(SYSTEM_DIRS)}
+
+
+# One aggregate per wallet and coin over the fills of [lo, hi), in one pass over the
+# fills; the wallet aggregate is summed from it, so both are built from the same rows.
+_COIN_AGGREGATE = f"""
+SELECT f.wallet_id, f.coin, f.market,
+       count(*) FILTER (WHERE p.trade)::integer AS trade_count,
+       coalesce(sum(p.volume_usd) FILTER (WHERE p.trade), 0) AS volume_usd,
+       coalesce(sum(p.fee_usd), 0) AS fees_usd,
+       coalesce(sum(p.pnl_usd), 0) AS realized_pnl_usd,
+       count(*) FILTER (WHERE p.volume_usd IS NULL OR p.fee_usd IS NULL)::integer
+           AS unpriced_fills
+FROM hl_fills_raw f
+{PRICE_FILL}
+WHERE f.time >= %(lo)s AND f.time < %(hi)s {{wallet_filter}}
+GROUP BY f.wallet_id, f.coin, f.market
+"""
+_WALLET_AGGREGATE = """
+SELECT wallet_id,
+       sum(trade_count)::integer AS trade_count,
+       coalesce(sum(volume_usd) FILTER (WHERE market = 'spot'), 0) AS spot_volume_usd,
+       coalesce(sum(volume_usd) FILTER (WHERE market = 'perp'), 0) AS perp_volume_usd,
+       coalesce(sum(volume_usd) FILTER (WHERE market = 'outcome'), 0) AS outcome_volume_usd,
+       sum(fees_usd) AS fees_usd,
+       sum(realized_pnl_usd) AS realized_pnl_usd,
+       sum(unpriced_fills)::integer AS unpriced_fills
+FROM coins
+GROUP BY wallet_id
+"""
+_UPSERT_COIN_DAYS = """
+INSERT INTO wallet_coin_day_metrics (wallet_id, day, coin, market, trade_count, volume_usd,
+                                     fees_usd, realized_pnl_usd, unpriced_fills)
+SELECT wallet_id, %(day)s, coin, market, trade_count, volume_usd, fees_usd, realized_pnl_usd,
+       unpriced_fills
+FROM coins
+ON CONFLICT (wallet_id, day, coin) DO UPDATE SET
+    trade_count = EXCLUDED.trade_count,
+    volume_usd = EXCLUDED.volume_usd,
+    fees_usd = EXCLUDED.fees_usd,
+    realized_pnl_usd = EXCLUDED.realized_pnl_usd,
+    unpriced_fills = EXCLUDED.unpriced_fills,
+    updated_at = now()
 """
 _UPSERT_WALLET_DAYS = """
 INSERT INTO wallet_day_metrics (wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd,
@@ -109,12 +147,21 @@ ON CONFLICT (wallet_id, day) DO UPDATE SET
     unpriced_fills = EXCLUDED.unpriced_fills,
     updated_at = now()
 """
-# Rebuilds the given wallets' rows of one day; a wallet left without fills loses its row.
-# Each opens with a comment naming the table it writes: pg_stat_activity shows only a
-# statement's first kilobyte, and the aggregate is longer than that.
+# Rebuilds the given wallets' rows of one day, per wallet and per coin, in one statement
+# (so the two always agree); a wallet or coin left without fills loses its row.
+# Each starts by naming the tables it writes: pg_stat_activity keeps only the first
+# kilobyte of a statement (track_activity_query_size), and the INSERTs come later.
 REBUILD_WALLET_DAYS = f"""
-/* rebuild wallet_day_metrics of some wallets */
-WITH agg AS ({_WALLET_AGGREGATE.format(wallet_filter="AND f.wallet_id = ANY(%(wallet_ids)s)")}),
+/* rebuild: INSERT INTO wallet_day_metrics, wallet_coin_day_metrics */
+WITH coins AS ({_COIN_AGGREGATE.format(wallet_filter="AND f.wallet_id = ANY(%(wallet_ids)s)")}),
+agg AS ({_WALLET_AGGREGATE}),
+coins_gone AS (
+    DELETE FROM wallet_coin_day_metrics c
+    WHERE c.day = %(day)s AND c.wallet_id = ANY(%(wallet_ids)s)
+      AND NOT EXISTS (SELECT 1 FROM coins WHERE coins.wallet_id = c.wallet_id
+                                            AND coins.coin = c.coin)
+),
+coins_written AS ({_UPSERT_COIN_DAYS}),
 gone AS (
     DELETE FROM wallet_day_metrics m
     WHERE m.day = %(day)s AND m.wallet_id = ANY(%(wallet_ids)s)
@@ -124,8 +171,16 @@ gone AS (
 """
 # Rebuilds every wallet's row of one day in one pass over the day's fills.
 REBUILD_ALL_WALLET_DAYS = f"""
-/* rebuild wallet_day_metrics of every wallet */
-WITH agg AS ({_WALLET_AGGREGATE.format(wallet_filter="")}),
+/* rebuild: INSERT INTO wallet_day_metrics, wallet_coin_day_metrics */
+WITH coins AS ({_COIN_AGGREGATE.format(wallet_filter="")}),
+agg AS ({_WALLET_AGGREGATE}),
+coins_gone AS (
+    DELETE FROM wallet_coin_day_metrics c
+    WHERE c.day = %(day)s
+      AND NOT EXISTS (SELECT 1 FROM coins WHERE coins.wallet_id = c.wallet_id
+                                            AND coins.coin = c.coin)
+),
+coins_written AS ({_UPSERT_COIN_DAYS}),
 gone AS (
     DELETE FROM wallet_day_metrics m
     WHERE m.day = %(day)s AND NOT EXISTS (SELECT 1 FROM agg WHERE agg.wallet_id = m.wallet_id)
@@ -224,13 +279,7 @@ class OrgDay:
 
 def _day_params(day: date, usd_tokens: Sequence[str]) -> dict[str, object]:
     lo, hi = day_bounds_ms(day)
-    return {
-        "day": day,
-        "lo": lo,
-        "hi": hi,
-        "usd_tokens": list(usd_tokens),
-        "system_dirs": list(SYSTEM_DIRS),
-    }
+    return {"day": day, "lo": lo, "hi": hi, **pricing_params(usd_tokens)}
 
 
 def rebuild_wallet_days(

@@ -11,6 +11,8 @@ from tests.cli import run_cli
 from tests.factories import address, fill, ms
 from tests.integration.pipeline.expected import METRICS, store
 
+COINS = "SELECT coin, trade_count, volume_usd FROM wallet_coin_day_metrics ORDER BY day, coin"
+
 
 def _seed(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
@@ -34,6 +36,9 @@ def test_rebuild_twice_gives_the_same_rows_and_follows_the_usd_tokens(db_url: st
         rows = conn.execute(METRICS).fetchall()
     assert [r[1].isoformat() for r in rows] == ["2026-11-02", "2026-11-04"]
     assert rows[1][7] == 500  # total volume: USDH counts at par by default
+    with psycopg.connect(db_url) as conn:
+        coins = conn.execute(COINS).fetchall()
+    assert coins == [("BTC", 1, Decimal(100)), ("xyz:TSLA", 1, Decimal(500))]
 
     again = run_cli("rebuild", "--from", "2026-11-01", "--to", "2026-11-30", env=env)
     assert again.code == 0, again.err
@@ -46,6 +51,11 @@ def test_rebuild_twice_gives_the_same_rows_and_follows_the_usd_tokens(db_url: st
     with psycopg.connect(db_url) as conn:
         (day,) = [d for d in rollups.org_days(conn, rows[1][0]) if d.day.day == 4]
     assert (day.total_volume_usd, day.fees_usd, day.unpriced_fills) == (0, 0, 1)
+    with psycopg.connect(db_url) as conn:  # the per-coin rollup follows
+        assert conn.execute(COINS).fetchall() == [
+            ("BTC", 1, Decimal(100)),
+            ("xyz:TSLA", 1, Decimal(0)),
+        ]
 
 
 def test_rebuild_refuses_a_reversed_range_and_an_unknown_org(db_url: str) -> None:

@@ -2,22 +2,21 @@
 
 Five orgs (one empty) share wallets (W3 is tracked by three orgs, W9 never
 trades); each wallet's fills mix days inside and outside each range, spot and
-perp coins (one HIP-3 perp quoted in USDH), fees in USDC and in the base token,
-rebates, and a self-trade. The expected answers are computed from the fills
-alone by the domain rules (the independent computation of
-tests/integration/pipeline/expected.py), not by the SQL that rolls them up.
+perp coins, fees in USDC and in the base token, rebates, and a self-trade. The
+expected answers are computed here from the fills alone, by DESIGN.md's domain
+rules, independently of the SQL that rolls them up.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from storage.fills import Fill, day_bounds_ms
+from storage.markets import Resolution
 from tests.factories import address, fill
-from tests.integration.pipeline import expected as oracle
 
 WALLETS = {n: address(0x5000 + n) for n in range(1, 10)}
 ORG_WALLETS = {
@@ -29,6 +28,12 @@ ORG_WALLETS = {
 }
 DAYS_AGO = (0, 1, 2, 5, 12, 35, 95)
 COINS = ("BTC", "@107", "PURR/USDC", "xyz:TSLA")
+# coin → its base token; all of them are quoted in USDC (the seed resolves them so).
+BASES = {"BTC": "BTC", "@107": "HYPE", "PURR/USDC": "PURR", "xyz:TSLA": "xyz:TSLA"}
+MARKETS = [
+    Resolution(coin, base, "USDC", "HYPE/USDC" if coin == "@107" else coin)
+    for coin, base in BASES.items()
+]
 RANGES = {"D7": 7, "D30": 30, "D90": 90}
 ORDERS = ("VOLUME", "TRADES", "PNL", "FEES")
 
@@ -64,29 +69,34 @@ def wallet_fills(n: int, today: date, extra: int = 0) -> list[Fill]:
                     sz=Decimal(f"0.{n}{i + 1}"),
                     fee=Decimal(f"{'-' if i == 2 else ''}0.0{n}{i % 10}"),
                     # a spot buy pays its fee in the base token it receives
-                    fee_token=(base_token(coin) if spot and side == "B" else "USDC"),
+                    fee_token=(BASES[coin] if spot and side == "B" else "USDC"),
                     closed_pnl=Decimal(f"{(n - 4) * (i + 1)}.{ago % 10}"),
                 )
             )
     return out
 
 
-def base_token(coin: str) -> str:
-    base, _ = oracle.base_and_quote(coin)
-    assert base is not None
-    return base
-
-
 @dataclass
-class Day(oracle.Day):
-    """One wallet-day, by the rules of the independent computation."""
+class Day:
+    trades: int = 0
+    spot: Decimal = Decimal(0)
+    perp: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    pnl: Decimal = Decimal(0)
 
     def add(self, f: Fill) -> None:
-        self.count(f.coin, f.dir, f.px, f.sz, f.fee, f.fee_token, f.closed_pnl)
+        volume = f.px * f.sz
+        self.trades += 1
+        if f.coin.startswith("@") or "/" in f.coin:
+            self.spot += volume
+        else:
+            self.perp += volume
+        self.fees += f.fee if f.fee_token == "USDC" else f.fee * f.px
+        self.pnl += f.closed_pnl
 
     @property
-    def trades(self) -> int:
-        return self.trade_count
+    def total(self) -> Decimal:
+        return self.spot + self.perp
 
 
 @dataclass
@@ -117,7 +127,7 @@ class World:
     def day_metrics(self, org: str, day: date) -> dict[str, Any]:
         active = [self.wallet_days(n)[day] for n in ORG_WALLETS[org] if day in self.wallet_days(n)]
         total = sum((d.total for d in active), Decimal(0))
-        avg = (total / len(active)).quantize(Decimal("0.01"), ROUND_HALF_UP) if active else 0
+        avg = (total / len(active)).quantize(Decimal("0.01"), ROUND_HALF_EVEN) if active else 0
         return {
             "day": day.isoformat(),
             "dau": len(active),

@@ -31,13 +31,15 @@ import httpx
 import psycopg
 import pytest
 
-from storage import orgs, rollups
+from storage import markets, orgs, rollups
 from storage.fills import Fill, insert_fills
 from tests.dbs import TestDatabases
 from tests.integration.pipeline.expected import resolve_planted
 from tests.reliability.api_support import ApiProcess, api_process, make_token, record
 from tests.reliability.support import intensity
 from tests.reliability.tenant_world import (
+    COINS,
+    MARKETS,
     ORG_WALLETS,
     WALLETS,
     Ask,
@@ -91,6 +93,10 @@ def seeded(dbs: TestDatabases) -> Iterator[Seeded]:
         for user, org in users().items():
             orgs.add_user(conn, user, org_ids[org], user.rsplit("-", 1)[1])
         ids = orgs.upsert_wallets(conn, list(WALLETS.values()))
+        # What the workers would have learnt from Hyperliquid's metadata: every coin of
+        # the world is quoted in USDC, so all of its amounts are priced.
+        markets.record(conn, COINS)
+        markets.resolve(conn, MARKETS)
     wallet_ids = {n: w.id for n, w in zip(WALLETS, ids, strict=True)}
     batches = {n: wallet_fills(n, today) for n in WALLETS}
     result = Seeded(url, World(today).plus(batches), org_ids, wallet_ids)

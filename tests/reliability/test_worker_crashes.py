@@ -248,7 +248,7 @@ def test_sigkill_inside_a_page_transaction_and_inside_rollup_transactions(
             (
                 "SELECT 1 FROM wallet_day_metrics WHERE wallet_id = %s AND day = %s FOR UPDATE",
                 (wallet_id, None),
-                "%rebuild wallet_day_metrics%",
+                "%INSERT INTO wallet_day_metrics%",
             ),
             (
                 "SELECT 1 FROM global_day_metrics WHERE org_id = %s AND day = %s FOR UPDATE",

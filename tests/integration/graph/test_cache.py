@@ -121,7 +121,10 @@ async def test_notification_serves_new_numbers(api: Api) -> None:
 
     await eventually(fresh)
     data = await api.data(SUMMARY)
-    assert data["dashboardSummary"]["latest"] == {"tradeCount": 105, "totalVolumeUsd": "7777.77"}
+    assert data["dashboardSummary"]["latest"] == {
+        "tradeCount": 105,
+        "totalVolumeUsd": "7777.770000",
+    }
     # Another org's answers are untouched by A's change.
     after_b = await api.post(SUMMARY, user="bob")
     assert after_b.headers["x-cache"] == "hit"

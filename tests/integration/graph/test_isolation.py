@@ -28,14 +28,14 @@ async def test_each_org_sees_its_own_numbers(api: Api) -> None:
     alice = (await api.data(query, user="alice"))["dashboardSummary"]
     bob = (await api.data(query, user="bob"))["dashboardSummary"]
     assert alice == {
-        "latest": {"dau": 2, "tradeCount": 5, "totalVolumeUsd": "600.875"},
-        "previous": {"totalVolumeUsd": "50"},
+        "latest": {"dau": 2, "tradeCount": 5, "totalVolumeUsd": "600.875000"},
+        "previous": {"totalVolumeUsd": "50.000000"},
         "trackedWallets": 3,
         "lastSyncedAt": "2026-01-03T00:00:00+00:00",
     }
     assert bob == {
-        "latest": {"dau": 2, "tradeCount": 9, "totalVolumeUsd": "1299.125"},
-        "previous": {"totalVolumeUsd": "1.5"},
+        "latest": {"dau": 2, "tradeCount": 9, "totalVolumeUsd": "1299.125000"},
+        "previous": {"totalVolumeUsd": "1.500000"},
         "trackedWallets": 2,
         "lastSyncedAt": "2026-01-05T12:30:00+00:00",
     }
@@ -52,8 +52,20 @@ async def test_top_wallets_of_bob(api: Api) -> None:
         user="bob",
     )
     assert data["topWallets"] == [
-        {"rank": 1, "address": W3, "tradeCount": 8, "totalVolumeUsd": "1000.5", "activeDays": 2},
-        {"rank": 2, "address": W2, "tradeCount": 6, "totalVolumeUsd": "340.125", "activeDays": 2},
+        {
+            "rank": 1,
+            "address": W3,
+            "tradeCount": 8,
+            "totalVolumeUsd": "1000.500000",
+            "activeDays": 2,
+        },
+        {
+            "rank": 2,
+            "address": W2,
+            "tradeCount": 6,
+            "totalVolumeUsd": "340.125000",
+            "activeDays": 2,
+        },
     ]
 
 
@@ -91,7 +103,7 @@ async def test_shared_wallet_has_the_same_numbers_for_both(api: Api) -> None:
     )
     alice = await api.data(query, {"a": W2}, user="alice")
     bob = await api.data(query, {"a": W2}, user="bob")
-    assert alice == bob == {"wallet": {"totals": {"tradeCount": 6, "totalVolumeUsd": "340.125"}}}
+    assert alice == bob == {"wallet": {"totals": {"tradeCount": 6, "totalVolumeUsd": "340.125000"}}}
 
 
 def test_no_field_takes_an_org() -> None:

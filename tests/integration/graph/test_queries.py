@@ -31,11 +31,11 @@ def zero_day(d: str) -> dict[str, object]:
         "day": d,
         "dau": 0,
         "tradeCount": 0,
-        "spotVolumeUsd": "0",
-        "perpVolumeUsd": "0",
-        "totalVolumeUsd": "0",
-        "feesUsd": "0",
-        "realizedPnlUsd": "0",
+        "spotVolumeUsd": "0.000000",
+        "perpVolumeUsd": "0.000000",
+        "totalVolumeUsd": "0.000000",
+        "feesUsd": "0.000000",
+        "realizedPnlUsd": "0.000000",
         "avgVolumePerUser": "0.00",
     }
 
@@ -54,9 +54,27 @@ async def test_dashboard_summary(api: Api) -> None:
     assert data["dashboardSummary"] == {
         "day": day(api, 0),
         "latest": metrics_day(
-            day(api, 0), 2, 5, "100.50", "500.375", "600.875", "0.50", "19.5", "300.44"
+            day(api, 0),
+            2,
+            5,
+            "100.500000",
+            "500.375000",
+            "600.875000",
+            "0.500000",
+            "19.500000",
+            "300.44",
         ),
-        "previous": metrics_day(day(api, 1), 1, 1, "0", "50", "50", "0.05", "-2", "50.00"),
+        "previous": metrics_day(
+            day(api, 1),
+            1,
+            1,
+            "0.000000",
+            "50.000000",
+            "50.000000",
+            "0.050000",
+            "-2.000000",
+            "50.00",
+        ),
         "trackedWallets": 3,
         "lastSyncedAt": "2026-01-03T00:00:00+00:00",
     }
@@ -88,12 +106,60 @@ async def test_global_metrics_is_zero_filled_and_ends_today(
     ]
     known = {
         day(api, 0): metrics_day(
-            day(api, 0), 2, 5, "100.50", "500.375", "600.875", "0.50", "19.5", "300.44"
+            day(api, 0),
+            2,
+            5,
+            "100.500000",
+            "500.375000",
+            "600.875000",
+            "0.500000",
+            "19.500000",
+            "300.44",
         ),
-        day(api, 1): metrics_day(day(api, 1), 1, 1, "0", "50", "50", "0.05", "-2", "50.00"),
-        day(api, 2): metrics_day(day(api, 2), 1, 4, "40", "0", "40", "-0.01", "1", "40.00"),
-        day(api, 10): metrics_day(day(api, 10), 1, 2, "10", "0", "10", "0.01", "0", "10.00"),
-        day(api, 40): metrics_day(day(api, 40), 1, 5, "0", "1000", "1000", "0.5", "100", "1000.00"),
+        day(api, 1): metrics_day(
+            day(api, 1),
+            1,
+            1,
+            "0.000000",
+            "50.000000",
+            "50.000000",
+            "0.050000",
+            "-2.000000",
+            "50.00",
+        ),
+        day(api, 2): metrics_day(
+            day(api, 2),
+            1,
+            4,
+            "40.000000",
+            "0.000000",
+            "40.000000",
+            "-0.010000",
+            "1.000000",
+            "40.00",
+        ),
+        day(api, 10): metrics_day(
+            day(api, 10),
+            1,
+            2,
+            "10.000000",
+            "0.000000",
+            "10.000000",
+            "0.010000",
+            "0.000000",
+            "10.00",
+        ),
+        day(api, 40): metrics_day(
+            day(api, 40),
+            1,
+            5,
+            "0.000000",
+            "1000.000000",
+            "1000.000000",
+            "0.500000",
+            "100.000000",
+            "1000.00",
+        ),
     }
     for entry in series:
         assert entry == known.get(entry["day"], zero_day(entry["day"]))
@@ -105,8 +171,8 @@ async def test_global_metrics_defaults_to_30_days(api: Api) -> None:
     assert len(data["globalMetrics"]) == 30
 
 
-W1_D30 = [W1, 6, "110.50", "250.25", "360.75", "0.36", "10.5", 3]
-W2_D30 = [W2, 6, "40", "300.125", "340.125", "0.19", "8", 2]
+W1_D30 = [W1, 6, "110.500000", "250.250000", "360.750000", "0.360000", "10.500000", 3]
+W2_D30 = [W2, 6, "40.000000", "300.125000", "340.125000", "0.190000", "8.000000", 2]
 
 
 def rank(position: int, row: list[object]) -> dict[str, object]:
@@ -129,7 +195,7 @@ async def test_top_wallets_d7_by_trades_and_limit(api: Api) -> None:
         {"rank": 2, "address": W1, "tradeCount": 4},
     ]
     data = await api.data("{ topWallets(range: D90, limit: 1) { rank address totalVolumeUsd } }")
-    assert data["topWallets"] == [{"rank": 1, "address": W1, "totalVolumeUsd": "1360.75"}]
+    assert data["topWallets"] == [{"rank": 1, "address": W1, "totalVolumeUsd": "1360.750000"}]
     data = await api.data("{ topWallets { address } }")  # defaults: D30, 20, VOLUME
     assert [w["address"] for w in data["topWallets"]] == [W1, W2]
     assert W4 not in str(data)
@@ -152,21 +218,21 @@ async def test_wallet_series_and_totals(api: Api) -> None:
     assert wallet["days"][-1] == {
         "day": day(api, 0),
         "tradeCount": 3,
-        "spotVolumeUsd": "100.50",
-        "perpVolumeUsd": "200.25",
-        "totalVolumeUsd": "300.75",
-        "feesUsd": "0.30",
-        "realizedPnlUsd": "12.5",
+        "spotVolumeUsd": "100.500000",
+        "perpVolumeUsd": "200.250000",
+        "totalVolumeUsd": "300.750000",
+        "feesUsd": "0.300000",
+        "realizedPnlUsd": "12.500000",
     }
-    assert wallet["days"][-2]["realizedPnlUsd"] == "-2"
+    assert wallet["days"][-2]["realizedPnlUsd"] == "-2.000000"
     assert wallet["days"][0]["tradeCount"] == 0
     assert wallet["totals"] == {
         "tradeCount": 4,
-        "spotVolumeUsd": "100.50",
-        "perpVolumeUsd": "250.25",
-        "totalVolumeUsd": "350.75",
-        "feesUsd": "0.35",
-        "realizedPnlUsd": "10.5",
+        "spotVolumeUsd": "100.500000",
+        "perpVolumeUsd": "250.250000",
+        "totalVolumeUsd": "350.750000",
+        "feesUsd": "0.350000",
+        "realizedPnlUsd": "10.500000",
         "activeDays": 2,
     }
 

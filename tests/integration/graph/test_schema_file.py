@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from graph.schema import SDL_PATH, sdl
@@ -10,36 +12,43 @@ CONTRACT = [
     "enum MetricsRange {\n  D7\n  D30\n  D90\n}",
     "enum WalletOrder {\n  VOLUME\n  TRADES\n  PNL\n  FEES\n}",
     "dashboardSummary: DashboardSummary!",
-    "globalMetrics(range: MetricsRange! = D30): [DayMetrics!]!",
-    "topWallets(range: MetricsRange! = D30, limit: Int! = 20, orderBy: WalletOrder! = VOLUME)"
-    ": [WalletRank!]!",
+    "globalMetrics(\n    range: MetricsRange! = D30\n",
+    "topWallets(\n    range: MetricsRange! = D30\n    limit: Int! = 20\n"
+    "    orderBy: WalletOrder! = VOLUME\n",
+    "  ): [DayMetrics!]!",
+    "  ): [WalletRank!]!",
+    # Added by issue 17: any UTC days, inclusive; `range` keeps its meaning.
+    "input DateRange {",
+    "between: DateRange = null",
     "scalar Date",
     "scalar DateTime",
     "scalar Decimal",
 ]
-DAY_METRICS = '''day: Date!
+DAY_METRICS = """day: Date!
   dau: Int!
   tradeCount: Int!
   spotVolumeUsd: Decimal!
   perpVolumeUsd: Decimal!
   outcomeVolumeUsd: Decimal!
-
-  """spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"""
   totalVolumeUsd: Decimal!
   feesUsd: Decimal!
-  realizedPnlUsd: Decimal!'''
-WALLET_RANK = '''rank: Int!
+  realizedPnlUsd: Decimal!"""
+WALLET_RANK = """rank: Int!
   address: String!
   tradeCount: Int!
   spotVolumeUsd: Decimal!
   perpVolumeUsd: Decimal!
   outcomeVolumeUsd: Decimal!
-
-  """spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"""
   totalVolumeUsd: Decimal!
   feesUsd: Decimal!
   realizedPnlUsd: Decimal!
-  activeDays: Int!'''
+  activeDays: Int!"""
+
+
+def bare(text: str) -> str:
+    """The SDL without its descriptions (every type, field and argument has one)."""
+    text = re.sub(r'^[ \t]*"""(?:.|\n)*?"""\n', "", text, flags=re.M)
+    return re.sub(r"\n\n(?=[ \t])", "\n", text)
 
 
 def test_committed_sdl_matches_the_code() -> None:
@@ -49,10 +58,12 @@ def test_committed_sdl_matches_the_code() -> None:
 
 
 def test_contract_of_design() -> None:
-    text = sdl()
+    text = bare(sdl())
     for item in [*CONTRACT, DAY_METRICS, WALLET_RANK]:
         assert item in text, item
     assert "avgVolumePerUser: Decimal!" in text
+    assert "exactly 6 decimal places, rounded half-even" in sdl()
+    assert '"""spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"""' in sdl()
     for name in ("day: Date", "latest: DayMetrics", "previous: DayMetrics"):
         assert name in text
     assert "trackedWallets: Int!" in text

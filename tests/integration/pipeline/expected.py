@@ -66,6 +66,35 @@ def base_and_quote(coin: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+@dataclass(frozen=True)
+class Priced:
+    """One fill's amounts in USD by the rules; None: it has no USD value."""
+
+    volume: Decimal | None
+    fee: Decimal | None
+    pnl: Decimal | None
+
+
+def price(
+    coin: str, px: Decimal, sz: Decimal, fee: Decimal, fee_token: str, closed_pnl: Decimal
+) -> Priced:
+    base, quote = base_and_quote(coin)
+    quote_usd = quote in USD
+    if fee == 0:
+        fee_value: Decimal | None = ZERO
+    elif fee_token in USD:
+        fee_value = fee
+    elif fee_token == base and quote_usd:
+        fee_value = fee * px
+    else:
+        fee_value = None
+    return Priced(
+        px * sz if quote_usd else None,
+        fee_value,
+        closed_pnl if quote_usd or closed_pnl == 0 else None,
+    )
+
+
 @dataclass
 class Day:
     trade_count: int = 0
@@ -126,13 +155,74 @@ class Day:
 
 
 @dataclass
+class CoinDay:
+    """One wallet's fills of one coin on one day, by the rules (from `price`)."""
+
+    trade_count: int = 0
+    volume: Decimal = ZERO
+    fees: Decimal = ZERO
+    pnl: Decimal = ZERO
+    unpriced: int = 0
+    wallets: int = 0  # in an org's breakdown: wallets with >= 1 trade fill of the coin
+
+    def count(
+        self,
+        coin: str,
+        direction: str,
+        px: Decimal,
+        sz: Decimal,
+        fee: Decimal,
+        fee_token: str,
+        closed_pnl: Decimal,
+    ) -> None:
+        priced = price(coin, px, sz, fee, fee_token, closed_pnl)
+        if direction not in SYSTEM:
+            self.trade_count += 1
+            if priced.volume is not None:
+                self.volume += priced.volume
+        if priced.fee is not None:
+            self.fees += priced.fee
+        if priced.pnl is not None:
+            self.pnl += priced.pnl
+        if priced.volume is None or priced.fee is None:
+            self.unpriced += 1
+
+
+@dataclass
 class Expected:
     wallet_days: dict[tuple[int, date], Day] = field(default_factory=dict)
+    coin_days: dict[tuple[int, date, str], CoinDay] = field(default_factory=dict)
 
     def add(self, wallet_id: int, fills: Iterable[Fill]) -> None:
         for f in fills:
+            values = (f.coin, f.dir, f.px, f.sz, f.fee, f.fee_token, f.closed_pnl)
             day = self.wallet_days.setdefault((wallet_id, utc_day(f.time)), Day())
-            day.count(f.coin, f.dir, f.px, f.sz, f.fee, f.fee_token, f.closed_pnl)
+            day.count(*values)
+            coin = self.coin_days.setdefault((wallet_id, utc_day(f.time), f.coin), CoinDay())
+            coin.count(*values)
+
+    def coin_breakdown(
+        self, wallet_ids: Iterable[int], first: date, last: date
+    ) -> list[tuple[str, CoinDay]]:
+        """An org's (or a wallet's) coins over first..last, ordered by volume descending,
+        ties by coin."""
+        members = set(wallet_ids)
+        coins: dict[str, CoinDay] = defaultdict(CoinDay)
+        traders: dict[str, set[int]] = defaultdict(set)
+        for (wallet_id, day, coin), c in self.coin_days.items():
+            if wallet_id not in members or not first <= day <= last:
+                continue
+            total = coins[coin]
+            total.trade_count += c.trade_count
+            total.volume += c.volume
+            total.fees += c.fees
+            total.pnl += c.pnl
+            total.unpriced += c.unpriced
+            if c.trade_count:
+                traders[coin].add(wallet_id)
+        for coin, total in coins.items():
+            total.wallets = len(traders[coin])
+        return sorted(coins.items(), key=lambda item: (-item[1].volume, item[0]))
 
     def org_days(self, wallet_ids: Iterable[int]) -> dict[date, Day]:
         members = set(wallet_ids)
@@ -157,7 +247,10 @@ def add_raw(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, obje
     for raw in raws:
         day = expected.wallet_days.setdefault((wallet_id, utc_day(int(str(raw["time"])))), Day())
         px, sz, fee, pnl = (Decimal(str(raw[k])) for k in ("px", "sz", "fee", "closedPnl"))
-        day.count(str(raw["coin"]), str(raw["dir"]), px, sz, fee, str(raw["feeToken"]), pnl)
+        values = (str(raw["coin"]), str(raw["dir"]), px, sz, fee, str(raw["feeToken"]), pnl)
+        day.count(*values)
+        key = (wallet_id, utc_day(int(str(raw["time"]))), str(raw["coin"]))
+        expected.coin_days.setdefault(key, CoinDay()).count(*values)
 
 
 def store(conn: psycopg.Connection, wallet_id: int, batch: Iterable[Fill]) -> None:

@@ -11,7 +11,7 @@ import psycopg
 from storage import changes, orgs, rollups
 from storage.fills import Fill
 from tests.factories import address, fill, ms
-from tests.integration.pipeline.expected import Day, Expected, assert_org_days, store
+from tests.integration.pipeline.expected import Day, Expected, assert_org_days, kind, store
 
 DAY = date(2026, 11, 2)
 
@@ -148,6 +148,66 @@ def test_random_fills_match_python_for_orgs_sharing_wallets(conn: psycopg.Connec
         _assert_wallet_day(conn, wallet, day, exp)
     assert_org_days(conn, org_a, expected.org_days(a_members))
     assert_org_days(conn, org_b, expected.org_days(b_members))
+    _assert_coin_days(conn, expected)
+
+
+COIN_DAYS = """
+SELECT wallet_id, day, coin, market, trade_count, volume_usd, fees_usd, realized_pnl_usd,
+       unpriced_fills
+FROM wallet_coin_day_metrics ORDER BY 1, 2, 3
+"""
+
+
+def _assert_coin_days(conn: psycopg.Connection, expected: Expected) -> None:
+    """The per-coin rollup is exactly the Python computation's, coin by coin."""
+    got = {(r[0], r[1], r[2]): r[3:] for r in conn.execute(COIN_DAYS)}
+    want = {
+        key: (kind(key[2]), c.trade_count, c.volume, c.fees, c.pnl, c.unpriced)
+        for key, c in expected.coin_days.items()
+    }
+    assert got == want
+
+
+def test_coin_days_are_rebuilt_with_the_wallet_days(conn: psycopg.Connection) -> None:
+    """Both statements write the per-coin rows with the wallet-days; a coin whose fills
+    are gone loses its row; the wallet-day is the sum of its coins."""
+    rng = random.Random(5)
+    wallets = _wallets(conn, 3)
+    expected = Expected()
+    for n, wallet in enumerate(wallets):
+        batch = _random_fills(rng, 40, tid_base=n * 1000)
+        system = fill(ms(2026, 11, 2, 3), tid=0, oid=0, coin="@1", dir="Spot Dust Conversion",
+                      fee=Decimal("0.25"), px=Decimal(1), sz=Decimal(1))  # fmt: skip
+        batch.append(system)
+        store(conn, wallet, batch)
+        expected.add(wallet, batch)
+    days = sorted({day for _, day in expected.wallet_days})
+    for day in days:
+        rollups.rebuild_all_wallet_days(conn, day)
+    _assert_coin_days(conn, expected)
+    sums = conn.execute(
+        """SELECT m.wallet_id, m.day, m.trade_count, m.total_volume_usd, m.fees_usd,
+                  m.realized_pnl_usd, m.unpriced_fills, c.trades, c.volume, c.fees, c.pnl,
+                  c.unpriced
+           FROM wallet_day_metrics m
+           JOIN (SELECT wallet_id, day, sum(trade_count) AS trades, sum(volume_usd) AS volume,
+                        sum(fees_usd) AS fees, sum(realized_pnl_usd) AS pnl,
+                        sum(unpriced_fills) AS unpriced
+                 FROM wallet_coin_day_metrics GROUP BY 1, 2) c USING (wallet_id, day)"""
+    ).fetchall()
+    assert len(sums) == len(expected.wallet_days)
+    assert all(tuple(r[2:7]) == tuple(r[7:]) for r in sums)
+
+    # One wallet's BTC fills of the day vanish: its BTC row goes, the rest stays.
+    wallet, day = wallets[0], DAY
+    conn.execute(
+        "DELETE FROM hl_fills_raw WHERE wallet_id = %s AND coin = 'BTC' AND time >= %s "
+        "AND time < %s",
+        (wallet, ms(2026, 11, 2), ms(2026, 11, 3)),
+    )
+    expected.coin_days.pop((wallet, day, "BTC"), None)
+    rollups.rebuild_wallet_days(conn, [wallet], day)
+    _assert_coin_days(conn, expected)
 
 
 def test_all_wallets_statement_equals_per_wallet_statements(conn: psycopg.Connection) -> None:

@@ -1,0 +1,39 @@
+"""Checks of the arguments that several fields share: day ranges and page sizes.
+
+Each failure is a `BAD_USER_INPUT` whose message names the rule.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from graph.errors import BadUserInput
+from storage.dashboard import MAX_RANGE_DAYS
+
+PAGE_MIN, PAGE_MAX = 1, 200
+
+
+def checked_days(start: date, end: date, today: date) -> tuple[date, date]:
+    """A `between` range, valid when start <= end <= today and it covers at most 366 days."""
+    if start > end:
+        raise BadUserInput(f"between: from ({start}) is after to ({end}); a range needs from <= to")
+    if end > today:
+        raise BadUserInput(
+            f"between: to ({end}) is after today ({today}, UTC); a range needs to <= today"
+        )
+    span = (end - start).days + 1
+    if span > MAX_RANGE_DAYS:
+        raise BadUserInput(
+            f"between: {start} to {end} covers {span} days; "
+            f"a range covers at most {MAX_RANGE_DAYS} days"
+        )
+    return start, end
+
+
+def page_size(first: int | None, default: int = 50) -> int:
+    """`first` of a connection: 1..200 (null: the default)."""
+    if first is None:
+        return default
+    if not PAGE_MIN <= first <= PAGE_MAX:
+        raise BadUserInput(f"first: {first} is out of range: first must be {PAGE_MIN}..{PAGE_MAX}")
+    return first
