@@ -389,10 +389,14 @@ async def tracked_wallet(
 async def set_label(
     conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str, label: str | None
 ) -> bool:
-    """Sets (or clears, with None) the org's label of a wallet; False when it does not
-    track the wallet."""
+    """Sets (or clears, with None) the org's label of a wallet, committed; False when it
+    does not track the wallet. The API's connections are not in autocommit and a
+    request's connection is rolled back when the request ends, so the write commits
+    here (with whatever the request read before it, which writes nothing)."""
     cur = await conn.execute(SET_LABEL, {"org_id": org_id, "address": address, "label": label})
-    return await cur.fetchone() is not None
+    found = await cur.fetchone() is not None
+    await conn.commit()
+    return found
 
 
 # -- a wallet's fills ------------------------------------------------------------------
