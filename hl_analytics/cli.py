@@ -49,8 +49,18 @@ def _port(value: str) -> int:
     return port
 
 
+def _examples(*lines: str) -> str:
+    """An epilog of example invocations, one a line."""
+    return "examples:\n" + "\n".join(f"  {PROG} {line}" for line in lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Hyperliquid wallet analytics for organisations.")
+    parser = _Parser(
+        prog=PROG,
+        description="Hyperliquid wallet analytics for organisations.",
+        epilog=_examples("demo", "orgs create Acme"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--data-dir",
         help="folder of the embedded PostgreSQL (default: $HL_ANALYTICS_DATA_DIR or .hl-analytics)",
@@ -61,88 +71,229 @@ def build_parser() -> argparse.ArgumentParser:
 
     p: argparse.ArgumentParser
 
-    def command(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+    def add(
+        parent: argparse._SubParsersAction[_Parser],
+        name: str,
+        help_: str,
+        epilog: str,
+    ) -> argparse.ArgumentParser:
+        return parent.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def command(name: str, handler: Handler, help_: str, epilog: str) -> argparse.ArgumentParser:
+        p = add(sub, name, help_, epilog)
         p.set_defaults(handler=handler)
         return p
 
-    command("migrate", admin.migrate_cmd, "apply pending database migrations")
+    def actions(
+        name: str, help_: str, epilog: str, dest: str
+    ) -> argparse._SubParsersAction[_Parser]:
+        return add(sub, name, help_, epilog).add_subparsers(
+            dest=dest, required=True, metavar="ACTION", parser_class=_Parser
+        )
 
-    orgs = sub.add_parser("orgs", help="manage organisations").add_subparsers(
-        dest="orgs_command", required=True, metavar="ACTION", parser_class=_Parser
+    org_help = "id of the organisation (from `orgs create` or `orgs list`)"
+
+    command("migrate", admin.migrate_cmd, "apply pending database migrations", _examples("migrate"))
+
+    orgs = actions(
+        "orgs", "manage organisations", _examples("orgs create Acme", "orgs list"), "orgs_command"
     )
-    p = orgs.add_parser("create", help="create an organisation and print its id")
-    p.add_argument("name")
+    p = add(
+        orgs, "create", "create an organisation and print its id", _examples("orgs create Acme")
+    )
+    p.add_argument("name", help="name of the new organisation")
     p.set_defaults(handler=admin.orgs_create)
-    orgs.add_parser("list", help="list organisations").set_defaults(handler=admin.orgs_list)
-
-    users = sub.add_parser("users", help="manage user profiles").add_subparsers(
-        dest="users_command", required=True, metavar="ACTION", parser_class=_Parser
+    add(orgs, "list", "list organisations", _examples("orgs list")).set_defaults(
+        handler=admin.orgs_list
     )
-    p = users.add_parser("add", help="give a user (the JWT's sub) an organisation and a role")
-    p.add_argument("user_id")
-    p.add_argument("--org", required=True, dest="org_id")
-    p.add_argument("--role", required=True, choices=("admin", "viewer"))
+
+    users = actions(
+        "users",
+        "manage user profiles",
+        _examples("users add alice --org ORG_ID --role admin"),
+        "users_command",
+    )
+    p = add(
+        users,
+        "add",
+        "give a user (the JWT's sub) an organisation and a role",
+        _examples(
+            "users add alice --org ORG_ID --role admin",
+            "users add bob --org ORG_ID --role viewer",
+        ),
+    )
+    p.add_argument("user_id", help="the user's id, as the `sub` claim of their JWT")
+    p.add_argument("--org", required=True, dest="org_id", help=f"{org_help} (required)")
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=("admin", "viewer"),
+        help="admin may manage the organisation, viewer may only read (required)",
+    )
     p.set_defaults(handler=admin.users_add)
 
-    wallets = sub.add_parser("wallets", help="manage tracked wallets").add_subparsers(
-        dest="wallets_command", required=True, metavar="ACTION", parser_class=_Parser
+    wallets = actions(
+        "wallets",
+        "manage tracked wallets",
+        _examples("wallets track --org ORG_ID 0xADDRESS", "wallets list"),
+        "wallets_command",
     )
-    p = wallets.add_parser("track", help="track wallets for an organisation")
-    p.add_argument("--org", required=True, dest="org_id")
-    p.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    p = add(
+        wallets,
+        "track",
+        "track wallets for an organisation",
+        _examples("wallets track --org ORG_ID 0xADDRESS1 0xADDRESS2"),
+    )
+    p.add_argument("--org", required=True, dest="org_id", help=f"{org_help} (required)")
+    p.add_argument(
+        "addresses", nargs="+", metavar="ADDRESS", help="wallet addresses (0x and 40 hex digits)"
+    )
     p.set_defaults(handler=admin.wallets_track)
-    p = wallets.add_parser("untrack", help="stop tracking a wallet for an organisation")
-    p.add_argument("--org", required=True, dest="org_id")
-    p.add_argument("address", metavar="ADDRESS")
+    p = add(
+        wallets,
+        "untrack",
+        "stop tracking a wallet for an organisation",
+        _examples("wallets untrack --org ORG_ID 0xADDRESS"),
+    )
+    p.add_argument("--org", required=True, dest="org_id", help=f"{org_help} (required)")
+    p.add_argument("address", metavar="ADDRESS", help="the wallet address to stop tracking")
     p.set_defaults(handler=admin.wallets_untrack)
-    p = wallets.add_parser("list", help="list tracked wallets")
-    p.add_argument("--org", dest="org_id")
+    p = add(
+        wallets,
+        "list",
+        "list tracked wallets",
+        _examples("wallets list", "wallets list --org ORG_ID"),
+    )
+    p.add_argument("--org", dest="org_id", help="only this organisation's wallets (default: all)")
     p.set_defaults(handler=admin.wallets_list)
 
-    p = command("sync", services.sync_cmd, "enqueue ingest of tracked wallets")
-    p.add_argument("--org", dest="org_id")
-    p.add_argument(
-        "--wait", action="store_true", help="block until ingest and its rollups are done"
+    p = command(
+        "sync",
+        services.sync_cmd,
+        "enqueue ingest of tracked wallets",
+        _examples("sync", "sync --org ORG_ID --wait"),
     )
-    p.add_argument("--inline", action="store_true", help="also run the jobs here (implies --wait)")
-    p = command("worker", services.worker_cmd, "run Dramatiq worker processes")
-    p.add_argument("--processes", type=int, default=2)
-    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--org", dest="org_id", help="only this organisation's wallets (default: all)")
     p.add_argument(
-        "--lease", type=float, default=30.0, help="seconds before a dead worker's jobs rerun"
-    )
-    p.add_argument(
-        "--shutdown-timeout", type=float, default=30.0, help="seconds to finish jobs on SIGTERM"
+        "--wait",
+        action="store_true",
+        help="block until ingest and its rollups are done (default: off)",
     )
     p.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics of all processes on this port"
+        "--inline",
+        action="store_true",
+        help="also run the jobs here (implies --wait) (default: off)",
     )
-    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics server")
-    p = command("scheduler", services.scheduler_cmd, "re-ingest tracked wallets periodically")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between ticks")
-    p.add_argument("--once", action="store_true", help="run one tick and exit")
-    p = command("api", services.api_cmd, "serve GraphQL at /graphql")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8000)
+    p = command(
+        "worker",
+        services.worker_cmd,
+        "run Dramatiq worker processes",
+        _examples("worker", "worker --processes 4 --threads 8 --metrics-port 9191"),
+    )
+    p.add_argument(
+        "--processes", type=int, default=2, help="worker processes to run (default: %(default)s)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=4, help="threads in each process (default: %(default)s)"
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        help="seconds before a dead worker's jobs rerun (default: %(default)s)",
+    )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to finish jobs on SIGTERM (default: %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics of all processes on this port (default: not served)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the metrics server (default: %(default)s)",
+    )
+    p = command(
+        "scheduler",
+        services.scheduler_cmd,
+        "re-ingest tracked wallets periodically",
+        _examples("scheduler", "scheduler --interval 60", "scheduler --once"),
+    )
+    p.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between ticks (default: %(default)s)"
+    )
+    p.add_argument("--once", action="store_true", help="run one tick and exit (default: off)")
+    p = command(
+        "api",
+        services.api_cmd,
+        "serve GraphQL at /graphql",
+        _examples("api", "api --host 0.0.0.0 --port 8000 --metrics-port 9192"),
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=_port, default=8000, help="port to listen on (default: %(default)s)"
+    )
     p.add_argument(
         "--metrics-port",
         type=_port,
         help="serve /metrics on this port instead of the API's (default: on the API's port)",
     )
-    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics server")
-    p = command("token", services.token_cmd, "print a development JWT signed with JWT_SECRET")
-    p.add_argument("user_id")
-    p.add_argument("--ttl", type=int, default=86_400, help="seconds until it expires")
-    p = command("simulate", services.simulate_cmd, "run the simulated Hyperliquid exchange")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8080)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the metrics server (default: %(default)s)",
+    )
+    p = command(
+        "token",
+        services.token_cmd,
+        "print a development JWT signed with JWT_SECRET",
+        _examples("token alice", "token alice --ttl 3600"),
+    )
+    p.add_argument("user_id", help="the user's id, written as the token's `sub` claim")
+    p.add_argument(
+        "--ttl",
+        type=int,
+        default=86_400,
+        help="seconds until it expires; 0 or less gives an expired token (default: %(default)s)",
+    )
+    p = command(
+        "simulate",
+        services.simulate_cmd,
+        "run the simulated Hyperliquid exchange",
+        _examples("simulate", "simulate --port 8080 --seed 7 --short-pages"),
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=_port, default=8080, help="port to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of the simulated wallets and fills; the same seed gives the same data "
+        "(default: %(default)s)",
+    )
     p.add_argument(
         "--weight-per-minute",
         type=int,
         default=1200,
-        help="request weight each client may spend a minute, as Hyperliquid's (default 1200)",
+        help="request weight each client may spend a minute, as Hyperliquid's "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--short-pages",
@@ -153,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuild",
         rebuild.rebuild_cmd,
         "recompute the rollups from the raw fills (after HYPERLIQUID_USD_TOKENS changes)",
+        _examples("rebuild", "rebuild --org ORG_ID --from 2024-01-01 --to 2024-01-31"),
     )
     p.add_argument("--org", dest="org_id", help="only this organisation's wallets (default: all)")
     p.add_argument(
@@ -161,14 +313,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--to", dest="last", type=_day, help="last UTC day, YYYY-MM-DD (default: the last)"
     )
-    command("status", status.status_cmd, "print per-org sync status and queue depth")
-    p = command("demo", demo.demo_cmd, "run everything on the embedded default")
-    p.add_argument("--fresh", action="store_true", help="start over with empty data")
-    p.add_argument(
-        "--hyperliquid-url", help="track wallets on this exchange instead of the simulator"
+    command(
+        "status",
+        status.status_cmd,
+        "print per-org sync status and queue depth",
+        _examples("status"),
     )
-    p.add_argument("--wallet", action="append", default=[], metavar="ADDRESS")
-    p.add_argument("--port", type=_port, default=8000, help="the API's port (default 8000)")
+    p = command(
+        "demo",
+        demo.demo_cmd,
+        "run everything on the embedded default",
+        _examples(
+            "demo",
+            "demo --hyperliquid-url https://api.hyperliquid.xyz --wallet 0xADDRESS",
+        ),
+    )
+    p.add_argument("--fresh", action="store_true", help="start over with empty data (default: off)")
+    p.add_argument(
+        "--hyperliquid-url",
+        help="track wallets on this exchange instead of the simulator; needs --wallet "
+        "(default: the simulator)",
+    )
+    p.add_argument(
+        "--wallet",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="track this wallet; repeat for more (default: the simulator's wallets)",
+    )
+    p.add_argument("--port", type=_port, default=8000, help="the API's port (default: %(default)s)")
     return parser
 
 
