@@ -142,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cut fill pages at random lengths of 500-2000, as the real API may (default: off)",
     )
+    p.add_argument(
+        "--node-dir",
+        help="also write the market's fills in real time as a node's fill files under DIR",
+    )
+    p.add_argument(
+        "--archive",
+        dest="archive_dir",
+        help="first write the market's past hours as the public archive lays them out under DIR",
+    )
     p = command(
         "rebuild",
         rebuild.rebuild_cmd,

@@ -57,4 +57,6 @@ def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         weight_per_minute=args.weight_per_minute,
         short_pages=args.short_pages,
+        node_dir=args.node_dir,
+        archive_dir=args.archive_dir,
     )

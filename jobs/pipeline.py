@@ -92,9 +92,7 @@ class Pipeline:
             rollup_global_day
         )
         # On the ingest queue: its requests are paced by Hyperliquid's rate limit too.
-        self.resolve_markets = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(
-            resolve_markets
-        )
+        self.resolve_markets = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(resolve_markets)
 
     @property
     def pool(self) -> ConnectionPool:
