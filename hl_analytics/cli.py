@@ -152,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="first write the market's past hours as the public archive lays them out under DIR",
     )
     p = command(
+        "node-ingest",
+        services.node_ingest_cmd,
+        "store the tracked wallets' fills from a Hyperliquid node's fill files as it writes them",
+    )
+    p.add_argument(
+        "--node-dir",
+        required=True,
+        help="the node's data root, holding node_fills_by_block/hourly/YYYYMMDD/H",
+    )
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between looks once caught up")
+    p.add_argument("--once", action="store_true", help="stop once caught up")
+    p = command(
         "rebuild",
         rebuild.rebuild_cmd,
         "recompute the rollups from the raw fills (after HYPERLIQUID_USD_TOKENS changes)",

@@ -1,5 +1,5 @@
 """The commands that start a part of the system: `sync`, `worker`, `scheduler`,
-`api`, `token` and `simulate`.
+`node-ingest`, `api`, `token` and `simulate`.
 
 Each turns its parsed arguments into one call of a typed function of the layer
 that does the work (`jobs`, `graph`, `hlsim`); the defaults are the parser's
@@ -14,6 +14,7 @@ from graph.auth import issue_token
 from graph.server import serve_api
 from hl_core.settings import Settings
 from hlsim.server import simulate
+from jobs.node_source import run_node_ingest
 from jobs.scheduler import run_scheduler
 from jobs.sync import run_sync
 from jobs.worker import run_worker
@@ -39,6 +40,10 @@ def worker_cmd(settings: Settings, args: argparse.Namespace) -> int:
 
 def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
     return run_scheduler(settings, interval_s=args.interval, once=args.once)
+
+
+def node_ingest_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    return run_node_ingest(settings, node_dir=args.node_dir, poll_s=args.poll, once=args.once)
 
 
 def api_cmd(settings: Settings, args: argparse.Namespace) -> int:

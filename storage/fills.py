@@ -117,6 +117,10 @@ SELECT tableoid::regclass::text FROM hl_fills_raw WHERE wallet_id = %s AND tid =
 COUNT_WALLET_FILLS = "SELECT count(*) FROM hl_fills_raw WHERE wallet_id = %s"
 INSERT_QUARANTINE = "INSERT INTO hl_fills_quarantine (wallet_id, raw, reason) VALUES (%s, %s, %s)"
 COUNT_QUARANTINE = "SELECT count(*) FROM hl_fills_quarantine WHERE wallet_id = %s"
+INSERT_QUARANTINE_AT = """
+INSERT INTO hl_fills_quarantine (wallet_id, raw, reason, source_file, source_offset)
+VALUES (%s, %s, %s, %s, %s)
+"""
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,21 @@ def insert_fills(conn: psycopg.Connection, wallet_id: int, batch: Sequence[Fill]
 def quarantine(conn: psycopg.Connection, wallet_id: int, raw: Any, reason: str) -> None:
     """Keeps a fill that failed validation, with why, for inspection."""
     conn.execute(INSERT_QUARANTINE, (wallet_id, json.dumps(raw, default=str), reason))
+
+
+def quarantine_at(
+    conn: psycopg.Connection,
+    wallet_id: int | None,
+    raw: Any,
+    reason: str,
+    *,
+    file: str,
+    offset: int,
+) -> None:
+    """Keeps a line or fill of a file that failed validation, with where it was read;
+    `wallet_id` None: it belongs to no wallet (a malformed line)."""
+    text = json.dumps(raw, default=str).replace("\\u0000", "")  # jsonb refuses NUL
+    conn.execute(INSERT_QUARANTINE_AT, (wallet_id, text, reason[:2000], file, offset))
 
 
 def quarantined_count(conn: psycopg.Connection, wallet_id: int) -> int:
