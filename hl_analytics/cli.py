@@ -164,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=0.5, help="seconds between looks once caught up")
     p.add_argument("--once", action="store_true", help="stop once caught up")
     p = command(
+        "backfill",
+        services.backfill_cmd,
+        "store the tracked wallets' fills from Hyperliquid's archive of node fill files",
+    )
+    p.add_argument(
+        "--archive",
+        required=True,
+        dest="archive_dir",
+        help="laid out as the archive: node_fills_by_block/hourly/… and node_fills/hourly/…",
+    )
+    p.add_argument("--org", dest="org_id", help="only this organisation's wallets (default: all)")
+    p.add_argument("--from", dest="first", type=_day, help="first UTC day, YYYY-MM-DD")
+    p.add_argument("--to", dest="last", type=_day, help="last UTC day, YYYY-MM-DD")
+    p = command(
         "rebuild",
         rebuild.rebuild_cmd,
         "recompute the rollups from the raw fills (after HYPERLIQUID_USD_TOKENS changes)",

@@ -1,5 +1,5 @@
 """The commands that start a part of the system: `sync`, `worker`, `scheduler`,
-`node-ingest`, `api`, `token` and `simulate`.
+`node-ingest`, `backfill`, `api`, `token` and `simulate`.
 
 Each turns its parsed arguments into one call of a typed function of the layer
 that does the work (`jobs`, `graph`, `hlsim`); the defaults are the parser's
@@ -14,6 +14,7 @@ from graph.auth import issue_token
 from graph.server import serve_api
 from hl_core.settings import Settings
 from hlsim.server import simulate
+from jobs.backfill import run_backfill
 from jobs.node_source import run_node_ingest
 from jobs.scheduler import run_scheduler
 from jobs.sync import run_sync
@@ -44,6 +45,13 @@ def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
 
 def node_ingest_cmd(settings: Settings, args: argparse.Namespace) -> int:
     return run_node_ingest(settings, node_dir=args.node_dir, poll_s=args.poll, once=args.once)
+
+
+def backfill_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    org_id = orgs.parse_org_id(args.org_id) if args.org_id else None
+    return run_backfill(
+        settings, archive_dir=args.archive_dir, org_id=org_id, first=args.first, last=args.last
+    )
 
 
 def api_cmd(settings: Settings, args: argparse.Namespace) -> int:

@@ -139,7 +139,7 @@ def test_queued_legacy_rollup_wallet_day_messages_become_pending_wallet_days(
                 (job["message"]["message_id"], message, job["state"], job["batches"]),  # type: ignore[index]
             )
     applied = migrate(empty_db)
-    assert [m.version for m in applied][0] == 9  # and every later one
+    assert applied[0].version == 9  # and every later one
     with psycopg.connect(empty_db) as conn:
         pending = conn.execute(
             "SELECT p.day::text, w.address, p.batches FROM rollup_pending p "
