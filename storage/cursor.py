@@ -49,7 +49,7 @@ ON CONFLICT (wallet_id) DO UPDATE SET
 SELECT_SCHEDULE = """
 SELECT w.id, w.address, c.last_fill_ms,
        GREATEST(c.last_success_at, c.last_error_at, c.last_scheduled_at) AS last_attempt_at,
-       coalesce(c.reread_pending, false)
+       coalesce(c.reread_pending, false), c.synced_until_ms IS NOT NULL
 FROM wallets w
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = w.id
 WHERE EXISTS (SELECT 1 FROM org_wallets ow WHERE ow.wallet_id = w.id)
@@ -113,6 +113,8 @@ class ScheduleRow:
     last_fill_ms: int | None
     last_attempt_at: datetime | None
     reread_pending: bool = False
+    # The wallet had an API pass: a live node source can take its fills over.
+    api_synced: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ import pytest
 
 from hlsim import nodefiles
 from hlsim.market import Market
-from jobs import node_files
+from jobs import node_files, scheduler
 from jobs.node_source import NodeDirInvalid, NodeFollower, check_root, follow
 from jobs.pipeline import Pipeline
-from storage import node_position, orgs
+from storage import cursor, node_position, orgs
+from tests.cli import run_cli
 from tests.factories import ms
 from tests.integration.pipeline.expected import Expected, add_raw, assert_org_days, resolve_planted
 from tests.integration.pipeline.support import pipeline, worker
@@ -155,3 +156,40 @@ def test_a_missing_or_empty_node_dir_is_one_line_naming_what_was_expected(tmp_pa
         check_root(tmp_path / "nope")
     with pytest.raises(NodeDirInvalid, match=r"holds no fill files \(expected node_fills_by_block"):
         check_root(tmp_path)
+
+
+def test_wallets_a_live_node_covers_are_not_polled_until_it_stops_advancing(
+    auto: psycopg.Connection, db_url: str, start_simulator: StartSimulator
+) -> None:
+    market = busy_market()
+    server = start_simulator(market)
+    org = orgs.create_org(auto, "A").id
+    with auto.transaction():
+        wallets, _ = orgs.track_wallets(auto, org, market.wallets[:3])
+        for w in wallets[:2]:  # had their first API pass
+            cursor.advance(auto, w.id, synced_until_ms=NOW, last_fill_ms=NOW, stored=1)
+            cursor.record_success(auto, w.id)
+        node_position.save(auto, "node", file="f", offset=0, last_block=1, last_block_ms=NOW)
+    with pipeline(db_url, server) as p:
+        live = scheduler.tick(p, auto)
+        assert live.tracked == 1 and live.queued == 1  # only the one without an API pass
+        auto.execute("UPDATE hl_node_position SET advanced_at = now() - interval '2 minutes'")
+        auto.execute("UPDATE hl_ingest_cursor SET last_success_at = now() - interval '1 day'")
+        stale = scheduler.tick(p, auto)
+        assert stale.tracked == 3 and stale.queued == 2
+
+
+def test_status_shows_the_node_source_position_and_lag(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        node_position.save(
+            conn,
+            "node",
+            file="node_fills_by_block/hourly/20260116/0",
+            offset=1234,
+            last_block=676607012,
+            last_block_ms=NOW,
+        )
+    result = run_cli("status", env={"DATABASE_URL": db_url})
+    assert result.code == 0, result.err
+    assert "node_fills_by_block/hourly/20260116/0" in result.out
+    assert "676607012" in result.out and "2026-01-16 01:00:00" in result.out
