@@ -39,11 +39,11 @@ import psycopg
 
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
-from jobs import actors, node_files
+from jobs import node_files
 from jobs.node_files import BY_BLOCK, PAIRS, HourFile
-from jobs.node_source import parse_lines
+from jobs.node_source import parse_lines, store_batch
 from jobs.pipeline import Pipeline, build
-from storage import cursor, embedded, fills, node_position, orgs
+from storage import cursor, embedded, node_position, orgs
 from storage.db import borrow
 
 BATCH_LINES = 20_000
@@ -228,21 +228,8 @@ def _store(
     tracked: dict[str, int],
 ) -> int:
     batch, block, block_ms = parse_lines(lines, offset, tracked, None, layout)
-    stored = 0
     with conn.transaction():
-        for wallet_id, wallet_fills in batch.fills.items():
-            result = fills.insert_fills(conn, wallet_id, wallet_fills)
-            if result.inserted:
-                actors.queue_wallet_days(p, conn, wallet_id, result.new_per_day)
-                cursor.note_file_fills(
-                    conn,
-                    wallet_id,
-                    last_fill_ms=max(f.time for f in wallet_fills),
-                    stored=result.inserted,
-                )
-            stored += result.inserted
-        for owner, raw, reason, at in batch.quarantined:
-            fills.quarantine_at(conn, owner, raw, reason, file=rel, offset=at)
+        stored = store_batch(p, conn, batch, rel)
         node_position.save(
             conn,
             source,

@@ -54,7 +54,7 @@ from jobs import actors, node_files
 from jobs.hl_parse import InvalidFill, parse_fill
 from jobs.node_files import BY_BLOCK, HourFile, MalformedLine
 from jobs.pipeline import Pipeline, build
-from storage import cursor, embedded, fills, node_position
+from storage import cursor, embedded, fills, node_position, rollups
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 from storage.fills import Fill
@@ -150,6 +150,29 @@ def parse_lines(
     return batch, last_block, last_ms
 
 
+def store_batch(p: Pipeline, conn: psycopg.Connection, batch: Batch, rel: str) -> int:
+    """Stores a batch's fills of every wallet at once (storage.fills.insert_many: the same
+    idempotent insert as an API page's, one statement for all wallets), marks the
+    wallet-days that received new fills pending and sends their days' rollups (rows
+    first, messages second, as jobs.actors.queue_wallet_days), counts the fills on the
+    wallets' cursors and quarantines what could not be read; in the caller's
+    transaction. Returns how many fills were new."""
+    results = fills.insert_many(conn, batch.fills)
+    if results:
+        rollups.add_pending_many(
+            conn, [(w, day) for w, r in results.items() for day in r.new_per_day]
+        )
+        actors.send_wallet_days_rollups(
+            p, conn, {day for r in results.values() for day in r.new_per_day}
+        )
+        cursor.note_file_fills_many(
+            conn, {w: (r.last_fill_ms, r.inserted) for w, r in results.items()}
+        )
+    for owner, raw, reason, at in batch.quarantined:
+        fills.quarantine_at(conn, owner, raw, reason, file=rel, offset=at)
+    return sum(r.inserted for r in results.values())
+
+
 class NodeFollower:
     """Follows the node's files under `root`, one batch per `step`."""
 
@@ -202,21 +225,8 @@ class NodeFollower:
         tracked = node_position.tracked_wallets(conn)
         batch, block, block_ms = parse_lines(lines, offset, tracked, last_block)
         rel = node_files.relpath(self.root, current.path)
-        stored = 0
         with conn.transaction():
-            for wallet_id, wallet_fills in batch.fills.items():
-                result = fills.insert_fills(conn, wallet_id, wallet_fills)
-                if result.inserted:
-                    actors.queue_wallet_days(self.p, conn, wallet_id, result.new_per_day)
-                    cursor.note_file_fills(
-                        conn,
-                        wallet_id,
-                        last_fill_ms=max(f.time for f in wallet_fills),
-                        stored=result.inserted,
-                    )
-                stored += result.inserted
-            for owner, raw, reason, at in batch.quarantined:
-                fills.quarantine_at(conn, owner, raw, reason, file=rel, offset=at)
+            stored = store_batch(self.p, conn, batch, rel)
             if batch.gaps:
                 self._cover_gap(conn, tracked, batch.gaps[-1])
             node_position.save(

@@ -78,6 +78,14 @@ ON CONFLICT (wallet_id) DO UPDATE SET
     fills_stored = c.fills_stored + EXCLUDED.fills_stored,
     updated_at = now()
 """
+NOTE_FILE_FILLS_MANY = """
+INSERT INTO hl_ingest_cursor AS c (wallet_id, last_fill_ms, fills_stored)
+SELECT w, l, n FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS t(w, l, n) ORDER BY w
+ON CONFLICT (wallet_id) DO UPDATE SET
+    last_fill_ms = GREATEST(c.last_fill_ms, EXCLUDED.last_fill_ms),
+    fills_stored = c.fills_stored + EXCLUDED.fills_stored,
+    updated_at = now()
+"""
 MARK_COMPLETE_FROM = """
 UPDATE hl_ingest_cursor SET history_truncated = false, updated_at = now(),
     complete_from = LEAST(coalesce(complete_from, %(day)s), %(day)s)
@@ -158,6 +166,16 @@ def note_file_fills(
     conn.execute(
         NOTE_FILE_FILLS, {"wallet_id": wallet_id, "last_fill_ms": last_fill_ms, "stored": stored}
     )
+
+
+def note_file_fills_many(conn: psycopg.Connection, stored: dict[int, tuple[int, int]]) -> None:
+    """`note_file_fills` for many wallets: wallet id → (last fill ms, fills stored)."""
+    if stored:
+        ids = sorted(stored)
+        conn.execute(
+            NOTE_FILE_FILLS_MANY,
+            (ids, [stored[i][0] for i in ids], [stored[i][1] for i in ids]),
+        )
 
 
 def mark_complete_from(conn: psycopg.Connection, wallet_id: int, day: date) -> None:

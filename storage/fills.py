@@ -168,6 +168,61 @@ def insert_fills(conn: psycopg.Connection, wallet_id: int, batch: Sequence[Fill]
     return InsertResult({EPOCH + timedelta(days=int(day)): int(count) for day, count in rows})
 
 
+# The many-wallet variant (a node's batch): rows in identity order, so two writers of
+# overlapping fills take their key locks in the same order.
+MOVE_INCOMING_MANY = f"""
+WITH inserted AS (
+    INSERT INTO hl_fills_raw (wallet_id, {_COLUMN_LIST})
+    SELECT wallet_id, {_COLUMN_LIST} FROM hl_fills_incoming
+    ORDER BY wallet_id, time, tid, oid, coin
+    ON CONFLICT ON CONSTRAINT hl_fills_raw_identity DO NOTHING
+    RETURNING wallet_id, time
+)
+SELECT wallet_id, time / {DAY_MS} AS day_number, count(*), max(time)
+FROM inserted GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class WalletInsert:
+    """What a many-wallet append stored for one wallet."""
+
+    new_per_day: dict[date, int]
+    last_fill_ms: int
+
+    @property
+    def inserted(self) -> int:
+        return sum(self.new_per_day.values())
+
+
+def insert_many(
+    conn: psycopg.Connection, batches: dict[int, list[Fill]]
+) -> dict[int, WalletInsert]:
+    """Appends the fills of many wallets idempotently with one COPY and one INSERT, in the
+    caller's transaction (what `insert_fills` does per wallet); returns, per wallet with
+    new fills, the new fills per UTC day and its latest new fill."""
+    if not any(batches.values()):
+        return {}
+    markets.record(conn, {f.coin for fills in batches.values() for f in fills})
+    with conn.cursor() as cur:
+        cur.execute(CREATE_INCOMING)
+        cur.execute(TRUNCATE_INCOMING)
+        with cur.copy(COPY_INCOMING) as copy:
+            for wallet_id, wallet_fills in batches.items():
+                for fill in wallet_fills:
+                    copy.write_row((wallet_id, *fill_row(fill)))
+        rows = cur.execute(MOVE_INCOMING_MANY).fetchall()
+    out: dict[int, WalletInsert] = {}
+    for wallet_id, day, count, last in rows:
+        day_of_row = EPOCH + timedelta(days=int(day))
+        previous = out.get(int(wallet_id))
+        per_day = previous.new_per_day if previous else {}
+        per_day[day_of_row] = int(count)
+        latest = max(int(last), previous.last_fill_ms if previous else 0)
+        out[int(wallet_id)] = WalletInsert(per_day, latest)
+    return out
+
+
 def quarantine(conn: psycopg.Connection, wallet_id: int, raw: Any, reason: str) -> None:
     """Keeps a fill that failed validation, with why, for inspection."""
     conn.execute(INSERT_QUARANTINE, (wallet_id, json.dumps(raw, default=str), reason))
