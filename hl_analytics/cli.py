@@ -196,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--hyperliquid-url", help="track wallets on this exchange instead of the simulator"
     )
     p.add_argument("--wallet", action="append", default=[], metavar="ADDRESS")
+    p.add_argument(
+        "--source",
+        choices=("api", "node"),
+        default="api",
+        help="node: the simulated exchange also writes a node's fill files, and "
+        "`node-ingest` follows them (default: api)",
+    )
     return parser
 
 

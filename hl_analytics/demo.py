@@ -95,6 +95,12 @@ def _simulator_wallets(base_url: str) -> list[str]:
 def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
     if args.hyperliquid_url and not args.wallet:
         raise DemoError("--hyperliquid-url needs at least one --wallet ADDRESS to track")
+    node_mode = getattr(args, "source", "api") == "node"
+    if node_mode and args.hyperliquid_url:
+        raise DemoError(
+            "--source node runs with the simulated exchange; with a real node, run "
+            "`hl-analytics node-ingest --node-dir DIR` beside the demo"
+        )
     for address in args.wallet:
         orgs.normalize_address(address)
     data_dir = settings.data_dir
@@ -126,6 +132,7 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    node_dir = data_dir / "node"
     try:
         if args.hyperliquid_url:
             hl_url = args.hyperliquid_url.rstrip("/")
@@ -136,6 +143,8 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
             hl_url = f"http://127.0.0.1:{port}"
             simulate = ["simulate", "--port", str(port), "--seed", str(DEMO_SEED)]
             simulate += ["--weight-per-minute", DEMO_SIMULATOR_WEIGHT]
+            if node_mode:
+                simulate += ["--node-dir", str(node_dir)]
             supervisor.start("simulator", simulate)
             supervisor.wait_http("simulator", f"{hl_url}/_sim/wallets")
             addresses = [orgs.normalize_address(a) for a in args.wallet] or _simulator_wallets(
@@ -165,6 +174,10 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
             sync.wait()
         if stopping.is_set():
             return 130
+
+        if node_mode:
+            supervisor.start("node-ingest", ["node-ingest", "--node-dir", str(node_dir)])
+            print(f"Node source: following the simulated node's files in {node_dir}", flush=True)
 
         api_port = _free_port(API_PORT)
         supervisor.start("api", ["api", "--port", str(api_port)])

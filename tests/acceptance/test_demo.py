@@ -15,7 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.cli import HL_ANALYTICS
+from tests.cli import HL_ANALYTICS, run_cli
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -117,3 +118,38 @@ def test_demo_serves_numbers_and_stops_cleanly(tmp_path: Path) -> None:
     assert alive == [], f"left behind: {[c.cmdline() for c in alive]}"
     # the embedded PostgreSQL was stopped too
     assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists()
+
+
+def test_demo_in_node_mode_follows_the_simulated_node(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    env["HL_ANALYTICS_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [HL_ANALYTICS, "demo", "--source", "node"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _read_until(
+            proc, [r"Node source: following (.*)", r"GraphQL endpoint: (\S+)"], STARTUP_LIMIT_S
+        )
+        node_files = tmp_path / "data" / "node" / "node_fills_by_block" / "hourly"
+
+        def followed() -> bool:
+            status = run_cli("--data-dir", str(tmp_path / "data"), "status", env=env)
+            return status.code == 0 and "node_fills_by_block/hourly/" in status.out
+
+        wait_until(followed, 60, "status to show the node source's position")
+        assert any(node_files.rglob("*"))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.stdout is not None
+    proc.stdout.close()
+    assert proc.returncode == 0
