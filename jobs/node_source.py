@@ -194,10 +194,10 @@ class NodeFollower:
             current, offset, last_block = files[0], 0, None
         else:
             path = self.root / pos.file
-            current = next((f for f in files if f.path == path), None)  # type: ignore[assignment]
-            offset, last_block = pos.byte_offset, pos.last_block
-            if current is None:
+            found = next((f for f in files if f.path == path), None)
+            if found is None:
                 return self._skip_missing(conn, pos, files)
+            current, offset, last_block = found, pos.byte_offset, pos.last_block
         lines = self._read(current.path, offset)
         if lines:
             return self._store(conn, current, offset, lines, last_block)

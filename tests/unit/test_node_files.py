@@ -13,6 +13,7 @@ from hlsim import nodefiles
 from hlsim.market import Market
 from jobs import node_files
 from jobs.hl_parse import parse_fill
+from jobs.node_source import parse_lines
 
 NOW = 1_768_478_400_000  # 2026-01-15 12:00 UTC
 HOUR = 3_600_000
@@ -103,3 +104,33 @@ def test_a_truncated_lz4_file_yields_its_whole_lines_then_fails(tmp_path: Path) 
         for _ in node_files.complete_lines(f, 0):
             got += 1
     assert 0 < got < 400_000  # the whole lines read before the cut
+
+
+def test_parse_lines_keeps_tracked_fills_quarantines_the_rest_and_sees_block_jumps() -> None:
+    good = {"coin": "BTC", "px": "1.0", "sz": "1.0", "side": "B", "time": 5, "startPosition": "0.0",
+            "dir": "Open Long", "closedPnl": "0.0", "hash": "0xab", "oid": 1, "crossed": True,
+            "fee": "0.1", "tid": 2, "feeToken": "USDC", "builderFee": None,
+            "builder": None}  # fmt: skip
+    lines = [
+        nodefiles.block_line(10, 5, [("0xAA", good), ("0xbb", good)]),
+        b"garbage\n",
+        nodefiles.block_line(11, 6, [("0xaa", {**good, "px": "x"})]),
+        nodefiles.block_line(14, 7, []),
+        nodefiles.block_line(12, 8, [("0xaa", good)]),  # behind the last block: skipped
+    ]
+    offsets, at = [], 100
+    for line in lines:
+        at += len(line)
+        offsets.append((at, line))
+    batch, last, last_ms = parse_lines(offsets, 100, {"0xaa": 7}, 9)
+    assert [f.tid for f in batch.fills[7]] == [2] and set(batch.fills) == {7}
+    assert batch.fills[7][0].extra is None  # explicit nulls dropped, as the API sends it
+    where = [
+        (owner, reason.split(":")[0], offset) for owner, _, reason, offset in batch.quarantined
+    ]
+    assert where == [
+        (None, "not JSON", 100 + len(lines[0])),
+        (7, "px must be a decimal string, got 'x'", offsets[1][0]),
+    ]
+    assert batch.gaps == ["blocks 12..13 missing"] and last == 14 and last_ms == 7
+    assert batch.lines == 5
