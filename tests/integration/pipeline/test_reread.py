@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from hlsim.faults import ShortPages
-from storage import cursor, orgs
+from storage import cursor, orgs, reports
 from tests.integration.pipeline.expected import METRICS, expected_rows
 from tests.integration.pipeline.support import pipeline, sync, worker
 from tests.reliability.support import assert_every_fill_stored_once, two_orgs_sharing_a_wallet
@@ -53,12 +53,12 @@ def test_flagged_wallets_reread_their_history_once_and_find_what_was_lost(
             "UPDATE hl_ingest_cursor SET reread_pending = true WHERE synced_until_ms IS NOT NULL"
         ).rowcount
         assert flagged == len(market.wallets)
-        assert sum(o.reread_pending for o in cursor.org_sync_status(auto)) == 5  # one shared
+        assert sum(o.reread_pending for o in reports.org_sync_status(auto)) == 5  # one shared
         assert sync(p, auto).failed == 0
 
         assert_every_fill_stored_once(auto, server)
         assert auto.execute(METRICS).fetchall() == expected_rows(auto, server, members)
-        assert all(o.reread_pending == 0 for o in cursor.org_sync_status(auto))
+        assert all(o.reread_pending == 0 for o in reports.org_sync_status(auto))
         # The flag is spent: the next pass starts from the cursor again, and finds nothing.
         for wallet in orgs.upsert_wallets(auto, market.wallets):
             state = cursor.get_cursor(auto, wallet.id)
