@@ -65,6 +65,7 @@ SOURCE = "node"
 DEFAULT_POLL_S = 0.5
 BATCH_LINES = 5_000
 APP_NAME = "hl-analytics-node-ingest"
+TAIL_GRACE_S = 2.0
 
 
 class NodeDirInvalid(HLAnalyticsError):
@@ -183,6 +184,10 @@ class NodeFollower:
         self.root = Path(root)
         self.source = source
         self.batch_lines = batch_lines
+        # (file, size, when first seen) of a partial last line found once the next hour's
+        # file exists: quarantined only if it stays so for TAIL_GRACE_S (a node may
+        # flush the end of an hour after opening the next one).
+        self._tail: tuple[Path, int, float] | None = None
 
     def step(self, conn: psycopg.Connection) -> Step:
         """Stores the next batch of whole lines, or moves to the next file; `conn` in autocommit."""
@@ -204,7 +209,23 @@ class NodeFollower:
         later = [f for f in files if f.hour_ms > current.hour_ms]
         if not later:
             return Step(0, 0, False)
+        if not self._tail_settled(current, offset):
+            return Step(0, 0, False)
         return self._next_file(conn, current, offset, later[0], pos)
+
+    def _tail_settled(self, current: HourFile, offset: int) -> bool:
+        """Whether the bytes after `offset` (none, or a partial line) stopped changing."""
+        try:
+            size = current.path.stat().st_size
+        except FileNotFoundError:
+            return True
+        if size <= offset or current.compressed:
+            return True
+        now = time.monotonic()
+        if self._tail is None or self._tail[:2] != (current.path, size):
+            self._tail = (current.path, size, now)
+            return False
+        return now - self._tail[2] >= TAIL_GRACE_S
 
     def _read(self, path: Path, offset: int) -> list[tuple[int, bytes]]:
         try:

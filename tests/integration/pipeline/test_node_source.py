@@ -12,7 +12,7 @@ import pytest
 
 from hlsim import nodefiles
 from hlsim.market import Market
-from jobs import node_files, scheduler
+from jobs import node_files, node_source, scheduler
 from jobs.node_source import NodeDirInvalid, NodeFollower, check_root, follow
 from jobs.pipeline import Pipeline
 from storage import cursor, node_position, orgs
@@ -21,6 +21,7 @@ from tests.factories import ms
 from tests.integration.pipeline.expected import Expected, add_raw, assert_org_days, resolve_planted
 from tests.integration.pipeline.support import pipeline, worker
 from tests.simulator import StartSimulator
+from tests.waiting import wait_until
 
 # An hour after midnight: two hours of blocks cross a day.
 NOW = ms(2026, 1, 16, 1)
@@ -193,3 +194,36 @@ def test_status_shows_the_node_source_position_and_lag(db_url: str) -> None:
     assert result.code == 0, result.err
     assert "node_fills_by_block/hourly/20260116/0" in result.out
     assert "676607012" in result.out and "2026-01-16 01:00:00" in result.out
+
+
+def test_a_partial_last_line_is_quarantined_only_once_it_stays_so_after_the_hour_ended(
+    auto: psycopg.Connection,
+    db_url: str,
+    tmp_path: Path,
+    start_simulator: StartSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(node_source, "TAIL_GRACE_S", 0.3)
+    market = busy_market()
+    server = start_simulator(market)
+    writer = nodefiles.NodeWriter(market, tmp_path, start_ms=NOW - HOUR - 5_000, block_ms=BLOCK_MS)
+    writer.write_until(NOW - HOUR - 1)
+    first = writer.path_of_block(writer.next_block - 1)
+    with first.open("ab") as f:
+        f.write(b'{"block_number": 1')  # the hour's last line, not (yet) whole
+    writer.write_until(NOW - HOUR + 3_000)  # the next hour's file
+    with pipeline(db_url, server) as p:
+        follower = NodeFollower(p, tmp_path)
+        while follower.step(auto).progressed:
+            pass
+        pos = node_position.get(auto, "node")
+        assert pos is not None and pos.file.endswith("/20260115/23")  # still waiting
+        wait_until(lambda: follower.step(auto).moved, 10, "the tail to settle")
+        while follower.step(auto).progressed:
+            pass
+        pos = node_position.get(auto, "node")
+        assert pos is not None and pos.file.endswith("/20260116/0")
+        rows = auto.execute("SELECT wallet_id, source_file, source_offset FROM hl_fills_quarantine")
+        assert rows.fetchall() == [
+            (None, "node_fills_by_block/hourly/20260115/23", first.stat().st_size - 18)
+        ]
