@@ -412,10 +412,13 @@ def add_pending(
     conn.execute(INSERT_PENDING, params)
 
 
+# DO UPDATE, not DO NOTHING: it locks a pending row that already exists until the
+# caller commits, so a rollup taking the day's rows (FOR UPDATE SKIP LOCKED) skips it
+# and comes back for it, instead of rebuilding the wallet-day without the new fills.
 INSERT_PENDING_MANY = """
 INSERT INTO rollup_pending (day, wallet_id, batches)
 SELECT d, w, '{}' FROM unnest(%s::bigint[], %s::date[]) AS t(w, d) ORDER BY d, w
-ON CONFLICT (day, wallet_id) DO NOTHING
+ON CONFLICT (day, wallet_id) DO UPDATE SET batches = rollup_pending.batches
 """
 
 
