@@ -300,6 +300,57 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cut fill pages at random lengths of 500-2000, as the real API may (default: off)",
     )
+    p.add_argument(
+        "--node-dir",
+        help="also write the market's fills in real time as a node's fill files under DIR "
+        "(default: none)",
+    )
+    p.add_argument(
+        "--archive",
+        dest="archive_dir",
+        help="first write the market's past hours as the public archive lays them out under "
+        "DIR (default: none)",
+    )
+    p = command(
+        "node-ingest",
+        services.node_ingest_cmd,
+        "store the tracked wallets' fills from a Hyperliquid node's fill files as it writes them",
+        _examples("node-ingest --node-dir ~/hl/data", "node-ingest --node-dir ~/hl/data --once"),
+    )
+    p.add_argument(
+        "--node-dir",
+        required=True,
+        help="the node's data root, holding node_fills_by_block/hourly/YYYYMMDD/H",
+    )
+    p.add_argument(
+        "--poll",
+        type=float,
+        default=0.5,
+        help="seconds between looks once caught up (default: %(default)s)",
+    )
+    p.add_argument("--once", action="store_true", help="stop once caught up (default: off)")
+    p = command(
+        "backfill",
+        services.backfill_cmd,
+        "store the tracked wallets' fills from Hyperliquid's archive of node fill files",
+        _examples(
+            "backfill --archive /data/hl-archive",
+            "backfill --archive /data/hl-archive --org ORG_ID --from 2025-08-01 --to 2025-08-31",
+        ),
+    )
+    p.add_argument(
+        "--archive",
+        required=True,
+        dest="archive_dir",
+        help="laid out as the archive: node_fills_by_block/hourly/… and node_fills/hourly/…",
+    )
+    p.add_argument("--org", dest="org_id", help="only this organisation's wallets (default: all)")
+    p.add_argument(
+        "--from", dest="first", type=_day, help="first UTC day, YYYY-MM-DD (default: the first)"
+    )
+    p.add_argument(
+        "--to", dest="last", type=_day, help="last UTC day, YYYY-MM-DD (default: the last)"
+    )
     p = command(
         "rebuild",
         rebuild.rebuild_cmd,
@@ -342,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="track this wallet; repeat for more (default: the simulator's wallets)",
     )
     p.add_argument("--port", type=_port, default=8000, help="the API's port (default: %(default)s)")
+    p.add_argument(
+        "--source",
+        choices=("api", "node"),
+        default="api",
+        help="node: the simulated exchange also writes a node's fill files, and "
+        "`node-ingest` follows them (default: %(default)s)",
+    )
     return parser
 
 

@@ -139,6 +139,12 @@ def _log_to_file(log_dir: Path) -> None:
 def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
     if args.hyperliquid_url and not args.wallet:
         raise DemoError("--hyperliquid-url needs at least one --wallet ADDRESS to track")
+    node_mode = getattr(args, "source", "api") == "node"
+    if node_mode and args.hyperliquid_url:
+        raise DemoError(
+            "--source node runs with the simulated exchange; with a real node, run "
+            "`hl-analytics node-ingest --node-dir DIR` beside the demo"
+        )
     for address in args.wallet:
         orgs.normalize_address(address)
     api_port = getattr(args, "port", None) or API_PORT
@@ -171,6 +177,7 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
     lifeline = Lifeline.start()
     supervisor = Supervisor({}, data_dir / "logs", lifeline)
     embedded_db = not settings.database_url
+    node_dir = data_dir / "node"
     try:
         if embedded_db:
             lifeline.pgdata((data_dir / "pg").resolve())
@@ -198,6 +205,8 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
             hl_url = f"http://127.0.0.1:{port}"
             simulate = ["simulate", "--port", str(port), "--seed", str(DEMO_SEED)]
             simulate += ["--weight-per-minute", DEMO_SIMULATOR_WEIGHT]
+            if node_mode:
+                simulate += ["--node-dir", str(node_dir)]
             supervisor.start("simulator", simulate)
             supervisor.wait_http("simulator", f"{hl_url}/_sim/wallets")
             addresses = [orgs.normalize_address(a) for a in args.wallet] or _simulator_wallets(
@@ -237,6 +246,9 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
                 "(`hl-analytics status` shows how far they got)."
             )
 
+        if node_mode:
+            supervisor.start("node-ingest", ["node-ingest", "--node-dir", str(node_dir)])
+            say(f"Node source: following the simulated node's files in {node_dir}")
         supervisor.start("api", ["api", "--port", str(api_port)])
         supervisor.wait_http("api", f"http://127.0.0.1:{api_port}/healthz")
         token = issue_token(replace(settings, jwt_secret=jwt_secret), DEMO_ADMIN, 30 * 86_400)

@@ -1,5 +1,5 @@
 """The commands that start a part of the system: `sync`, `worker`, `scheduler`,
-`api`, `token` and `simulate`.
+`node-ingest`, `backfill`, `api`, `token` and `simulate`.
 
 Each turns its parsed arguments into one call of a typed function of the layer
 that does the work (`jobs`, `graph`, `hlsim`); the defaults are the parser's
@@ -16,6 +16,8 @@ from graph.server import serve_api
 from hl_analytics.demo import saved_jwt_secret
 from hl_core.settings import Settings
 from hlsim.server import simulate
+from jobs.backfill import run_backfill
+from jobs.node_source import run_node_ingest
 from jobs.scheduler import run_scheduler
 from jobs.sync import run_sync
 from jobs.worker import run_worker
@@ -41,6 +43,17 @@ def worker_cmd(settings: Settings, args: argparse.Namespace) -> int:
 
 def scheduler_cmd(settings: Settings, args: argparse.Namespace) -> int:
     return run_scheduler(settings, interval_s=args.interval, once=args.once)
+
+
+def node_ingest_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    return run_node_ingest(settings, node_dir=args.node_dir, poll_s=args.poll, once=args.once)
+
+
+def backfill_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    org_id = orgs.parse_org_id(args.org_id) if args.org_id else None
+    return run_backfill(
+        settings, archive_dir=args.archive_dir, org_id=org_id, first=args.first, last=args.last
+    )
 
 
 def api_cmd(settings: Settings, args: argparse.Namespace) -> int:
@@ -69,4 +82,6 @@ def simulate_cmd(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         weight_per_minute=args.weight_per_minute,
         short_pages=args.short_pages,
+        node_dir=args.node_dir,
+        archive_dir=args.archive_dir,
     )

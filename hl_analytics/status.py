@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from hl_analytics.admin import transaction
 from hl_core.settings import Settings
 from storage import jobs as job_store
-from storage import markets, reports, rollups
+from storage import markets, node_position, reports, rollups
 from storage.text import printable
 
 FAILED_SHOWN = 10
@@ -45,6 +45,10 @@ def _lag(synced_until_ms: int | None, now_s: float) -> str:
     return f"{seconds // 3600}h"
 
 
+def _block_time(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
 def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
     now_s = time.time()
     with transaction(settings) as conn:
@@ -54,6 +58,8 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
         depth = job_store.queue_depth(conn)
         oldest = job_store.oldest_queued_age_s(conn)
         failed = job_store.failed_jobs(conn, limit=FAILED_SHOWN)
+        positions = node_position.all_positions(conn)
+        complete = reports.complete_from_counts(conn)
     print("Organisations")
     print(
         table(
@@ -95,6 +101,43 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
             f"{unresolved} coin(s) with an unknown quote token: their fills are unpriced "
             "until Hyperliquid's metadata resolves them (a worker retries every 10 minutes)"
         )
+    for day, count in complete:
+        print(f"{count} wallet(s) have every fill from {day} on (archive backfill)")
+    print()
+    print("Fill files (node-ingest, backfill --archive)")
+    print(
+        table(
+            (
+                "source",
+                "file",
+                "offset",
+                "last block",
+                "block time (UTC)",
+                "lag",
+                "gaps",
+                "lines",
+                "fills",
+                "moved (UTC)",
+            ),
+            [
+                (
+                    pos.source if len(pos.source) <= 40 else "…" + pos.source[-39:],
+                    pos.file,
+                    pos.byte_offset,
+                    pos.last_block,
+                    _block_time(pos.last_block_ms),
+                    _lag(pos.last_block_ms, now_s) if pos.last_block_ms is not None else "-",
+                    pos.gaps,
+                    pos.lines,
+                    pos.fills_stored,
+                    pos.advanced_at,
+                )
+                for pos in positions
+            ],
+        )
+        if positions
+        else "  none"
+    )
     print()
     print("Queue" + (f" (oldest queued job waiting {oldest:.0f}s)" if oldest is not None else ""))
     print(

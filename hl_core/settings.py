@@ -152,6 +152,13 @@ SETTINGS: tuple[Setting, ...] = (
         "or `all` (every dex `perpDexs` lists).",
         _dexes,
     ),
+    Setting(
+        "NODE_STALE_AFTER_S",
+        "60",
+        "Seconds without the node source advancing after which the scheduler polls every "
+        "tracked wallet's fills through the API again.",
+        _positive_float,
+    ),
     Setting("JWT_SECRET", None, "Shared secret for HS256 tokens.", _text),
     Setting("JWT_JWKS_URL", None, "JWKS URL for RS256/ES256 tokens.", _url(("http", "https"))),
     Setting("JWT_AUDIENCE", "authenticated", "Required `aud` claim of tokens.", _text),
@@ -193,6 +200,7 @@ class Settings:
     hyperliquid_rps: float
     hyperliquid_usd_tokens: tuple[str, ...]
     hyperliquid_dexes: tuple[str, ...] | None
+    node_stale_after_s: float
     jwt_secret: str | None
     jwt_jwks_url: str | None
     jwt_audience: str

@@ -186,6 +186,21 @@ class Market:
             book = self._books.get(address.lower(), WalletBook())
             return book.items[: bisect.bisect_right(book.times, self.now_ms)]
 
+    def fills_between(self, start_ms: int, end_ms: int) -> list[tuple[str, Any]]:
+        """Every wallet's fills with `start_ms <= time < end_ms` (and at or before the
+        clock), as (address, fill) in time order; wallets in address order within a
+        millisecond. What a node writes for those blocks (hlsim.nodefiles)."""
+        with self._lock:
+            end_ms = min(end_ms, self.now_ms + 1)
+            out: list[tuple[int, str, int, Any]] = []
+            for address, book in self._books.items():
+                lo = bisect.bisect_left(book.times, start_ms)
+                hi = bisect.bisect_left(book.times, end_ms)
+                for i in range(lo, hi):
+                    out.append((book.times[i], address, i, book.items[i]))
+            out.sort(key=lambda item: item[:3])
+            return [(address, raw) for _, address, _, raw in out]
+
     def user_fills_by_time(
         self, address: str, start_ms: int, end_ms: int | None, dex: str | None = None
     ) -> list[Any]:

@@ -17,6 +17,7 @@ from types import TracebackType
 import uvicorn
 
 from hl_core.errors import HLAnalyticsError
+from hlsim import nodefiles
 from hlsim.app import SimState, create_app
 from hlsim.faults import ShortPages
 from hlsim.market import Market
@@ -104,13 +105,29 @@ def demo_market(seed: int, *, wallets: int = DEMO_WALLETS, days: float = DEMO_DA
 
 
 def simulate(
-    *, host: str, port: int, seed: int, weight_per_minute: int, short_pages: bool = False
+    *,
+    host: str,
+    port: int,
+    seed: int,
+    weight_per_minute: int,
+    short_pages: bool = False,
+    node_dir: str | None = None,
+    archive_dir: str | None = None,
 ) -> int:
-    """`hl-analytics simulate`: serve a live demo market until interrupted."""
+    """`hl-analytics simulate`: serve a live demo market until interrupted; with
+    `node_dir`, also write its fills in real time as a node does (hlsim.nodefiles);
+    with `archive_dir`, first write its whole past hours as the public archive."""
     print(f"generating the market (seed {seed}) …", flush=True)
     market = demo_market(seed)
     if weight_per_minute <= 0:
         raise BadBudget()
+    started_ms = market.now_ms
+    if archive_dir:
+        files = nodefiles.write_archive(
+            market, archive_dir, started_ms - int(DEMO_DAYS * nodefiles.DAY_MS), started_ms
+        )
+        print(f"wrote {len(files)} archived hour(s) of fills under {archive_dir}", flush=True)
+    writer = nodefiles.NodeWriter(market, node_dir, start_ms=started_ms) if node_dir else None
     state = SimState(
         market,
         clock=wall_ms,
@@ -140,6 +157,9 @@ def simulate(
             f"point the system at it: HYPERLIQUID_API_URL={server.url}   (Ctrl+C stops it)",
             flush=True,
         )
+        if writer is not None:
+            nodefiles.run_writer(writer, wall_ms, stop)
+            print(f"writing the node's fill files under {node_dir}", flush=True)
         served = 0
         while not stop.wait(PROGRESS_EVERY_S):
             entries = state.log.entries()

@@ -74,3 +74,9 @@ def plan(rows: Sequence[ScheduleRow], now: datetime, rps: float) -> Plan:
         or (now - row.last_attempt_at).total_seconds() >= interval * stretch
     ]
     return Plan(due, stretch, planned)
+
+
+def not_covered_by_node(rows: Sequence[ScheduleRow]) -> list[ScheduleRow]:
+    """The wallets a live node source does not cover: those without a first API pass
+    over their reachable history, or with a history re-read pending."""
+    return [r for r in rows if not r.api_synced or r.reread_pending]

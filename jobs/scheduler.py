@@ -7,6 +7,12 @@ marks them scheduled and queues their ingest, all in one transaction. So with
 several scheduler processes each due wallet is still queued once; the ingest's
 de-duplication key would also merge a second send into the queued one.
 
+While the node source (`hl-analytics node-ingest`) advances, wallets it covers
+(jobs.polling.not_covered_by_node) are not polled for fills: it brings them
+within seconds, without spending the request budget. It does not cover a
+wallet's first pass over its reachable history, nor a history re-read. When
+it has not advanced for NODE_STALE_AFTER_S seconds, every wallet is polled again.
+
 Coins whose quote token is still unknown (metadata failed or did not know them,
 or an upgrade recorded them) are sent to one `resolve_markets` job per tick,
 each coin at most every `storage.markets.RETRY_AFTER`.
@@ -34,8 +40,9 @@ from dramatiq.errors import ConnectionClosed
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
 from jobs import actors, polling
+from jobs.node_source import SOURCE as NODE_SOURCE
 from jobs.pipeline import Pipeline, build
-from storage import cursor, embedded, fills, locks, markets
+from storage import cursor, embedded, fills, locks, markets, node_position
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 
@@ -64,6 +71,8 @@ def tick(p: Pipeline, conn: psycopg.Connection) -> Tick:
         if not locks.try_lead_tick(conn):
             return Tick(False, 0, 0, 1.0)
         rows = cursor.schedule_rows(conn)
+        if node_position.is_live(conn, NODE_SOURCE, p.settings.node_stale_after_s):
+            rows = polling.not_covered_by_node(rows)
         result = polling.plan(rows, cursor.database_now(conn), p.settings.hyperliquid_rps)
         cursor.mark_scheduled(conn, [r.wallet_id for r in result.due])
         unresolved = markets.due_unresolved(conn)

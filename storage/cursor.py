@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import psycopg
 
@@ -49,7 +49,7 @@ ON CONFLICT (wallet_id) DO UPDATE SET
 SELECT_SCHEDULE = """
 SELECT w.id, w.address, c.last_fill_ms,
        GREATEST(c.last_success_at, c.last_error_at, c.last_scheduled_at) AS last_attempt_at,
-       coalesce(c.reread_pending, false)
+       coalesce(c.reread_pending, false), c.synced_until_ms IS NOT NULL
 FROM wallets w
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = w.id
 WHERE EXISTS (SELECT 1 FROM org_wallets ow WHERE ow.wallet_id = w.id)
@@ -68,6 +68,36 @@ SELECT count(*) FILTER (WHERE GREATEST(last_success_at, last_error_at) >= %(sinc
 FROM hl_ingest_cursor WHERE wallet_id = ANY(%(wallet_ids)s)
 """
 SELECT_NOW = "SELECT now()"
+# Fills a file source stored: counted, and the last fill moved, but `synced_until_ms`
+# is the API source's alone (it resumes from it when the node source stops).
+NOTE_FILE_FILLS = """
+INSERT INTO hl_ingest_cursor AS c (wallet_id, last_fill_ms, fills_stored)
+VALUES (%(wallet_id)s, %(last_fill_ms)s, %(stored)s)
+ON CONFLICT (wallet_id) DO UPDATE SET
+    last_fill_ms = GREATEST(c.last_fill_ms, EXCLUDED.last_fill_ms),
+    fills_stored = c.fills_stored + EXCLUDED.fills_stored,
+    updated_at = now()
+"""
+NOTE_FILE_FILLS_MANY = """
+INSERT INTO hl_ingest_cursor AS c (wallet_id, last_fill_ms, fills_stored)
+SELECT w, l, n FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS t(w, l, n) ORDER BY w
+ON CONFLICT (wallet_id) DO UPDATE SET
+    last_fill_ms = GREATEST(c.last_fill_ms, EXCLUDED.last_fill_ms),
+    fills_stored = c.fills_stored + EXCLUDED.fills_stored,
+    updated_at = now()
+"""
+MARK_COMPLETE_FROM = """
+UPDATE hl_ingest_cursor SET history_truncated = false, updated_at = now(),
+    complete_from = LEAST(coalesce(complete_from, %(day)s), %(day)s)
+WHERE wallet_id = %(wallet_id)s
+"""
+# The oldest fill the API could have given the wallet: the 10,000th most recent stored
+# fill up to its cursor (later API passes only make this later, never earlier).
+API_HORIZON = """
+SELECT f.time FROM hl_fills_raw f JOIN hl_ingest_cursor c ON c.wallet_id = f.wallet_id
+WHERE f.wallet_id = %(wallet_id)s AND f.time <= c.synced_until_ms
+ORDER BY f.time DESC OFFSET %(skip)s LIMIT 1
+"""
 
 
 @dataclass(frozen=True)
@@ -91,6 +121,8 @@ class ScheduleRow:
     last_fill_ms: int | None
     last_attempt_at: datetime | None
     reread_pending: bool = False
+    # The wallet had an API pass: a live node source can take its fills over.
+    api_synced: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +157,37 @@ def advance(
             "truncated": truncated,
         },
     )
+
+
+def note_file_fills(
+    conn: psycopg.Connection, wallet_id: int, *, last_fill_ms: int, stored: int
+) -> None:
+    """Fills of the wallet stored from a node's files, in the transaction that stored them."""
+    conn.execute(
+        NOTE_FILE_FILLS, {"wallet_id": wallet_id, "last_fill_ms": last_fill_ms, "stored": stored}
+    )
+
+
+def note_file_fills_many(conn: psycopg.Connection, stored: dict[int, tuple[int, int]]) -> None:
+    """`note_file_fills` for many wallets: wallet id → (last fill ms, fills stored)."""
+    if stored:
+        ids = sorted(stored)
+        conn.execute(
+            NOTE_FILE_FILLS_MANY,
+            (ids, [stored[i][0] for i in ids], [stored[i][1] for i in ids]),
+        )
+
+
+def mark_complete_from(conn: psycopg.Connection, wallet_id: int, day: date) -> None:
+    """Every fill of the wallet from `day` on is stored: its truncated flag is cleared."""
+    conn.execute(MARK_COMPLETE_FROM, {"wallet_id": wallet_id, "day": day})
+
+
+def api_horizon_ms(conn: psycopg.Connection, wallet_id: int, horizon: int = 10_000) -> int | None:
+    """The time of the oldest fill the API's `horizon` most recent reached for the wallet
+    (None: fewer stored, or never read through the API)."""
+    row = conn.execute(API_HORIZON, {"wallet_id": wallet_id, "skip": horizon - 1}).fetchone()
+    return int(row[0]) if row else None
 
 
 def record_success(conn: psycopg.Connection, wallet_id: int, *, reread: bool = False) -> None:

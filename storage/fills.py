@@ -117,6 +117,10 @@ SELECT tableoid::regclass::text FROM hl_fills_raw WHERE wallet_id = %s AND tid =
 COUNT_WALLET_FILLS = "SELECT count(*) FROM hl_fills_raw WHERE wallet_id = %s"
 INSERT_QUARANTINE = "INSERT INTO hl_fills_quarantine (wallet_id, raw, reason) VALUES (%s, %s, %s)"
 COUNT_QUARANTINE = "SELECT count(*) FROM hl_fills_quarantine WHERE wallet_id = %s"
+INSERT_QUARANTINE_AT = """
+INSERT INTO hl_fills_quarantine (wallet_id, raw, reason, source_file, source_offset)
+VALUES (%s, %s, %s, %s, %s)
+"""
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,79 @@ def insert_fills(conn: psycopg.Connection, wallet_id: int, batch: Sequence[Fill]
     return InsertResult({EPOCH + timedelta(days=int(day)): int(count) for day, count in rows})
 
 
+# The many-wallet variant (a node's batch): rows in identity order, so two writers of
+# overlapping fills take their key locks in the same order.
+MOVE_INCOMING_MANY = f"""
+WITH inserted AS (
+    INSERT INTO hl_fills_raw (wallet_id, {_COLUMN_LIST})
+    SELECT wallet_id, {_COLUMN_LIST} FROM hl_fills_incoming
+    ORDER BY wallet_id, time, tid, oid, coin
+    ON CONFLICT ON CONSTRAINT hl_fills_raw_identity DO NOTHING
+    RETURNING wallet_id, time
+)
+SELECT wallet_id, time / {DAY_MS} AS day_number, count(*), max(time)
+FROM inserted GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class WalletInsert:
+    """What a many-wallet append stored for one wallet."""
+
+    new_per_day: dict[date, int]
+    last_fill_ms: int
+
+    @property
+    def inserted(self) -> int:
+        return sum(self.new_per_day.values())
+
+
+def insert_many(
+    conn: psycopg.Connection, batches: dict[int, list[Fill]]
+) -> dict[int, WalletInsert]:
+    """Appends the fills of many wallets idempotently with one COPY and one INSERT, in the
+    caller's transaction (what `insert_fills` does per wallet); returns, per wallet with
+    new fills, the new fills per UTC day and its latest new fill."""
+    if not any(batches.values()):
+        return {}
+    markets.record(conn, {f.coin for fills in batches.values() for f in fills})
+    with conn.cursor() as cur:
+        cur.execute(CREATE_INCOMING)
+        cur.execute(TRUNCATE_INCOMING)
+        with cur.copy(COPY_INCOMING) as copy:
+            for wallet_id, wallet_fills in batches.items():
+                for fill in wallet_fills:
+                    copy.write_row((wallet_id, *fill_row(fill)))
+        rows = cur.execute(MOVE_INCOMING_MANY).fetchall()
+    out: dict[int, WalletInsert] = {}
+    for wallet_id, day, count, last in rows:
+        day_of_row = EPOCH + timedelta(days=int(day))
+        previous = out.get(int(wallet_id))
+        per_day = previous.new_per_day if previous else {}
+        per_day[day_of_row] = int(count)
+        latest = max(int(last), previous.last_fill_ms if previous else 0)
+        out[int(wallet_id)] = WalletInsert(per_day, latest)
+    return out
+
+
 def quarantine(conn: psycopg.Connection, wallet_id: int, raw: Any, reason: str) -> None:
     """Keeps a fill that failed validation, with why, for inspection."""
     conn.execute(INSERT_QUARANTINE, (wallet_id, json.dumps(raw, default=str), reason))
+
+
+def quarantine_at(
+    conn: psycopg.Connection,
+    wallet_id: int | None,
+    raw: Any,
+    reason: str,
+    *,
+    file: str,
+    offset: int,
+) -> None:
+    """Keeps a line or fill of a file that failed validation, with where it was read;
+    `wallet_id` None: it belongs to no wallet (a malformed line)."""
+    text = json.dumps(raw, default=str).replace("\\u0000", "")  # jsonb refuses NUL
+    conn.execute(INSERT_QUARANTINE_AT, (wallet_id, text, reason[:2000], file, offset))
 
 
 def quarantined_count(conn: psycopg.Connection, wallet_id: int) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import psycopg
 
@@ -49,3 +49,15 @@ class OrgSyncStatus:
 
 def org_sync_status(conn: psycopg.Connection) -> list[OrgSyncStatus]:
     return [OrgSyncStatus(*row) for row in conn.execute(ORG_SYNC_STATUS)]
+
+
+COMPLETE_FROM = """
+SELECT complete_from, count(*)::integer FROM hl_ingest_cursor
+WHERE complete_from IS NOT NULL GROUP BY 1 ORDER BY 1
+"""
+
+
+def complete_from_counts(conn: psycopg.Connection) -> list[tuple[date, int]]:
+    """How many wallets have every fill from each day on (an archive import joined
+    their API history, jobs.backfill)."""
+    return [(row[0], int(row[1])) for row in conn.execute(COMPLETE_FROM)]

@@ -465,6 +465,24 @@ def add_pending(
     conn.execute(INSERT_PENDING, params)
 
 
+# DO UPDATE, not DO NOTHING: it locks a pending row that already exists until the
+# caller commits, so a rollup taking the day's rows (FOR UPDATE SKIP LOCKED) skips it
+# and comes back for it, instead of rebuilding the wallet-day without the new fills.
+INSERT_PENDING_MANY = """
+INSERT INTO rollup_pending (day, wallet_id, batches)
+SELECT d, w, '{}' FROM unnest(%s::bigint[], %s::date[]) AS t(w, d) ORDER BY d, w
+ON CONFLICT (day, wallet_id) DO UPDATE SET batches = rollup_pending.batches
+"""
+
+
+def add_pending_many(conn: psycopg.Connection, wallet_days: Iterable[tuple[int, date]]) -> None:
+    """Marks many (wallet, day) pairs for rollup at once (a node batch's new fills), in the
+    caller's transaction; outside any sync batch."""
+    pairs = sorted(set(wallet_days), key=lambda wd: (wd[1], wd[0]))
+    if pairs:
+        conn.execute(INSERT_PENDING_MANY, ([w for w, _ in pairs], [d for _, d in pairs]))
+
+
 def rollup_pending_chunk(
     conn: psycopg.Connection,
     day: date,

@@ -16,7 +16,8 @@ import psutil
 import pytest
 
 from tests.acceptance.test_demo_lifeline import demo_env, free_port
-from tests.cli import HL_ANALYTICS
+from tests.cli import HL_ANALYTICS, run_cli
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +191,37 @@ def _next_line(lines: queue.Queue[str], pattern: str, timeout_s: float) -> str:
         seen.append(line)
         if re.search(pattern, line):
             return line
+
+
+def test_demo_in_node_mode_follows_the_simulated_node(tmp_path: Path) -> None:
+    env = demo_env(tmp_path / "data")
+    proc = subprocess.Popen(
+        [HL_ANALYTICS, "demo", "--source", "node", "--port", str(free_port())],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _read_until(
+            proc, [r"Node source: following (.*)", r"GraphQL endpoint: (\S+)"], STARTUP_LIMIT_S
+        )
+        node_files = tmp_path / "data" / "node" / "node_fills_by_block" / "hourly"
+
+        def followed() -> bool:
+            status = run_cli("--data-dir", str(tmp_path / "data"), "status", env=env)
+            return status.code == 0 and "node_fills_by_block/hourly/" in status.out
+
+        wait_until(followed, 60, "status to show the node source's position")
+        assert any(node_files.rglob("*"))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.stdout is not None
+    proc.stdout.close()
+    assert proc.returncode == 0

@@ -254,6 +254,7 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "HYPERLIQUID_RPS": ("fast", "0", "-1", "inf", "nan"),
     "HYPERLIQUID_USD_TOKENS": (" , ", "USDC;USDH", "US DC"),
     "HYPERLIQUID_DEXES": ("xyz!", "a b", "XYZ:"),
+    "NODE_STALE_AFTER_S": ("soon", "0", "-5"),
     "JWT_SECRET": ("  ",),
     "JWT_JWKS_URL": ("file:///etc/jwks.json",),
     "JWT_AUDIENCE": (" ",),
