@@ -8,7 +8,10 @@ Each fenced block of README.md is one of:
   matched against the running demo's;
 - a list of commands (lines starting with `hl-analytics ` or `make `): every
   command exists and every option it shows is in its `--help`;
-- a diagram (box-drawing characters), which runs nothing.
+- a diagram (box-drawing characters), which runs nothing;
+- a GraphQL operation (```graphql), which must be valid against graph/schema.graphql,
+  and the variables shown with it (`variables: {…}`, each followed by its answer),
+  which must be JSON naming only variables some README operation declares.
 
 A block that is none of these fails the test, so a new one cannot escape it.
 
@@ -20,6 +23,7 @@ line must match an output line, in order; the output may have more lines.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from graphql import build_schema, parse, validate
 
 from tests.acceptance.test_demo import STARTUP_LIMIT_S, _next_line, _pump
 from tests.acceptance.test_demo_lifeline import free_port
@@ -79,6 +84,10 @@ def kind(block: Block) -> str:
         return "commands"
     if any(c in block.text for c in "─│▶▲"):
         return "diagram"
+    if block.info == "graphql":
+        return "operation"
+    if re.match(r"^(\w+, )?variables: ", first):
+        return "variables"
     return "unknown"
 
 
@@ -296,3 +305,23 @@ def test_listed_commands_exist_with_their_options(block: Block) -> None:
         assert help_text.returncode == 0, (line, help_text.stderr)
         for option in re.findall(r"--[a-z][a-z-]*", command):
             assert option in help_text.stdout, f"{line}: {option} not in `{' '.join(path)} --help`"
+
+
+@pytest.mark.parametrize("block", _readme_blocks("operation"), ids=lambda b: f"line {b.line}")
+def test_example_operations_are_valid_against_the_schema(block: Block) -> None:
+    schema = build_schema((ROOT / "graph" / "schema.graphql").read_text())
+    errors = validate(schema, parse(block.text))
+    assert errors == [], [e.message for e in errors]
+
+
+@pytest.mark.parametrize("block", _readme_blocks("variables"), ids=lambda b: f"line {b.line}")
+def test_example_variables_are_json_of_declared_variables(block: Block) -> None:
+    declared = {
+        name for op in _readme_blocks("operation") for name in re.findall(r"\$(\w+)\s*:", op.text)
+    }
+    lines = [ln for ln in block.text.splitlines() if re.match(r"^(\w+, )?variables: ", ln)]
+    assert lines
+    for line in lines:
+        # A remark may follow the JSON on its line.
+        variables, _ = json.JSONDecoder().raw_decode(line.split("variables:", 1)[1].strip())
+        assert isinstance(variables, dict) and set(variables) <= declared, variables
