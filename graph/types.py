@@ -1,4 +1,4 @@
-"""The GraphQL types of DESIGN.md's schema (the contract), plus `wallet`, the mutations
+"""The GraphQL types of the public schema (the contract), plus `wallet`, the mutations
 and what dashboards query: per-coin metrics, the tracked-wallet list and fills (Relay
 connections with cursors from `graph.cursors`).
 

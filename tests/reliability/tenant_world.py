@@ -3,7 +3,7 @@
 Five orgs (one empty) share wallets (W3 is tracked by three orgs, W9 never
 trades); each wallet's fills mix days inside and outside each range, spot and
 perp coins, fees in USDC and in the base token, rebates, and a self-trade. The
-expected answers are computed here from the fills alone, by DESIGN.md's domain
+expected answers are computed here from the fills alone, by the README's domain
 rules, independently of the SQL that rolls them up.
 """
 

@@ -11,7 +11,7 @@ orgs), with fills on days inside and outside each range, spot and perp coins,
 fees in USDC and in the base token, rebates, a self-trade. The fills are stored
 with `insert_fills` and rolled up by the pipeline's own statements
 (`storage/rollups.py`); the expected answers are computed here, independently,
-from the same fills by the domain rules of DESIGN.md.
+from the same fills by the README's domain rules.
 """
 
 from __future__ import annotations

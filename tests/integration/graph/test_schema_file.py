@@ -1,4 +1,4 @@
-"""graph/schema.graphql is what the code declares, and keeps DESIGN.md's contract."""
+"""graph/schema.graphql is what the code declares, and keeps the public contract."""
 
 from __future__ import annotations
 
