@@ -30,6 +30,7 @@ from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
 from graph.profile_notify import ProfileListener
 from graph.schema import build_schema
+from graph.throttle import Limits, Throttle
 from hl_core import telemetry
 from hl_core.settings import Settings
 from storage.db import async_pool
@@ -61,12 +62,15 @@ def create_app(
     health = Health(pool, database_url, settings.hl_analytics_health_stall_s)
     callers = Callers(pool, pool_timeout)
     profiles = ProfileListener(database_url, callers)
+    throttle = Throttle(Limits.of(settings), settings.redis_url)
     endpoint = GraphQLEndpoint(
         build_schema(introspection=settings.graphiql),
         services,
         TokenVerifier(settings, jwks),
         callers,
+        throttle,
         graphiql=settings.graphiql,
+        cost_budget=settings.hl_analytics_cost_budget,
     )
 
     @asynccontextmanager
@@ -83,6 +87,7 @@ def create_app(
             await health.close()
             await pool.close()
             await cache.close()
+            await throttle.close()
             await http.aclose()
 
     async def prometheus(request: Request) -> Response:

@@ -189,6 +189,56 @@ SETTINGS: tuple[Setting, ...] = (
         "Bytes of answers the in-memory response cache holds at most (least recently used go).",
         _positive_int,
     ),
+    Setting(
+        "HL_ANALYTICS_CALLER_RPS",
+        "10",
+        "API requests per second one caller (a token's `sub`) may send, sustained; "
+        "above it and its burst: 429 with Retry-After.",
+        _positive_float,
+    ),
+    Setting(
+        "HL_ANALYTICS_CALLER_BURST",
+        "40",
+        "API requests one caller may send at once above HL_ANALYTICS_CALLER_RPS (a page load).",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_ORG_RPS",
+        "40",
+        "API requests per second all callers of one org may send together, sustained.",
+        _positive_float,
+    ),
+    Setting(
+        "HL_ANALYTICS_ORG_BURST",
+        "120",
+        "API requests all callers of one org may send at once above HL_ANALYTICS_ORG_RPS.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_CALLER_CONCURRENCY",
+        "4",
+        "Requests of one caller that may use the database at the same time (cache hits "
+        "do not count); one more: 429.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_ORG_CONCURRENCY",
+        "6",
+        "Requests of one org that may use the database at the same time; one more: 429.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_COST_BUDGET",
+        "2400",
+        "Most a GraphQL document may cost (README: cost of a document); above it: 400.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_MAX_WALLETS_PER_ORG",
+        "100000",
+        "Most wallets one org may track; tracking more is refused with an error naming it.",
+        _positive_int,
+    ),
 )
 
 
@@ -211,6 +261,14 @@ class Settings:
     log_level: str
     hl_analytics_health_stall_s: float
     hl_analytics_cache_max_bytes: int
+    hl_analytics_caller_rps: float
+    hl_analytics_caller_burst: int
+    hl_analytics_org_rps: float
+    hl_analytics_org_burst: int
+    hl_analytics_caller_concurrency: int
+    hl_analytics_org_concurrency: int
+    hl_analytics_cost_budget: int
+    hl_analytics_max_wallets_per_org: int
 
     @property
     def data_dir(self) -> Path:

@@ -265,6 +265,14 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "LOG_LEVEL": ("LOUD",),
     "HL_ANALYTICS_HEALTH_STALL_S": ("0", "-5", "soon"),
     "HL_ANALYTICS_CACHE_MAX_BYTES": ("0", "64MB", "-1"),
+    "HL_ANALYTICS_CALLER_RPS": ("0", "fast", "inf"),
+    "HL_ANALYTICS_CALLER_BURST": ("0", "1.5"),
+    "HL_ANALYTICS_ORG_RPS": ("-1", "nan"),
+    "HL_ANALYTICS_ORG_BURST": ("none",),
+    "HL_ANALYTICS_CALLER_CONCURRENCY": ("0",),
+    "HL_ANALYTICS_ORG_CONCURRENCY": ("-2",),
+    "HL_ANALYTICS_COST_BUDGET": ("0", "big"),
+    "HL_ANALYTICS_MAX_WALLETS_PER_ORG": ("0", "1e5"),
 }
 BAD_SETTING_CASES = [(name, value) for name, values in BAD_SETTINGS.items() for value in values]
 
