@@ -55,7 +55,14 @@ def create_app(
         enabled=cache_enabled,
         max_bytes=settings.hl_analytics_cache_max_bytes,
     )
-    services = Services(pool, database_url, pool_timeout, cache, settings.hyperliquid_usd_tokens)
+    services = Services(
+        pool,
+        database_url,
+        pool_timeout,
+        cache,
+        settings.hyperliquid_usd_tokens,
+        settings.hl_analytics_max_wallets_per_org,
+    )
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
     listener = ChangeListener(database_url, cache)

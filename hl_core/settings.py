@@ -56,6 +56,7 @@ def _flag(value: str) -> bool:
 
 # Counted at par as US dollars (Hyperliquid's USD stablecoins); anything else is unpriced.
 DEFAULT_USD_TOKENS = ("USDC", "USDH", "USDT0", "USDE")
+DEFAULT_MAX_WALLETS_PER_ORG = 100_000
 _TOKEN = re.compile(r"^[A-Za-z0-9]{1,20}$")
 _DEX = re.compile(r"^[a-z0-9]{1,20}$")
 
@@ -235,7 +236,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "HL_ANALYTICS_MAX_WALLETS_PER_ORG",
-        "100000",
+        str(DEFAULT_MAX_WALLETS_PER_ORG),
         "Most wallets one org may track; tracking more is refused with an error naming it.",
         _positive_int,
     ),
