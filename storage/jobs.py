@@ -65,7 +65,9 @@ SELECT coalesce(bool_or(inserted), false), pg_notify('{CHANNEL}', %(queue)s) FRO
 # Round robin over the queue's fair keys: the keys are walked through the index one
 # by one (a loose index scan: cheap however many jobs each has), each gives its
 # `limit` oldest due jobs numbered by turn, and the claim takes them by turn, then
-# age. Rows another consumer holds are skipped, as before.
+# the key served longest ago (`job_fair_turns`), then age; the keys it served are
+# marked (in key order, so concurrent claims lock those rows in one order). Rows
+# another consumer holds are skipped, as before.
 CLAIM_JOBS = """
 WITH RECURSIVE keys(k) AS (
     (SELECT fair_key FROM jobs WHERE queue = %(queue)s AND state = 'queued'
@@ -75,7 +77,7 @@ WITH RECURSIVE keys(k) AS (
             AND fair_key > keys.k ORDER BY fair_key LIMIT 1)
     FROM keys WHERE keys.k IS NOT NULL
 ), candidates AS (
-    SELECT c.id, c.run_at, c.turn FROM keys CROSS JOIN LATERAL (
+    SELECT c.id, c.run_at, c.turn, keys.k AS fair_key FROM keys CROSS JOIN LATERAL (
         SELECT id, run_at, row_number() OVER (ORDER BY run_at, id) AS turn FROM jobs
         WHERE queue = %(queue)s AND state = 'queued' AND fair_key = keys.k AND run_at <= now()
         ORDER BY run_at, id
@@ -83,11 +85,18 @@ WITH RECURSIVE keys(k) AS (
     ) c
     WHERE keys.k IS NOT NULL
 ), next AS (
-    SELECT j.id FROM jobs j JOIN candidates c ON c.id = j.id
+    SELECT j.id, c.fair_key FROM jobs j
+    JOIN candidates c ON c.id = j.id
+    LEFT JOIN job_fair_turns t ON t.queue = %(queue)s AND t.fair_key = c.fair_key
     WHERE j.state = 'queued'
-    ORDER BY c.turn, c.run_at, c.id
+    ORDER BY c.turn, t.served_at NULLS FIRST, c.run_at, c.id
     LIMIT %(limit)s
     FOR UPDATE OF j SKIP LOCKED
+), served AS (
+    INSERT INTO job_fair_turns (queue, fair_key, served_at)
+    SELECT %(queue)s, k.fair_key, clock_timestamp()
+    FROM (SELECT DISTINCT fair_key FROM next) k ORDER BY k.fair_key
+    ON CONFLICT (queue, fair_key) DO UPDATE SET served_at = EXCLUDED.served_at
 )
 UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = %(owner)s,
     lease_expires_at = now() + %(lease_s)s * interval '1 second', updated_at = now()
