@@ -36,6 +36,7 @@ from graphql import (
 )
 
 from graph.errors import ClientError
+from graph.limits import MAX_FIELDS, expanded_fields
 
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
 DEFAULT_RANGE = "D30"
@@ -143,7 +144,13 @@ def selected(
 def document_cost(
     document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any] | None
 ) -> int:
-    """The cost of the operation that would run; 0 when none can (GraphQL says why)."""
+    """The cost of the operation that would run; 0 when none can (GraphQL says why).
+
+    Fragments are expanded to count, so a document selecting more fields than
+    MAX_FIELDS once expanded (a fragment bomb) is not walked: it costs 0 here and
+    validation refuses it (graph/limits.py counts it without expanding)."""
+    if expanded_fields(document) > MAX_FIELDS:
+        return 0
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]

@@ -105,6 +105,14 @@ def test_unreadable_arguments_count_as_the_most_they_could_be() -> None:
     assert cost("{ trackedWallets(first: 100000) { totalCount } }") == 200
 
 
+def test_a_fragment_bomb_is_not_expanded() -> None:
+    """Fragments that each spread the next twice select 2^22 fields: left to validation
+    (expanded, they would cost 2^22 × 90, after seconds of a blocked event loop)."""
+    frags = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(22))
+    bomb = "{ ...F0 } " + frags + " fragment F22 on Query { globalMetrics(range: D90) { day } }"
+    assert cost(bomb) == 0
+
+
 def digest(body: bytes) -> str:
     return meaning(RawRequest("POST", body, None).parse())
 
