@@ -96,6 +96,11 @@ def error_answer(status: int, message: str, code: str) -> Answer:
     return Answer(status, _json({"errors": [{"message": message, "extensions": {"code": code}}]}))
 
 
+def limited_answer(exc: RateLimited) -> Answer:
+    """A 429; the seconds to wait travel in `ttl` (a 429 is never cached)."""
+    return Answer(429, error_answer(429, exc.message, exc.code).body, exc.retry_after)
+
+
 class GraphQLEndpoint:
     """The ASGI app behind `/graphql` (GET and POST).
 
@@ -188,9 +193,7 @@ class GraphQLEndpoint:
         try:
             answer, extra = await self._answer(scope, receive, request_id, labelled)
         except RateLimited as exc:
-            # The seconds to wait travel in `ttl` (a 429 is never cached).
-            answer = Answer(429, error_answer(429, exc.message, exc.code).body, exc.retry_after)
-            extra = []
+            answer, extra = limited_answer(exc), []
         except ClientError as exc:
             answer, extra = error_answer(exc.status, exc.message, exc.code), []
             if exc.status == 401:
@@ -230,8 +233,14 @@ class GraphQLEndpoint:
             return read, classify(read.query, read.operation_name)
 
         async def run() -> Answer:
-            async with self.throttle.slot(caller):
-                return await self._execute(read, operation, caller, day, request_id)
+            # The caller's own limits: returned as an answer, so that callers sharing
+            # this computation can tell it was not theirs (see below).
+            try:
+                await self.throttle.spend(caller, about.cost)
+                async with self.throttle.slot(caller):
+                    return await self._execute(read, operation, caller, day, request_id)
+            except RateLimited as exc:
+                return limited_answer(exc)
 
         if not self.cache.enabled:
             read, operation = prepare()
@@ -247,6 +256,9 @@ class GraphQLEndpoint:
             # has effects: each one runs on its own, never merged with another.
             return await run(), [(b"x-cache", b"miss")]
         answer, shared = await self.cache.compute_once(key, run)
+        if shared and answer.status == 429:
+            # Another caller of the org was over its limits, not this one.
+            answer, shared = await run(), False
         if answer.status == 503:
             answer = error_answer(503, UNAVAILABLE, "SERVICE_UNAVAILABLE")
         return answer, [(b"x-cache", b"shared" if shared else b"miss")]

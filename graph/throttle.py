@@ -1,8 +1,11 @@
 """Fair share of one API between callers and orgs: request rates and database slots.
 
-Two limits, each per caller (the token's `sub`) and per org:
+Two limits, each per caller (the token's `sub`) and per org, and one per caller:
 - a token bucket of requests (HL_ANALYTICS_*_RPS sustained, HL_ANALYTICS_*_BURST at
   once), taken by every authenticated request, cache hits included;
+- a bucket of cost (HL_ANALYTICS_CALLER_COST_PER_S, HL_ANALYTICS_CALLER_COST_BURST),
+  from which a document that runs GraphQL takes its cost (graph/cost.py): requests
+  alone would let one caller run ten of the costliest documents a second;
 - a count of requests using the database at the same time
   (HL_ANALYTICS_*_CONCURRENCY), held only while a request runs GraphQL.
 Over either: `RateLimited` (429, `Retry-After`, code RATE_LIMITED).
@@ -62,6 +65,8 @@ class Limits:
     org_burst: int
     caller_concurrency: int
     org_concurrency: int
+    caller_cost_per_s: float = 1e9
+    caller_cost_burst: int = 10**9
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -72,6 +77,9 @@ class Limits:
             settings.hl_analytics_org_burst,
             settings.hl_analytics_caller_concurrency,
             settings.hl_analytics_org_concurrency,
+            settings.hl_analytics_caller_cost_per_s,
+            # A bucket smaller than a document the budget admits would never admit it.
+            max(settings.hl_analytics_caller_cost_burst, settings.hl_analytics_cost_budget),
         )
 
 
@@ -95,27 +103,29 @@ SLOT_SETTINGS = (
     ),
 )
 
-# KEYS: buckets; ARGV: rate, burst of each. Returns {0, 0} when taken, else
-# {index of the first empty bucket (1-based), milliseconds until it holds a token}.
+# KEYS: buckets; ARGV: tokens to take, then rate, burst of each. Returns {0, 0} when
+# taken, else {index of the first short bucket (1-based), milliseconds until it holds
+# enough}.
 TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local amount = tonumber(ARGV[1])
 local left = {}
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i - 1])
-  local burst = tonumber(ARGV[2 * i])
+  local rate = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
   local state = redis.call('HMGET', key, 'tokens', 'at')
   local tokens = tonumber(state[1]) or burst
   local at = tonumber(state[2]) or now
   tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-  if tokens < 1 then
-    return {i, math.ceil((1 - tokens) * 1000 / rate)}
+  if tokens < amount then
+    return {i, math.ceil((amount - tokens) * 1000 / rate)}
   end
-  left[i] = tokens - 1
+  left[i] = tokens - amount
 end
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[2 * i - 1])
-  local burst = tonumber(ARGV[2 * i])
+  local rate = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
   redis.call('HSET', key, 'tokens', tostring(left[i]), 'at', tostring(now))
   redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
 end
@@ -148,19 +158,21 @@ class _LocalCounts:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._slots: dict[str, int] = {}
 
-    def take(self, keys: Sequence[str], rates: Sequence[tuple[float, int]]) -> tuple[int, float]:
+    def take(
+        self, keys: Sequence[str], rates: Sequence[tuple[float, int]], amount: float
+    ) -> tuple[int, float]:
         now = time.monotonic()
         left: list[float] = []
         for i, (key, (rate, burst)) in enumerate(zip(keys, rates, strict=True)):
             tokens, at = self._buckets.get(key, (float(burst), now))
             tokens = min(burst, tokens + (now - at) * rate)
-            if tokens < 1:
-                return i + 1, (1 - tokens) / rate
+            if tokens < amount:
+                return i + 1, (amount - tokens) / rate
             left.append(tokens)
         if len(self._buckets) > MAX_BUCKETS:
             self._buckets.clear()  # a full bucket is what a forgotten one reads as
         for key, tokens in zip(keys, left, strict=True):
-            self._buckets[key] = (tokens - 1, now)
+            self._buckets[key] = (tokens - amount, now)
         return 0, 0.0
 
     def occupy(self, keys: Sequence[str], limits: Sequence[int]) -> int:
@@ -212,20 +224,40 @@ class Throttle:
             (self.limits.caller_rps, self.limits.caller_burst),
             (self.limits.org_rps, self.limits.org_burst),
         ]
+        empty, wait_s = await self._take_from(keys, rates, 1)
+        if empty:
+            who, setting = RATE_SETTINGS[empty - 1]
+            raise RateLimited(_rate_message(who, setting), wait_s)
+
+    async def spend(self, caller: Caller, cost: int) -> None:
+        """Takes a document's cost from the caller's cost bucket, or raises RateLimited."""
+        if cost <= 0:
+            return
+        rate = (self.limits.caller_cost_per_s, self.limits.caller_cost_burst)
+        empty, wait_s = await self._take_from([f"hla:cost:u:{caller.user_id}"], [rate], cost)
+        if empty:
+            raise RateLimited(
+                f"this caller's documents cost too much per second "
+                f"(HL_ANALYTICS_CALLER_COST_PER_S; this one costs {cost}); "
+                "retry after the Retry-After seconds",
+                wait_s,
+            )
+
+    async def _take_from(
+        self, keys: list[str], rates: list[tuple[float, int]], amount: float
+    ) -> tuple[int, float]:
         empty, wait_s = 0, 0.0
         taken = False
         if self._take is not None:
-            args = [str(v) for pair in rates for v in pair]
+            args = [str(amount), *(str(v) for pair in rates for v in pair)]
             try:
                 empty, wait_ms = (int(v) for v in await self._take(keys=keys, args=args))
                 wait_s, taken = wait_ms / 1000, True
             except _REDIS_ERRORS as exc:
                 self._unavailable(exc)
         if not taken:
-            empty, wait_s = self._local.take(keys, rates)
-        if empty:
-            who, setting = RATE_SETTINGS[empty - 1]
-            raise RateLimited(_rate_message(who, setting), wait_s)
+            empty, wait_s = self._local.take(keys, rates, amount)
+        return empty, wait_s
 
     @asynccontextmanager
     async def slot(self, caller: Caller) -> AsyncIterator[None]:

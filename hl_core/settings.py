@@ -229,6 +229,20 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "HL_ANALYTICS_CALLER_COST_PER_S",
+        "400",
+        "Cost (README: cost of a document) of the documents one caller may have run per "
+        "second, sustained; cache hits cost nothing. Beyond it and its burst: 429.",
+        _positive_float,
+    ),
+    Setting(
+        "HL_ANALYTICS_CALLER_COST_BURST",
+        "4800",
+        "Cost one caller may have run at once above HL_ANALYTICS_CALLER_COST_PER_S "
+        "(never less than HL_ANALYTICS_COST_BUDGET).",
+        _positive_int,
+    ),
+    Setting(
         "HL_ANALYTICS_COST_BUDGET",
         "2400",
         "Most a GraphQL document may cost (README: cost of a document); above it: 400.",
@@ -268,6 +282,8 @@ class Settings:
     hl_analytics_org_burst: int
     hl_analytics_caller_concurrency: int
     hl_analytics_org_concurrency: int
+    hl_analytics_caller_cost_per_s: float
+    hl_analytics_caller_cost_burst: int
     hl_analytics_cost_budget: int
     hl_analytics_max_wallets_per_org: int
 

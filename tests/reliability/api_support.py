@@ -39,6 +39,8 @@ UNTHROTTLED = {
     "HL_ANALYTICS_ORG_BURST": "100000",
     "HL_ANALYTICS_CALLER_CONCURRENCY": "10000",
     "HL_ANALYTICS_ORG_CONCURRENCY": "10000",
+    "HL_ANALYTICS_CALLER_COST_PER_S": "1000000000",
+    "HL_ANALYTICS_CALLER_COST_BURST": "1000000000",
 }
 
 # What an answer to a client must never contain: a stack trace, a driver's or the

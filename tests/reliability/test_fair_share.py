@@ -38,7 +38,13 @@ LIMITS = {
     "HL_ANALYTICS_ORG_BURST": "8",
     "HL_ANALYTICS_CALLER_CONCURRENCY": "1",
     "HL_ANALYTICS_ORG_CONCURRENCY": "2",
+    "HL_ANALYTICS_CALLER_COST_PER_S": "0.01",
+    "HL_ANALYTICS_CALLER_COST_BURST": "2400",
 }
+WIDE_D90_FIELDS = (
+    "{ a: globalMetrics(range: D90) { day } b: coinBreakdown(range: D90) { coin } "
+    "c: topWallets(range: D90, limit: 100) { rank } }"
+)
 SUMMARY = "{ dashboardSummary { trackedWallets } }"
 TRACKED = "{ trackedWallets { totalCount } }"
 SERIES = "query ($r: MetricsRange) { globalMetrics(range: $r) { day dau } }"
@@ -62,8 +68,9 @@ def world(db_url: str) -> World:
     members = {"a1": seeded.org_a, "a2": seeded.org_a, "a3": seeded.org_a}
     members |= {"b1": seeded.org_b, "b2": seeded.org_b, "b3": seeded.org_b}
     members |= {"e1": seeded.org_empty, "e2": seeded.org_empty}
-    users = {name: f"{name}-{run}" for name in members}
+    users = {name: f"{name}-{run}" for name in [*members, "c1"]}
     with connection(db_url) as conn:
+        members["c1"] = orgs.create_org(conn, "Costly").id
         for name, org in members.items():
             orgs.add_user(conn, users[name], org, "viewer")
     return World(db_url, users)
@@ -173,6 +180,13 @@ async def test_each_limit_holds_for_every_instance(world: World, apis: list[ApiP
         assert "costs 2700" in error["message"] and "budget of 2400" in error["message"]
         page = await client.post("e2", PAGE)
         assert page.status_code == 200, page.text
+
+        # The caller's cost per second: 2,400 at once, cache hits free.
+        assert (await client.post("c1", PAGE)).status_code == 200  # costs 1,966
+        assert (await client.post("c1", WIDE_D90_FIELDS)).status_code == 200  # 370 more
+        costly = await client.post("c1", "{ globalMetrics(range: D90) { dau } }")
+        assert limited(costly, "HL_ANALYTICS_CALLER_COST_PER_S"), costly.text
+        assert (await client.post("c1", PAGE)).headers["x-cache"] == "hit"
 
         # The cache by meaning: another spelling, on another instance with Redis.
         asked = await client.post("e2", SERIES, {"r": "D90"})

@@ -271,6 +271,8 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "HL_ANALYTICS_ORG_BURST": ("none",),
     "HL_ANALYTICS_CALLER_CONCURRENCY": ("0",),
     "HL_ANALYTICS_ORG_CONCURRENCY": ("-2",),
+    "HL_ANALYTICS_CALLER_COST_PER_S": ("0", "many"),
+    "HL_ANALYTICS_CALLER_COST_BURST": ("-1",),
     "HL_ANALYTICS_COST_BUDGET": ("0", "big"),
     "HL_ANALYTICS_MAX_WALLETS_PER_ORG": ("0", "1e5"),
 }
