@@ -133,24 +133,23 @@ def test_a_deleted_file_and_a_missing_hour_are_gaps_the_api_is_asked_to_cover(
         orgs.track_wallets(auto, org, market.wallets[:2])
     writer = nodefiles.NodeWriter(market, tmp_path, start_ms=NOW - 3 * HOUR, block_ms=BLOCK_MS)
     writer.write_until(NOW - 3 * HOUR + 60_000)
-    with pipeline(db_url, server) as p:
-        with closing(NodeFollower(p, tmp_path)) as follower:
-            while follower.step(auto).progressed:
-                pass
-            # The node prunes the file being read, skips an hour, writes the last one.
-            first = writer.path_of_block(writer.next_block)
-            first.unlink()
-            writer.next_block = (NOW - HOUR) // BLOCK_MS
-            writer.write_until(NOW)
-            while follower.step(auto).progressed:
-                pass
-            pos = node_position.get(auto, "node")
-            assert pos is not None and pos.file.endswith("/20260116/0")
-            assert pos.gaps == 1 and pos.last_gap is not None and "missing" in pos.last_gap
-            queued = auto.execute(
-                "SELECT count(*) FROM jobs WHERE actor = 'ingest_wallet' AND state = 'queued'"
-            ).fetchone()
-            assert queued is not None and queued[0] == 2
+    with pipeline(db_url, server) as p, closing(NodeFollower(p, tmp_path)) as follower:
+        while follower.step(auto).progressed:
+            pass
+        # The node prunes the file being read, skips an hour, writes the last one.
+        first = writer.path_of_block(writer.next_block)
+        first.unlink()
+        writer.next_block = (NOW - HOUR) // BLOCK_MS
+        writer.write_until(NOW)
+        while follower.step(auto).progressed:
+            pass
+        pos = node_position.get(auto, "node")
+        assert pos is not None and pos.file.endswith("/20260116/0")
+        assert pos.gaps == 1 and pos.last_gap is not None and "missing" in pos.last_gap
+        queued = auto.execute(
+            "SELECT count(*) FROM jobs WHERE actor = 'ingest_wallet' AND state = 'queued'"
+        ).fetchone()
+        assert queued is not None and queued[0] == 2
 
 
 def test_a_missing_or_empty_node_dir_is_one_line_naming_what_was_expected(tmp_path: Path) -> None:
@@ -213,20 +212,17 @@ def test_a_partial_last_line_is_quarantined_only_once_it_stays_so_after_the_hour
     with first.open("ab") as f:
         f.write(b'{"block_number": 1')  # the hour's last line, not (yet) whole
     writer.write_until(NOW - HOUR + 3_000)  # the next hour's file
-    with pipeline(db_url, server) as p:
-        with closing(NodeFollower(p, tmp_path)) as follower:
-            while follower.step(auto).progressed:
-                pass
-            pos = node_position.get(auto, "node")
-            assert pos is not None and pos.file.endswith("/20260115/23")  # still waiting
-            wait_until(lambda: follower.step(auto).moved, 10, "the tail to settle")
-            while follower.step(auto).progressed:
-                pass
-            pos = node_position.get(auto, "node")
-            assert pos is not None and pos.file.endswith("/20260116/0")
-            rows = auto.execute(
-                "SELECT wallet_id, source_file, source_offset FROM hl_fills_quarantine"
-            )
-            assert rows.fetchall() == [
-                (None, "node_fills_by_block/hourly/20260115/23", first.stat().st_size - 18)
-            ]
+    with pipeline(db_url, server) as p, closing(NodeFollower(p, tmp_path)) as follower:
+        while follower.step(auto).progressed:
+            pass
+        pos = node_position.get(auto, "node")
+        assert pos is not None and pos.file.endswith("/20260115/23")  # still waiting
+        wait_until(lambda: follower.step(auto).moved, 10, "the tail to settle")
+        while follower.step(auto).progressed:
+            pass
+        pos = node_position.get(auto, "node")
+        assert pos is not None and pos.file.endswith("/20260116/0")
+        rows = auto.execute("SELECT wallet_id, source_file, source_offset FROM hl_fills_quarantine")
+        assert rows.fetchall() == [
+            (None, "node_fills_by_block/hourly/20260115/23", first.stat().st_size - 18)
+        ]
