@@ -12,7 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from graph import cursors
-from graph.arguments import checked_days, page_size
+from graph.arguments import checked_days, checked_text, page_size
 from graph.context import RequestContext
 from graph.errors import BadUserInput, PermissionDenied
 from graph.limits import LIMIT_MAX, LIMIT_MIN, MAX_ADDRESSES, limit_error
@@ -203,9 +203,7 @@ class Query:
         ):
             raise BadUserInput("after: not a cursor of this list")
         if search is not None:
-            if len(search) > MAX_SEARCH_CHARS:
-                raise BadUserInput(f"search: at most {MAX_SEARCH_CHARS} characters")
-            search = search.strip() or None
+            search = checked_text("search", search, 0, MAX_SEARCH_CHARS).strip() or None
         async with ctx.connection() as conn:
             page = await dashboard.tracked_wallets(
                 conn, org_id, first, position[0] if position else None, search

@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar, cast
 import strawberry
 
 from graph import cursors
-from graph.arguments import checked_days, page_size
+from graph.arguments import checked_days, checked_text, page_size
 from graph.context import RequestContext
 from graph.errors import BadUserInput
 from storage import dashboard
@@ -291,8 +291,8 @@ class WalletMetrics:
             ):
                 raise BadUserInput("after: not a cursor of this list")
             position = (key[0], key[1], key[2], key[3])
-        if coin is not None and not 1 <= len(coin) <= MAX_COIN_CHARS:
-            raise BadUserInput(f"coin: 1 to {MAX_COIN_CHARS} characters")
+        if coin is not None:
+            checked_text("coin", coin, 1, MAX_COIN_CHARS)
         async with ctx.connection() as conn:
             page = await dashboard.wallet_fills(
                 conn,
