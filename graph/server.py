@@ -85,7 +85,7 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
         port=port,
         log_config=None,  # keep the program's logging (JSON lines off a terminal)
         access_log=False,
-        ws="none",
+        ws="websockets-sansio",  # subscriptions (graph/subscriptions.py)
         lifespan="on",
         http=head_limited_protocol(),  # a huge request head is refused unparsed
     )
