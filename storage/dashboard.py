@@ -408,7 +408,8 @@ SELECT_FILLS = f"""
 SELECT f.time, f.coin, coalesce(mk.display_name, f.coin), f.market, f.dex, f.side, f.dir,
        f.px, f.sz, p.volume_usd, p.fee_usd, p.pnl_usd, f.tid, f.oid, f.hash,
        (f.liquidated_user IS NOT NULL OR f.liquidation_mark_px IS NOT NULL
-        OR f.liquidation_method IS NOT NULL)
+        OR f.liquidation_method IS NOT NULL),
+       f.fee, f.fee_token
 FROM org_wallets ow
 JOIN wallets w ON w.id = ow.wallet_id
 JOIN hl_fills_raw f ON f.wallet_id = ow.wallet_id
@@ -443,6 +444,9 @@ class FillRow:
     oid: int
     hash: str
     liquidation: bool
+    # As Hyperliquid reported it (the CSV export lists it beside its USD value).
+    fee: Decimal
+    fee_token: str
 
     @property
     def key(self) -> list[Any]:
