@@ -122,10 +122,12 @@ class Hub:
         self._timers.pop(org_id, None)
         days = self._pending.pop(org_id, set())
         changed_at = self._changed_at.pop(org_id, datetime.now(UTC))
-        feeds = self._feeds.get(org_id)
-        if not feeds:
+        if org_id not in self._feeds:
             return
         self._last_sent[org_id] = time.monotonic()
-        event = Event(org_id, tuple(sorted(days)), changed_at)
-        for feed in list(feeds):
+        self.publish(Event(org_id, tuple(sorted(days)), changed_at))
+
+    def publish(self, event: Event) -> None:
+        """Offers the event to every feed of its org, at once (no coalescing)."""
+        for feed in list(self._feeds.get(event.org_id, ())):
             feed.offer(event)
