@@ -225,7 +225,7 @@ class Exports:
         try:
             address = orgs.normalize_address(raw)
         except InvalidAddress as exc:
-            raise BadUserInput(exc.message) from None
+            raise BadUserInput(f"address: {exc.message}") from None
         today = date.fromisoformat(utc_day())
         days = _range(request, today, (FIRST_DAY, today))
         first = await self._page(caller.org_id, address, days, None)
