@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from hl_core import telemetry
 from storage.changes import Change
 
 WINDOW_S = 1.0
@@ -76,17 +77,20 @@ class Hub:
         self._changed_at: dict[uuid.UUID, datetime] = {}
         self._last_sent: dict[uuid.UUID, float] = {}
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._gauge = telemetry.live_metrics().subscriptions
 
     def open(self, org_id: uuid.UUID, on_overflow: Callable[[], None]) -> Feed:
         feed = Feed(self, org_id, self.queue_size, on_overflow)
         self._feeds.setdefault(org_id, set()).add(feed)
+        self._gauge.inc()
         return feed
 
     def remove(self, feed: Feed) -> None:
         feeds = self._feeds.get(feed.org_id)
-        if feeds is None:
+        if feeds is None or feed not in feeds:
             return
         feeds.discard(feed)
+        self._gauge.dec()
         if not feeds:
             del self._feeds[feed.org_id]
             self._forget(feed.org_id)

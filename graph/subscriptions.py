@@ -45,6 +45,7 @@ from graph.auth import Callers, TokenVerifier, bearer_token
 from graph.context import Caller, SubscriptionContext
 from graph.errors import ClientError
 from graph.fanout import Feed, Hub
+from hl_core import telemetry
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Sockets:
         self._by_user: dict[str, set[Socket]] = {}
         self._total = 0
         self._checks: set[asyncio.Task[None]] = set()
+        self._metrics = telemetry.live_metrics()
 
     def __len__(self) -> int:
         return self._total
@@ -96,6 +98,7 @@ class Sockets:
             )
         self._by_user.setdefault(user_id, set()).add(socket)
         self._total += 1
+        self._metrics.sockets.inc()
 
     def remove(self, socket: Socket, user_id: str) -> None:
         mine = self._by_user.get(user_id)
@@ -103,6 +106,7 @@ class Sockets:
             return
         mine.discard(socket)
         self._total -= 1
+        self._metrics.sockets.dec()
         if not mine:
             del self._by_user[user_id]
 
@@ -388,6 +392,7 @@ class Socket:
         for task in list(self.operations.values()):
             if task is not asyncio.current_task():
                 task.cancel()
+        telemetry.live_metrics().closed.labels(str(code)).inc()
         log.info(
             "subscription socket closed: %s",
             reason,
