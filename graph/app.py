@@ -71,6 +71,7 @@ def create_app(
     # Subscriptions: the one change listener fans out to every socket of this instance.
     hub = Hub(settings.hl_analytics_ws_queue)
     listener.on_change.append(hub.changed)
+    listener.on_reconnect.append(hub.reconnected)
     sockets = Sockets(
         callers, settings.hl_analytics_ws_max_per_user, settings.hl_analytics_ws_max_connections
     )

@@ -4,7 +4,8 @@ The change listener (`graph/listener.py`) hands every `hl_metrics_changed`
 notification to `Hub.changed`. A burst of rollups (one notification per org-day)
 must not become a burst of events: an org's changes are coalesced into at most
 one event per `window_s` (a second), the first one at once, the rest merged
-(their days united) and sent when the window has passed. Only orgs with an open
+(their days united) and sent when the window has passed. When the listener's link
+comes back after a gap, every org with feeds gets an event without days. Only orgs with an open
 feed are tracked, so the hub's memory follows the open subscriptions, not the
 orgs that trade.
 
@@ -121,6 +122,12 @@ class Hub:
         wait = max(0.0, self._last_sent.get(org_id, float("-inf")) + self.window_s - now)
         loop = asyncio.get_running_loop()
         self._timers[org_id] = loop.call_later(wait, self._send, org_id)
+
+    def reconnected(self) -> None:
+        """The listener's link came back: notifications may have been missed, so every
+        org with feeds gets an event (without days: anything may have changed)."""
+        for org_id in list(self._feeds):
+            self.changed(Change(org_id, None))
 
     def _send(self, org_id: uuid.UUID) -> None:
         self._timers.pop(org_id, None)

@@ -30,6 +30,8 @@ class ChangeListener:
         self._task: asyncio.Task[None] | None = None
         self._backoff = BACKOFF_MIN_S
         self.on_change: list[Callable[[changes.Change], None]] = []
+        # Called when the link is (re)established: changes may have been missed.
+        self.on_reconnect: list[Callable[[], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hl-metrics-listener")
@@ -43,6 +45,8 @@ class ChangeListener:
     async def _on_listening(self) -> None:
         self._backoff = BACKOFF_MIN_S
         await self.cache.invalidate_all()
+        for hook in self.on_reconnect:
+            hook()
         self.listening.set()
         log.info("listening for metric changes", extra={"action": "listener_started"})
 

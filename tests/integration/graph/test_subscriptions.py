@@ -13,9 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+import graph.subscriptions
 from graph.fanout import Event
 from storage import rollups
 from tests.integration.graph.conftest import Api, make_token, running_api, settings
@@ -238,3 +240,30 @@ async def test_queries_are_refused_over_the_socket(api: Api) -> None:
 async def test_a_subscription_over_http_is_refused(api: Api) -> None:
     response = await api.post(SUBSCRIBE)
     assert response.status_code == 405, response.text
+
+
+async def test_a_lost_listener_link_sends_an_event_without_days(api: Api) -> None:
+    async with subscribed(api, api.token("bob")) as bob:
+        with psycopg.connect(api.db_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "datname = current_database() AND application_name = 'hl-analytics-api-listen'"
+            )
+        assert await bob.event() == []
+
+
+async def test_protocol_errors_close_with_the_protocols_codes(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(graph.subscriptions, "INIT_TIMEOUT_S", 0.5)
+    async with socket(api) as silent:
+        assert await silent.close_code() == 4408
+    async with socket(api) as garbage:
+        await garbage.ws.send("not json")
+        assert await garbage.close_code() == 4400
+    async with subscribed(api, api.token("alice")) as twice:
+        await twice.subscribe("1")
+        assert await twice.close_code() == 4409
+    async with subscribed(api, api.token("alice")) as again:
+        await again.init({"Authorization": f"Bearer {api.token('alice')}"})
+        assert await again.close_code() == 4429
