@@ -45,6 +45,7 @@ from graph.auth import Callers, TokenVerifier, bearer_token
 from graph.context import Caller, SubscriptionContext
 from graph.errors import ClientError
 from graph.fanout import Feed, Hub
+from graph.limits import MAX_BODY_BYTES
 from hl_core import telemetry
 from storage.errors import DatabaseUnavailable
 
@@ -256,6 +257,9 @@ class Socket:
             return None
         if text is None:
             await self.close(BAD_MESSAGE, "WebSocket message type must be text")
+            return None
+        if len(text) > MAX_BODY_BYTES:
+            await self.close(BAD_MESSAGE, f"a message is at most {MAX_BODY_BYTES} bytes")
             return None
         try:
             parsed = json.loads(text)

@@ -261,6 +261,9 @@ async def test_protocol_errors_close_with_the_protocols_codes(
     async with socket(api) as garbage:
         await garbage.ws.send("not json")
         assert await garbage.close_code() == 4400
+    async with socket(api) as big:
+        await big.ws.send(json.dumps({"type": "ping", "pad": "x" * 70_000}))
+        assert await big.close_code() == 4400
     async with subscribed(api, api.token("alice")) as twice:
         await twice.subscribe("1")
         assert await twice.close_code() == 4409
