@@ -185,7 +185,8 @@ async def test_daily_csv_is_the_orgs_days_by_the_rules(api: Api) -> None:
     assert len(wanted) == 41  # the planted fills reach 40 days back
 
 
-async def test_daily_csv_defaults_to_30_days(api: Api) -> None:
+async def test_daily_csv_defaults_to_30_days(shared_api: Api) -> None:
+    api = shared_api
     status, body = await get(api, "/export/daily.csv")
     got = rows(body)
     assert status == 200
@@ -216,15 +217,17 @@ async def test_daily_csv_defaults_to_30_days(api: Api) -> None:
     ],
 )
 async def test_refusals_are_one_line(
-    api: Api, path: str, user: str | None, params: dict[str, str], status: int, words: str
+    shared_api: Api, path: str, user: str | None, params: dict[str, str], status: int, words: str
 ) -> None:
+    api = shared_api
     got_status, body = await get(api, path, user, **params)
     assert got_status == status, body
     assert words in body
     assert body.count("\n") == 1 and body.endswith("\n")
 
 
-async def test_a_bad_or_expired_token_is_401(api: Api) -> None:
+async def test_a_bad_or_expired_token_is_401(shared_api: Api) -> None:
+    api = shared_api
     for token in ("not-a-jwt", make_token("alice", expires_in=-60)):
         response = await api.client.get(
             api.url + "/export/daily.csv", headers={"Authorization": f"Bearer {token}"}
@@ -233,7 +236,8 @@ async def test_a_bad_or_expired_token_is_401(api: Api) -> None:
         assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_both_orgs_tracking_a_wallet_both_export_it(api: Api) -> None:
+async def test_both_orgs_tracking_a_wallet_both_export_it(shared_api: Api) -> None:
+    api = shared_api
     for user in ("alice", "bob"):
         status, body = await get(api, "/export/fills.csv", user, address=W2)
         assert (status, body.splitlines()) == (200, [FILL_HEADER])
