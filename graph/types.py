@@ -75,6 +75,11 @@ D_FEES = "fees in USD, rebates negative, system fills included"
 D_PNL = "realized PnL (closedPnl) in USD, system fills included"
 D_ACTIVE = "days with at least one trade fill"
 D_ADDRESS = "the wallet: 0x followed by 40 lowercase hex digits"
+D_COMPLETE_FROM = (
+    "the UTC day from which every fill of the wallet is stored (an archive backfill made "
+    "its history contiguous, or the API reached its first fill); null when not known: "
+    "older fills may be out of reach (10,000 most recent through the API)"
+)
 
 
 @strawberry.enum(description="A range of UTC days ending today (UTC)")
@@ -230,6 +235,7 @@ class WalletMetrics:
         description="fills over these days with a volume or fee that has no USD value "
         "(quote or fee token not a USD stablecoin): left out of the USD amounts"
     )
+    history_complete_from: date | None = strawberry.field(description=D_COMPLETE_FROM)
     # The days of the series: what `fills` lists when it is given no `between`.
     start: strawberry.Private[date]
     end: strawberry.Private[date]
@@ -343,6 +349,7 @@ class WalletMetrics:
             ),
             last_synced_at=row.last_synced_at,
             unpriced_fills=row.unpriced_fills,
+            history_complete_from=row.complete_from,
             start=start,
             end=end,
         )
@@ -388,6 +395,7 @@ class TrackedWallet:
     unpriced_fills: int = strawberry.field(
         description="all its fills, all time, with a volume or fee that has no USD value"
     )
+    history_complete_from: date | None = strawberry.field(description=D_COMPLETE_FROM)
 
     @classmethod
     def of(cls, row: dashboard.TrackedWallet) -> TrackedWallet:
@@ -400,6 +408,7 @@ class TrackedWallet:
             sync_state=SyncState(row.sync_state),
             last_error=row.last_error,
             unpriced_fills=row.unpriced_fills,
+            history_complete_from=row.complete_from,
         )
 
 

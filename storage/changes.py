@@ -4,8 +4,10 @@ Whatever changes what an org's API answers (an org-day rollup, tracking or
 untracking a wallet) calls `notify_changed` in its own transaction: PostgreSQL
 delivers the notification only if that transaction commits, to every API
 instance LISTENing (`listen_changes`), which drops the org's cached answers and
-tells the org's live subscriptions which day changed. The payload is the org id,
-followed by a space and the UTC day when the change is one day's (`parse_change`).
+tells the org's live subscriptions which day changed, and to `node-ingest`
+(`listen_changes_sync`, `received`), which re-reads the org's tracked wallets. The
+payload is the org id, followed by a space and the UTC day when the change is one
+day's (`parse_change`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import date
 
 import psycopg
 
-from storage.db import async_errors
+from storage.db import async_errors, connect, errors
 
 CHANNEL = "hl_metrics_changed"
 LISTEN = f"LISTEN {CHANNEL}"
@@ -62,3 +64,30 @@ async def listen_changes(
             await started
         async for notify in conn.notifies():
             yield notify.payload
+
+
+def listen_changes_sync(database_url: str, application_name: str) -> psycopg.Connection:
+    """A connection LISTENing on `hl_metrics_changed`, for a synchronous loop; read it
+    with `received`. A database that cannot be reached is DatabaseUnavailable."""
+    conn = connect(database_url, autocommit=True, application_name=application_name)
+    try:
+        with errors("cannot listen for changes"):
+            conn.execute(LISTEN)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def received(conn: psycopg.Connection, timeout_s: float) -> list[str]:
+    """The payloads (`parse_change`) notified on `conn` so far, waiting up to `timeout_s` for the
+    first when none is pending (0: only what already arrived). A lost link is
+    DatabaseUnavailable: notifications may have been missed."""
+    with errors("lost the change notifications"):
+        payloads = [n.payload for n in conn.notifies(timeout=timeout_s, stop_after=1)]
+        for _ in range(100):  # a steady stream must not hold the caller
+            more = [n.payload for n in conn.notifies(timeout=0)]
+            if not more:
+                break
+            payloads += more
+        return payloads

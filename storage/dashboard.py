@@ -130,7 +130,8 @@ SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.outcome, s.total, s.fe
        sum(s.trade_count) OVER (), sum(s.spot) OVER (), sum(s.perp) OVER (),
        sum(s.outcome) OVER (), sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
        count(*) FILTER (WHERE s.trade_count > 0) OVER (),
-       c.last_success_at, sum(s.unpriced) OVER ()
+       c.last_success_at, sum(s.unpriced) OVER (),
+       (SELECT h.complete_from FROM hl_ingest_cursor h WHERE h.wallet_id = s.id)
 FROM series s
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id AND c.last_success_at >= s.since
 ORDER BY s.day
@@ -208,6 +209,8 @@ class WalletSeries:
     last_synced_at: datetime | None
     # Fills over the series' days with an amount that has no USD value.
     unpriced_fills: int = 0
+    # Every fill of the wallet from this UTC day on is stored (None: not known).
+    complete_from: date | None = None
 
 
 def range_bounds(range_name: str, today: date) -> tuple[date, date]:
@@ -280,6 +283,7 @@ async def wallet_series(
         totals=WalletTotals(*first[9:17]),
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
+        complete_from=first[19],
     )
 
 
@@ -307,6 +311,7 @@ SELECT m.address, m.label, m.created_at, c.last_success_at,
        c.last_error,
        (SELECT coalesce(sum(d.unpriced_fills), 0)::bigint
           FROM wallet_day_metrics d WHERE d.wallet_id = m.id),
+       c.complete_from,
        (SELECT count(*) FROM matched)
 FROM matched m
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = m.id
@@ -341,6 +346,8 @@ class TrackedWallet:
     sync_state: str
     last_error: str | None
     unpriced_fills: int
+    # Every fill of the wallet from this UTC day on is stored (None: not known).
+    complete_from: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
