@@ -544,3 +544,14 @@ class CoinMetrics:
             realized_pnl_usd=usd(row.realized_pnl_usd),
             wallets=row.wallets,
         )
+
+
+@strawberry.type(description="The org's numbers changed: query the days again")
+class MetricsChange:
+    days: list[date] = strawberry.field(
+        description="the UTC days whose numbers changed, oldest first; empty when the change "
+        "is not one day's (a wallet tracked or untracked)"
+    )
+    changed_at: datetime = strawberry.field(
+        description="when the last change merged into this event was announced (UTC)"
+    )

@@ -129,7 +129,7 @@ class TrackedWallets:
             return True
         for payload in payloads:
             try:
-                self._dirty.add(uuid.UUID(payload))
+                self._dirty.add(changes.parse_change(payload).org_id)
             except ValueError:
                 self._read_all = True
         return bool(payloads)

@@ -410,17 +410,20 @@ async def set_label(
 
 # One tracked wallet's fills, newest first, keyset-paginated on the fill's identity
 # (time, tid, oid, coin), priced by the rollups' own fragment (NULL: no USD value).
-# No row when the org does not track the wallet.
+# No row when the org does not track the wallet. The wallet id comes from a scalar
+# subquery, not a join: compared with one value, the fills' key (wallet_id, time, …)
+# is read backwards from the cursor and the LIMIT stops it, where a join sorted every
+# fill older than the cursor on each page (a whole history became quadratic).
 SELECT_FILLS = f"""
 SELECT f.time, f.coin, coalesce(mk.display_name, f.coin), f.market, f.dex, f.side, f.dir,
        f.px, f.sz, p.volume_usd, p.fee_usd, p.pnl_usd, f.tid, f.oid, f.hash,
        (f.liquidated_user IS NOT NULL OR f.liquidation_mark_px IS NOT NULL
-        OR f.liquidation_method IS NOT NULL)
-FROM org_wallets ow
-JOIN wallets w ON w.id = ow.wallet_id
-JOIN hl_fills_raw f ON f.wallet_id = ow.wallet_id
+        OR f.liquidation_method IS NOT NULL),
+       f.fee, f.fee_token
+FROM hl_fills_raw f
 {PRICE_FILL}
-WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+WHERE f.wallet_id = (SELECT ow.wallet_id FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+                     WHERE ow.org_id = %(org_id)s AND w.address = %(address)s)
   AND f.time >= %(lo)s AND f.time < %(hi)s
   AND (%(coin)s::text IS NULL OR f.coin = %(coin)s::text)
   AND (%(after_time)s::bigint IS NULL
@@ -450,6 +453,9 @@ class FillRow:
     oid: int
     hash: str
     liquidation: bool
+    # As Hyperliquid reported it (the CSV export lists it beside its USD value).
+    fee: Decimal
+    fee_token: str
 
     @property
     def key(self) -> list[Any]:
