@@ -254,6 +254,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Most wallets one org may track; tracking more is refused with an error naming it.",
         _positive_int,
     ),
+    Setting(
+        "HL_ANALYTICS_WS_MAX_PER_USER",
+        "5",
+        "Subscription websockets one user (token `sub`) may hold open on one API instance.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_WS_MAX_CONNECTIONS",
+        "1000",
+        "Subscription websockets one API instance holds open at most, all users together.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_WS_QUEUE",
+        "16",
+        "Events a subscription may have waiting to be sent; a client that falls further "
+        "behind is disconnected (close code 4008).",
+        _positive_int,
+    ),
 )
 
 
@@ -286,6 +305,9 @@ class Settings:
     hl_analytics_caller_cost_burst: int
     hl_analytics_cost_budget: int
     hl_analytics_max_wallets_per_org: int
+    hl_analytics_ws_max_per_user: int
+    hl_analytics_ws_max_connections: int
+    hl_analytics_ws_queue: int
 
     @property
     def data_dir(self) -> Path:

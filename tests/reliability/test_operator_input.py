@@ -275,6 +275,9 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "HL_ANALYTICS_CALLER_COST_BURST": ("-1",),
     "HL_ANALYTICS_COST_BUDGET": ("0", "big"),
     "HL_ANALYTICS_MAX_WALLETS_PER_ORG": ("0", "1e5"),
+    "HL_ANALYTICS_WS_MAX_PER_USER": ("0", "five", "-1"),
+    "HL_ANALYTICS_WS_MAX_CONNECTIONS": ("0", "1k"),
+    "HL_ANALYTICS_WS_QUEUE": ("0", "many"),
 }
 BAD_SETTING_CASES = [(name, value) for name, values in BAD_SETTINGS.items() for value in values]
 
