@@ -94,7 +94,7 @@ def create_app(
     )
     profiles.on_change.append(sockets.profile_changed)
     subscriptions = SubscriptionEndpoint(schema, verifier, callers, hub, sockets)
-    exports = Exports(services, verifier, callers)
+    exports = Exports(services, verifier, callers, throttle)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

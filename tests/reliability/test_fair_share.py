@@ -147,6 +147,13 @@ async def test_each_limit_holds_for_every_instance(world: World, apis: list[ApiP
         first = [await client.post("a1", SUMMARY) for _ in range(6)]
         assert [r.status_code for r in first[:4]] == [200] * 4
         assert all(limited(r, "HL_ANALYTICS_CALLER_RPS") for r in first[4:])
+        # A CSV download is a request too.
+        token = make_token(world.users["a1"])
+        download = await http.get(
+            apis[0].url + "/export/daily.csv", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert download.status_code == 429 and int(download.headers["retry-after"]) >= 1
+        assert "HL_ANALYTICS_CALLER_RPS" in download.text
 
         # The org's rate: its burst of 8 (4 taken above) shared by its callers.
         assert [(await client.post("a2", SUMMARY)).status_code for _ in range(3)] == [200] * 3
