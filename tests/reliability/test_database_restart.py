@@ -34,6 +34,7 @@ from hl_core.settings import Settings
 from storage import jobs as job_store
 from storage import orgs
 from tests.integration.pipeline.expected import METRICS, expected_rows
+from tests.reliability.api_support import UNTHROTTLED
 from tests.reliability.support import (
     CHAOS,
     DisposableCluster,
@@ -143,7 +144,7 @@ def test_database_restart_mid_sync_and_under_api_load(
     env = pipeline_env(db_url, server)
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}/graphql"
-    api_env = {**env, "JWT_SECRET": SECRET, "GRAPHIQL": "0"}
+    api_env = {**env, **UNTHROTTLED, "JWT_SECRET": SECRET, "GRAPHIQL": "0"}
     token = issue_token(Settings.from_env({"JWT_SECRET": SECRET}), "restart-user", 3600)
     outage_windows: list[tuple[float, float]] = []
     recoveries: list[float] = []
