@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from hlsim import funding
 from hlsim.coins import BY_NAME, DEX_BY_NAME, meta, perp_dexs, spot_meta
 from hlsim.trader import DAY_MS, RawFill, Trader
 
 PAGE_LIMIT = 2000
+# `userFunding` answers at most this many entries, oldest first.
+FUNDING_PAGE_LIMIT = 500
 HORIZON = 10_000
 
 
@@ -226,6 +229,19 @@ class Market:
                     if len(page) == PAGE_LIMIT:
                         break
             return page
+
+    def funding(self, address: str) -> list[Any]:
+        """Ground truth: every funding payment of the wallet up to the clock (hlsim.funding)."""
+        with self._lock:
+            return funding.payments(self.seed, self.fills(address), self.now_ms)
+
+    def user_funding(self, address: str, start_ms: int, end_ms: int | None) -> list[Any]:
+        """`userFunding`: oldest first, `startTime` to `endTime` inclusive, at most 500."""
+        with self._lock:
+            entries = self.funding(address)
+        end = self.now_ms if end_ms is None else end_ms
+        page = [e for e in entries if start_ms <= e["time"] <= end]
+        return page[:FUNDING_PAGE_LIMIT]
 
     def user_fills(self, address: str) -> list[Any]:
         with self._lock:

@@ -2,7 +2,7 @@
 
 From Hyperliquid's rate-limit docs: REST requests of one IP share 1200 weight
 per minute; `/info` requests weigh 20, except a few light ones (2) and
-`userRole` (60); `userFills` and `userFillsByTime` (among others) weigh one
+`userRole` (60); `userFills`, `userFillsByTime` and `userFunding` (among others) weigh one
 more per 20 items returned. The budget here is a token bucket refilled
 continuously at `per_minute / 60` a second, so it can be made to bite quickly
 in tests by lowering `per_minute`.
@@ -24,7 +24,9 @@ LIGHT = frozenset(
         "exchangeStatus",
     }
 )
-PER_ITEM = frozenset({"userFills", "userFillsByTime", "historicalOrders", "recentTrades"})
+PER_ITEM = frozenset(
+    {"userFills", "userFillsByTime", "userFunding", "historicalOrders", "recentTrades"}
+)
 ITEMS_PER_WEIGHT = 20
 DEFAULT_PER_MINUTE = 1200
 
