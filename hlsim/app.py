@@ -4,7 +4,8 @@ Starlette, like the API's, because an app is then a few plain handlers that
 uvicorn serves in a thread of a test or as its own process.
 
 `POST /info` answers `userFillsByTime`, `userFills`, `userFunding` (at most
-500 entries a page, hlsim.funding), `spotMeta`, `perpDexs` and `meta` with Hyperliquid's JSON shapes. `meta` takes an optional `dex`
+500 entries a page, hlsim.funding), `spotMeta`, `perpDexs` and `meta` with
+Hyperliquid's JSON shapes. `meta` takes an optional `dex`
 ("" or absent: the default dex; an unlisted dex gets 422). `userFillsByTime`
 takes an optional `dex` too: given (and not ""), only fills of that builder
 dex's perps are answered; absent, every fill of the wallet, of every market

@@ -1,5 +1,9 @@
 """The bodies of the pipeline's actors: ingest → wallet-days → org-day.
 
+`ingest_funding(address)` stores a wallet's new funding payments
+(jobs.ingest_funding); the days they fall on are made pending and rolled up
+exactly as an ingest page's new fills' days are.
+
 Each orchestrates; the work happens in SQL (storage.rollups) or in
 jobs.ingest. Follow-up work is recorded on the connection and inside the
 transaction whose commit makes it necessary, so a follow-up exists if and
@@ -41,6 +45,8 @@ from hl_core.telemetry import worker_metrics
 from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestReport
 from jobs.ingest import ingest_wallet as run_ingest
+from jobs.ingest_funding import FundingReport
+from jobs.ingest_funding import ingest_funding as run_funding
 from jobs.markets import CoinResolver
 from storage import orgs, rollups
 from storage.db import borrow
@@ -68,6 +74,21 @@ def send_ingests(p: Pipeline, addresses: Iterable[str], *, batch: str | None = N
         if batch:
             options["batch"] = batch
         p.ingest_wallet.send_with_options(args=(address,), **options)
+
+
+def funding_dedup_key(address: str) -> str:
+    return f"ingest_funding:{address}"
+
+
+def send_funding_ingests(
+    p: Pipeline, addresses: Iterable[str], *, batch: str | None = None
+) -> None:
+    """Queues ingest of each wallet's funding payments, as `send_ingests` does fills."""
+    for address in addresses:
+        options: dict[str, Any] = {"dedup_key": funding_dedup_key(address)}
+        if batch:
+            options["batch"] = batch
+        p.ingest_funding.send_with_options(args=(address,), **options)
 
 
 def send_global_rollups(
@@ -134,6 +155,31 @@ def ingest_wallet(p: Pipeline, address: str) -> None:
         len(report.new_days),
         extra={"action": "ingest_done", "wallet": address, "stored": report.stored},
     )
+
+
+def ingest_funding(p: Pipeline, address: str) -> None:
+    """A wallet's new funding payments; their days are rolled up like new fills' days."""
+    address = orgs.normalize_address(address)
+    with borrow(p.pool) as conn:
+        (wallet,) = orgs.upsert_wallets(conn, [address])
+        report = asyncio.run(_ingest_funding(p, conn, wallet))
+    log.info(
+        "ingested funding of %s: %d payment(s) fetched in %d page(s), %d new, %d rejected",
+        address,
+        report.fetched,
+        report.pages,
+        report.stored,
+        report.rejected,
+        extra={"action": "funding_ingest_done", "wallet": address, "stored": report.stored},
+    )
+
+
+async def _ingest_funding(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> FundingReport:
+    def on_new_days(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
+        queue_wallet_days(p, conn, wallet.id, days)
+
+    async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
+        return await run_funding(conn, client, wallet, on_new_days=on_new_days)
 
 
 def reprice(p: Pipeline, conn: psycopg.Connection, coins: list[str]) -> None:

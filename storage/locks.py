@@ -24,6 +24,20 @@ def unlock_wallet(conn: psycopg.Connection, wallet_id: int) -> None:
     conn.execute(UNLOCK_WALLET, (_INGEST_LOCK_CLASS, wallet_id))
 
 
+# Two funding ingests of one wallet never run at once either; their own family, so a
+# wallet's funding and fills are fetched side by side.
+_FUNDING_LOCK_CLASS = 0x686C6632
+
+
+def try_lock_funding(conn: psycopg.Connection, wallet_id: int) -> bool:
+    row = conn.execute(TRY_LOCK_WALLET, (_FUNDING_LOCK_CLASS, wallet_id)).fetchone()
+    return bool(row and row[0])
+
+
+def unlock_funding(conn: psycopg.Connection, wallet_id: int) -> None:
+    conn.execute(UNLOCK_WALLET, (_FUNDING_LOCK_CLASS, wallet_id))
+
+
 # One scheduler tick at a time across processes: the leader of a tick is whoever
 # takes this transaction-level lock; the others skip the tick.
 _SCHEDULER_LOCK = 0x686C5F7363686564

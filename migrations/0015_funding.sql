@@ -1,0 +1,47 @@
+-- Funding payments (issue 16): one row per wallet, hour and coin, as `userFunding`
+-- reports them. Their hash is always zero, so (wallet, time, coin) is the identity;
+-- re-fetching a payment stores it once. `usdc` is signed as returned (negative = paid)
+-- and is in the perp dex's collateral (the field is named usdc on every dex).
+CREATE TABLE hl_funding (
+    wallet_id     bigint NOT NULL REFERENCES wallets (id),
+    time          bigint NOT NULL,
+    coin          text NOT NULL,
+    usdc          numeric NOT NULL,
+    szi           numeric NOT NULL,
+    funding_rate  numeric NOT NULL,
+    n_samples     integer,
+    received_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (wallet_id, time, coin)
+);
+-- The rebuild of every wallet of one day reads a day's payments by time alone.
+CREATE INDEX hl_funding_time_idx ON hl_funding (time);
+
+-- Funding entries that failed validation, with why (like hl_fills_quarantine).
+CREATE TABLE hl_funding_quarantine (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    wallet_id   bigint NOT NULL REFERENCES wallets (id),
+    raw         jsonb NOT NULL,
+    reason      text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX hl_funding_quarantine_wallet_idx ON hl_funding_quarantine (wallet_id, received_at);
+
+-- How far each wallet's ingest of a data kind other than fills got, and how it last
+-- went; `synced_until_ms` only moves in the transaction that stored what it covers.
+CREATE TABLE hl_kind_cursor (
+    wallet_id          bigint NOT NULL REFERENCES wallets (id),
+    kind               text NOT NULL CHECK (kind IN ('funding')),
+    synced_until_ms    bigint,
+    items_stored       bigint NOT NULL DEFAULT 0,
+    last_success_at    timestamptz,
+    last_error         text,
+    last_error_at      timestamptz,
+    last_scheduled_at  timestamptz,
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (wallet_id, kind)
+);
+
+-- A wallet-day's (and an org-day's) funding in USD; a day with funding and no fill
+-- now has a row too. Existing rows had no funding stored: 0 is what they hold.
+ALTER TABLE wallet_day_metrics ADD COLUMN funding_usd numeric NOT NULL DEFAULT 0;
+ALTER TABLE global_day_metrics ADD COLUMN funding_usd numeric NOT NULL DEFAULT 0;

@@ -1,0 +1,162 @@
+"""Funding payments (`hl_funding`), their quarantine, and the per-kind ingest cursor.
+
+Payments are stored idempotently on their identity (wallet, time, coin): their
+hash is always zero. `hl_kind_cursor` is the cursor of each data kind other
+than fills (migration 0015): `synced_until_ms` says every item of the kind up to
+that time is stored, moves only forward (GREATEST) and only in the transaction
+that stored what it covers, like the fills' cursor (storage.cursor).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from storage import markets
+from storage.fills import day_of
+
+FUNDING = "funding"
+
+
+@dataclass(frozen=True, slots=True)
+class Funding:
+    """One funding payment of one wallet; `usdc` signed (negative = paid)."""
+
+    time: int
+    coin: str
+    usdc: Decimal
+    szi: Decimal
+    funding_rate: Decimal
+    n_samples: int | None = None
+
+
+def identity(payment: Funding) -> tuple[int, str]:
+    """Within one wallet: (time, coin)."""
+    return payment.time, payment.coin
+
+
+INSERT_FUNDING = """
+INSERT INTO hl_funding (wallet_id, time, coin, usdc, szi, funding_rate, n_samples)
+SELECT %(wallet_id)s, t.time, t.coin, t.usdc, t.szi, t.rate, t.n
+FROM unnest(%(times)s::bigint[], %(coins)s::text[], %(usdc)s::numeric[], %(szi)s::numeric[],
+            %(rates)s::numeric[], %(n)s::integer[]) AS t(time, coin, usdc, szi, rate, n)
+ORDER BY t.time, t.coin
+ON CONFLICT (wallet_id, time, coin) DO NOTHING
+RETURNING time
+"""
+INSERT_QUARANTINE = "INSERT INTO hl_funding_quarantine (wallet_id, raw, reason) VALUES (%s, %s, %s)"
+COUNT_QUARANTINE = "SELECT count(*) FROM hl_funding_quarantine WHERE wallet_id = %s"
+SELECT_WALLET_FUNDING = """
+SELECT time, coin, usdc, szi, funding_rate, n_samples FROM hl_funding
+WHERE wallet_id = %s ORDER BY time, coin
+"""
+
+
+def insert_funding(
+    conn: psycopg.Connection, wallet_id: int, batch: Sequence[Funding]
+) -> dict[date, int]:
+    """Stores the payments not stored yet, in the caller's transaction; returns the new
+    ones per UTC day. Their coins are recorded in `hl_markets`, so they can be priced."""
+    if not batch:
+        return {}
+    markets.record(conn, {p.coin for p in batch})
+    distinct = {identity(p): p for p in batch}
+    rows = list(distinct.values())
+    params: dict[str, Any] = {
+        "wallet_id": wallet_id,
+        "times": [p.time for p in rows],
+        "coins": [p.coin for p in rows],
+        "usdc": [p.usdc for p in rows],
+        "szi": [p.szi for p in rows],
+        "rates": [p.funding_rate for p in rows],
+        "n": [p.n_samples for p in rows],
+    }
+    new = Counter(day_of(row[0]) for row in conn.execute(INSERT_FUNDING, params))
+    return dict(new)
+
+
+def quarantine(conn: psycopg.Connection, wallet_id: int, raw: Any, reason: str) -> None:
+    """Keeps a funding entry that failed validation, with why, for inspection."""
+    conn.execute(INSERT_QUARANTINE, (wallet_id, json.dumps(raw, default=str), reason))
+
+
+def quarantined(conn: psycopg.Connection, wallet_id: int) -> int:
+    row = conn.execute(COUNT_QUARANTINE, (wallet_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wallet_funding(conn: psycopg.Connection, wallet_id: int) -> list[Funding]:
+    return [Funding(*row) for row in conn.execute(SELECT_WALLET_FUNDING, (wallet_id,))]
+
+
+# -- the cursor of each kind ------------------------------------------------------------
+
+SELECT_CURSOR = """
+SELECT synced_until_ms, items_stored, last_success_at, last_error, last_error_at
+FROM hl_kind_cursor WHERE wallet_id = %s AND kind = %s
+"""
+ADVANCE = """
+INSERT INTO hl_kind_cursor AS c (wallet_id, kind, synced_until_ms, items_stored)
+VALUES (%(wallet_id)s, %(kind)s, %(until)s, %(stored)s)
+ON CONFLICT (wallet_id, kind) DO UPDATE SET
+    synced_until_ms = GREATEST(c.synced_until_ms, EXCLUDED.synced_until_ms),
+    items_stored = c.items_stored + EXCLUDED.items_stored,
+    updated_at = now()
+"""
+RECORD_SUCCESS = """
+INSERT INTO hl_kind_cursor (wallet_id, kind, last_success_at) VALUES (%s, %s, now())
+ON CONFLICT (wallet_id, kind) DO UPDATE SET
+    last_success_at = now(), last_error = NULL, last_error_at = NULL, updated_at = now()
+"""
+RECORD_ERROR = """
+INSERT INTO hl_kind_cursor (wallet_id, kind, last_error, last_error_at)
+VALUES (%s, %s, %s, now())
+ON CONFLICT (wallet_id, kind) DO UPDATE SET
+    last_error = EXCLUDED.last_error, last_error_at = now(), updated_at = now()
+"""
+MARK_SCHEDULED = """
+INSERT INTO hl_kind_cursor (wallet_id, kind, last_scheduled_at)
+SELECT unnest(%s::bigint[]), %s, now()
+ON CONFLICT (wallet_id, kind) DO UPDATE SET last_scheduled_at = now()
+"""
+
+
+@dataclass(frozen=True)
+class KindCursor:
+    synced_until_ms: int | None
+    items_stored: int
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+def get_cursor(conn: psycopg.Connection, wallet_id: int, kind: str) -> KindCursor | None:
+    row = conn.execute(SELECT_CURSOR, (wallet_id, kind)).fetchone()
+    return KindCursor(*row) if row else None
+
+
+def advance(
+    conn: psycopg.Connection, wallet_id: int, kind: str, *, until_ms: int, stored: int
+) -> None:
+    params = {"wallet_id": wallet_id, "kind": kind, "until": until_ms, "stored": stored}
+    conn.execute(ADVANCE, params)
+
+
+def record_success(conn: psycopg.Connection, wallet_id: int, kind: str) -> None:
+    conn.execute(RECORD_SUCCESS, (wallet_id, kind))
+
+
+def record_error(conn: psycopg.Connection, wallet_id: int, kind: str, error: str) -> None:
+    conn.execute(RECORD_ERROR, (wallet_id, kind, error))
+
+
+def mark_scheduled(conn: psycopg.Connection, wallet_ids: Sequence[int], kind: str) -> None:
+    if wallet_ids:
+        conn.execute(MARK_SCHEDULED, (list(wallet_ids), kind))
