@@ -13,6 +13,7 @@ this module before `hl-analytics worker` has set it (jobs.prometheus.prepare).
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -62,8 +63,19 @@ def api_metrics() -> ApiMetrics:
     )
 
 
-@cache
+# Worker threads of one process first ask for the metrics at the same moment (each
+# ingest kind runs its own requests): `cache` alone would let two of them register
+# the same metric twice, which prometheus_client refuses.
+_WORKER_METRICS_LOCK = threading.Lock()
+
+
 def worker_metrics() -> WorkerMetrics:
+    with _WORKER_METRICS_LOCK:
+        return _worker_metrics()
+
+
+@cache
+def _worker_metrics() -> WorkerMetrics:
     from prometheus_client import Counter, Gauge, Histogram
 
     return WorkerMetrics(

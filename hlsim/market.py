@@ -70,6 +70,7 @@ class Market:
         self._books: dict[str, WalletBook] = {}
         self._traders: list[Trader] = []
         self._planters: dict[str, Trader] = {}
+        self._planted_funding: dict[str, list[tuple[int, Any]]] = {}
         self._next_index = 0
         self._lock = threading.RLock()
 
@@ -230,18 +231,32 @@ class Market:
                         break
             return page
 
-    def funding(self, address: str) -> list[Any]:
-        """Ground truth: every funding payment of the wallet up to the clock (hlsim.funding)."""
+    def add_raw_funding(self, address: str, time_ms: int, raw: Any) -> None:
+        """Plants anything as a `userFunding` entry at `time_ms` (for malformed ones)."""
         with self._lock:
-            return funding.payments(self.seed, self.fills(address), self.now_ms)
+            self._planted_funding.setdefault(address.lower(), []).append((time_ms, raw))
+
+    def funding(self, address: str) -> list[Any]:
+        """Ground truth: every funding entry of the wallet up to the clock, oldest first: the
+        payments its positions earn (hlsim.funding) and any planted ones."""
+        with self._lock:
+            return [raw for _, raw in self._timed_funding(address)]
 
     def user_funding(self, address: str, start_ms: int, end_ms: int | None) -> list[Any]:
         """`userFunding`: oldest first, `startTime` to `endTime` inclusive, at most 500."""
         with self._lock:
-            entries = self.funding(address)
+            entries = self._timed_funding(address)
         end = self.now_ms if end_ms is None else end_ms
-        page = [e for e in entries if start_ms <= e["time"] <= end]
+        page = [raw for t, raw in entries if start_ms <= t <= end]
         return page[:FUNDING_PAGE_LIMIT]
+
+    def _timed_funding(self, address: str) -> list[tuple[int, Any]]:
+        earned = funding.payments(self.seed, self.fills(address), self.now_ms)
+        entries = [(e["time"], e) for e in earned]
+        planted = self._planted_funding.get(address.lower(), [])
+        entries.extend((t, raw) for t, raw in planted if t <= self.now_ms)
+        entries.sort(key=lambda item: item[0])
+        return entries
 
     def user_fills(self, address: str) -> list[Any]:
         with self._lock:

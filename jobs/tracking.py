@@ -65,6 +65,7 @@ def tracking_changed(
     days = rollups.active_days(conn, list(wanted))
     with p.broker.transaction(conn):
         actors.send_ingests(p, tracked)
+        actors.send_funding_ingests(p, tracked)
     actors.send_global_rollups(p, conn, [org], days)
 
 

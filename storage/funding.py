@@ -160,3 +160,36 @@ def record_error(conn: psycopg.Connection, wallet_id: int, kind: str, error: str
 def mark_scheduled(conn: psycopg.Connection, wallet_ids: Sequence[int], kind: str) -> None:
     if wallet_ids:
         conn.execute(MARK_SCHEDULED, (list(wallet_ids), kind))
+
+
+# Every tracked wallet whose funding may be owed: never synced, or it had a payment (so an
+# open perp position) or a perp fill (it may have opened one) since about an hour before
+# its funding cursor; both probes use an index on (wallet, time). With the time of the
+# last attempt of any kind (a success, an error, a queued ingest).
+SELECT_FUNDING_SCHEDULE = """
+SELECT w.id, w.address,
+       GREATEST(c.last_success_at, c.last_error_at, c.last_scheduled_at) AS last_attempt_at
+FROM wallets w
+LEFT JOIN hl_kind_cursor c ON c.wallet_id = w.id AND c.kind = 'funding'
+WHERE EXISTS (SELECT 1 FROM org_wallets ow WHERE ow.wallet_id = w.id)
+  AND (c.synced_until_ms IS NULL
+       OR EXISTS (SELECT 1 FROM hl_funding fu
+                  WHERE fu.wallet_id = w.id AND fu.time >= c.synced_until_ms - %(reach)s)
+       OR EXISTS (SELECT 1 FROM hl_fills_raw f
+                  WHERE f.wallet_id = w.id AND f.time >= c.synced_until_ms - %(reach)s
+                    AND f.market = 'perp'))
+ORDER BY last_attempt_at NULLS FIRST, w.id
+"""
+
+
+@dataclass(frozen=True)
+class FundingScheduleRow:
+    wallet_id: int
+    address: str
+    last_attempt_at: datetime | None
+
+
+def funding_schedule(conn: psycopg.Connection, reach_ms: int) -> list[FundingScheduleRow]:
+    """Wallets that may be owed funding (see SELECT_FUNDING_SCHEDULE), oldest attempt first."""
+    rows = conn.execute(SELECT_FUNDING_SCHEDULE, {"reach": reach_ms})
+    return [FundingScheduleRow(*row) for row in rows]

@@ -105,10 +105,16 @@ class Day:
     pnl: Decimal = ZERO
     unpriced: int = 0
     dau: int = 0
+    funding: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
         return self.spot + self.perp + self.outcome
+
+    @property
+    def net_pnl(self) -> Decimal:
+        """Realized PnL net of fees and funding: pnl - fees + funding."""
+        return self.pnl - self.fees + self.funding
 
     @property
     def avg_per_user(self) -> Decimal:
@@ -239,6 +245,7 @@ class Expected:
             d.fees += w.fees
             d.pnl += w.pnl
             d.unpriced += w.unpriced
+            d.funding += w.funding
         return dict(days)
 
 
@@ -251,6 +258,24 @@ def add_raw(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, obje
         day.count(*values)
         key = (wallet_id, utc_day(int(str(raw["time"]))), str(raw["coin"]))
         expected.coin_days.setdefault(key, CoinDay()).count(*values)
+
+
+def add_funding(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, Any]]) -> None:
+    """Adds raw `userFunding` entries: a payment counts on its UTC day, at par when its
+    perp's collateral is a USD stablecoin, else not at all. Entries that are not
+    well-formed payments (planted malformed ones) are the quarantine's, not counted."""
+    for raw in raws:
+        delta = raw.get("delta") if isinstance(raw, dict) else None
+        if not isinstance(delta, dict) or not isinstance(raw.get("time"), int):
+            continue
+        try:
+            Decimal(str(delta["usdc"])), Decimal(str(delta["szi"]))
+        except (KeyError, ArithmeticError):
+            continue
+        _, quote = base_and_quote(str(delta["coin"]))
+        day = expected.wallet_days.setdefault((wallet_id, utc_day(int(raw["time"]))), Day())
+        if quote in USD:
+            day.funding += Decimal(str(delta["usdc"]))
 
 
 def store(conn: psycopg.Connection, wallet_id: int, batch: Iterable[Fill]) -> None:
@@ -286,8 +311,8 @@ def by_wallet(fills: Mapping[int, Iterable[Fill]]) -> Expected:
 # The org-day metrics as stored, in the order `expected_rows` gives them.
 METRICS = (
     "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,"
-    " total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills"
-    " FROM global_day_metrics ORDER BY 1, 2"
+    " total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills,"
+    " funding_usd FROM global_day_metrics ORDER BY 1, 2"
 )
 
 
@@ -304,6 +329,7 @@ def expected_rows(
     for address, wallet_id in ids.items():
         unique = {raw_identity(f): f for f in server.market.fills(address) if valid(f)}
         add_raw(expected, wallet_id, unique.values())
+        add_funding(expected, wallet_id, server.market.funding(address))
     rows = []
     for org_id, tracked in members.items():
         for day, d in expected.org_days([ids[a] for a in tracked]).items():
@@ -321,6 +347,7 @@ def expected_rows(
                     d.pnl,
                     d.avg_per_user,
                     d.unpriced,
+                    d.funding,
                 )
             )
     return sorted(rows, key=lambda r: (str(r[0]), r[1]))
@@ -345,3 +372,4 @@ def assert_org_days(conn: psycopg.Connection, org_id: uuid.UUID, want: Mapping[d
             exp.pnl,
             exp.avg_per_user,
         ), day
+        assert g.funding_usd == exp.funding, day
