@@ -60,8 +60,8 @@ def planted_market() -> tuple[Market, dict[str, str]]:
     )  # fmt: skip
     market.add_fill(who["none"], NOW - 5 * HOUR, coin="@1", side="B")
     # A malformed entry among the flipper's payments: quarantined, the rest stored.
-    bad = {"time": NOW - 3 * HOUR + 1, "hash": ZERO_HASH, "delta": {"type": "funding",
-           "coin": "ETH", "usdc": "not-a-number", "szi": "-3.0", "fundingRate": "0.0001"}}  # fmt: skip
+    delta = {"type": "funding", "coin": "ETH", "usdc": "not-a-number", "szi": "-3.0"}
+    bad = {"time": NOW - 3 * HOUR + 1, "hash": ZERO_HASH, "delta": delta}
     market.add_raw_funding(flipper, bad["time"], bad)
     return market, who
 
