@@ -74,6 +74,21 @@ D_OUTCOME = "volume of outcome-market (HIP-4) trades in USD"
 D_FEES = "fees in USD, rebates negative, system fills included"
 D_PNL = "realized PnL (closedPnl) in USD, system fills included"
 D_ACTIVE = "days with at least one trade fill"
+D_FUNDING = (
+    "funding payments in USD, signed (negative = paid), of perps whose collateral is a "
+    "USD stablecoin; on the UTC day of each hourly payment"
+)
+D_NET = "realizedPnlUsd - feesUsd + fundingUsd: PnL net of fees and funding"
+
+
+def net_pnl(realized: Decimal, fees: Decimal, funding: Decimal) -> Decimal:
+    """Net PnL from the exact stored amounts, rounded once like every USD amount."""
+    with localcontext() as ctx:
+        ctx.prec = 80
+        exact = Decimal(realized) - Decimal(fees) + Decimal(funding)
+    return usd(exact)
+
+
 D_ADDRESS = "the wallet: 0x followed by 40 lowercase hex digits"
 
 
@@ -99,6 +114,8 @@ class WalletOrder(Enum):
     TRADES = strawberry.enum_value("TRADES", description="tradeCount")
     PNL = strawberry.enum_value("PNL", description="realizedPnlUsd")
     FEES = strawberry.enum_value("FEES", description="feesUsd")
+    NET_PNL = strawberry.enum_value("NET_PNL", description="netPnlUsd")
+    FUNDING = strawberry.enum_value("FUNDING", description="fundingUsd")
 
 
 @strawberry.type(description="An org's numbers of one UTC day (zeros on a day without fills)")
@@ -117,6 +134,8 @@ class DayMetrics:
     avg_volume_per_user: Decimal = strawberry.field(
         description="totalVolumeUsd / dau, 2 decimals (rounded half-even); 0.00 when dau = 0"
     )
+    funding_usd: Decimal = strawberry.field(description=D_FUNDING)
+    net_pnl_usd: Decimal = strawberry.field(description=D_NET)
 
     @classmethod
     def of(cls, row: dashboard.DayMetrics) -> DayMetrics:
@@ -131,6 +150,8 @@ class DayMetrics:
             fees_usd=usd(row.fees_usd),
             realized_pnl_usd=usd(row.realized_pnl_usd),
             avg_volume_per_user=per_user(row.total_volume_usd, row.dau),
+            funding_usd=usd(row.funding_usd),
+            net_pnl_usd=net_pnl(row.realized_pnl_usd, row.fees_usd, row.funding_usd),
         )
 
 
@@ -173,6 +194,8 @@ class WalletRank:
     fees_usd: Decimal = strawberry.field(description=D_FEES)
     realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
     active_days: int = strawberry.field(description=D_ACTIVE)
+    funding_usd: Decimal = strawberry.field(description=D_FUNDING)
+    net_pnl_usd: Decimal = strawberry.field(description=D_NET)
 
     @classmethod
     def of(cls, row: dashboard.WalletRank) -> WalletRank:
@@ -187,6 +210,8 @@ class WalletRank:
             fees_usd=usd(row.fees_usd),
             realized_pnl_usd=usd(row.realized_pnl_usd),
             active_days=row.active_days,
+            funding_usd=usd(row.funding_usd),
+            net_pnl_usd=net_pnl(row.realized_pnl_usd, row.fees_usd, row.funding_usd),
         )
 
 
@@ -202,6 +227,8 @@ class WalletDay:
     )
     fees_usd: Decimal = strawberry.field(description=D_FEES)
     realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
+    funding_usd: Decimal = strawberry.field(description=D_FUNDING)
+    net_pnl_usd: Decimal = strawberry.field(description=D_NET)
 
 
 @strawberry.type(description="A wallet's sums over a range")
@@ -216,6 +243,8 @@ class WalletTotals:
     fees_usd: Decimal = strawberry.field(description=D_FEES)
     realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
     active_days: int = strawberry.field(description=D_ACTIVE)
+    funding_usd: Decimal = strawberry.field(description=D_FUNDING)
+    net_pnl_usd: Decimal = strawberry.field(description=D_NET)
 
 
 @strawberry.type(description="One tracked wallet over a range: a zero-filled day series and totals")
@@ -328,6 +357,8 @@ class WalletMetrics:
                     total_volume_usd=usd(d.total_volume_usd),
                     fees_usd=usd(d.fees_usd),
                     realized_pnl_usd=usd(d.realized_pnl_usd),
+                    funding_usd=usd(d.funding_usd),
+                    net_pnl_usd=net_pnl(d.realized_pnl_usd, d.fees_usd, d.funding_usd),
                 )
                 for d in row.days
             ],
@@ -340,6 +371,8 @@ class WalletMetrics:
                 fees_usd=usd(t.fees_usd),
                 realized_pnl_usd=usd(t.realized_pnl_usd),
                 active_days=t.active_days,
+                funding_usd=usd(t.funding_usd),
+                net_pnl_usd=net_pnl(t.realized_pnl_usd, t.fees_usd, t.funding_usd),
             ),
             last_synced_at=row.last_synced_at,
             unpriced_fills=row.unpriced_fills,

@@ -36,6 +36,8 @@ ORDERS = {
     "TRADES": "sum(m.trade_count)",
     "PNL": "sum(m.realized_pnl_usd)",
     "FEES": "sum(m.fees_usd)",
+    "NET_PNL": "sum(m.realized_pnl_usd - m.fees_usd + m.funding_usd)",
+    "FUNDING": "sum(m.funding_usd)",
 }
 
 PING = "SELECT 1"
@@ -57,6 +59,8 @@ def _day_columns(alias: str) -> str:
     values = [f"coalesce({alias}.{name}, 0)" for name in _DAY_VALUES]
     # 2 decimals as the contract says, whatever scale the rollup stored.
     values.append(f"round(coalesce({alias}.avg_volume_per_user, 0), 2)")
+    # After the original columns, so the funding column is an addition to every reader.
+    values.append(f"coalesce({alias}.funding_usd, 0)")
     return ", ".join(values)
 
 
@@ -90,7 +94,7 @@ SELECT
     w.address,
     sum(m.trade_count), sum(m.spot_volume_usd), sum(m.perp_volume_usd),
     sum(m.outcome_volume_usd), sum(m.total_volume_usd), sum(m.fees_usd),
-    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0)
+    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0), sum(m.funding_usd)
 FROM org_wallets ow
 JOIN wallets w ON w.id = ow.wallet_id
 JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
@@ -121,7 +125,8 @@ series AS (
            coalesce(m.total_volume_usd, 0) AS total,
            coalesce(m.fees_usd, 0) AS fees,
            coalesce(m.realized_pnl_usd, 0) AS pnl,
-           coalesce(m.unpriced_fills, 0) AS unpriced
+           coalesce(m.unpriced_fills, 0) AS unpriced,
+           coalesce(m.funding_usd, 0) AS funding
     FROM tracked t
     CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
     LEFT JOIN wallet_day_metrics m ON m.wallet_id = t.id AND m.day = d.day::date
@@ -130,7 +135,7 @@ SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.outcome, s.total, s.fe
        sum(s.trade_count) OVER (), sum(s.spot) OVER (), sum(s.perp) OVER (),
        sum(s.outcome) OVER (), sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
        count(*) FILTER (WHERE s.trade_count > 0) OVER (),
-       c.last_success_at, sum(s.unpriced) OVER ()
+       c.last_success_at, sum(s.unpriced) OVER (), s.funding, sum(s.funding) OVER ()
 FROM series s
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id AND c.last_success_at >= s.since
 ORDER BY s.day
@@ -149,6 +154,7 @@ class DayMetrics:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     avg_volume_per_user: Decimal
+    funding_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +178,7 @@ class WalletRank:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     active_days: int
+    funding_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +193,7 @@ class SeriesDay:
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
+    funding_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +206,7 @@ class WalletTotals:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     active_days: int
+    funding_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +247,7 @@ async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summ
     cur = await conn.execute(SELECT_SUMMARY, {"org_id": org_id})
     row = await cur.fetchone()
     assert row is not None  # an aggregate without GROUP BY always returns a row
-    width = len(_DAY_VALUES) + 1
+    width = len(_DAY_VALUES) + 2  # and avg_volume_per_user, funding_usd
     day, tracked, synced = row[0], row[1 + 2 * width], row[2 + 2 * width]
     if day is None:
         return Summary(None, None, None, tracked, synced)
@@ -276,8 +285,8 @@ async def wallet_series(
     first = rows[0]
     return WalletSeries(
         address=first[0],
-        days=[SeriesDay(*row[1:9]) for row in rows],
-        totals=WalletTotals(*first[9:17]),
+        days=[SeriesDay(*row[1:9], funding_usd=row[19]) for row in rows],
+        totals=WalletTotals(*first[9:17], funding_usd=first[20]),
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
     )
