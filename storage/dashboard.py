@@ -285,8 +285,8 @@ async def wallet_series(
     first = rows[0]
     return WalletSeries(
         address=first[0],
-        days=[SeriesDay(*row[1:9], row[19]) for row in rows],
-        totals=WalletTotals(*first[9:17], first[20]),
+        days=[SeriesDay(*[*row[1:9], row[19]]) for row in rows],
+        totals=WalletTotals(*[*first[9:17], first[20]]),
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
     )
