@@ -1,4 +1,5 @@
-"""`hl-analytics status`: per-org sync state, queue depth and failed jobs, as tables."""
+"""`hl-analytics status`: per-org sync state, each data kind's freshness (fills,
+funding), queue depth and failed jobs, as tables."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
         failed = job_store.failed_jobs(conn, limit=FAILED_SHOWN)
         positions = node_position.all_positions(conn)
         complete = reports.complete_from_counts(conn)
+        kinds = reports.kind_freshness(conn)
     print("Organisations")
     print(
         table(
@@ -103,6 +105,41 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
         )
     for day, count in complete:
         print(f"{count} wallet(s) have every fill from {day} on (archive backfill)")
+    print()
+    print("Data kinds (over every tracked wallet)")
+    print(
+        table(
+            (
+                "kind",
+                "wallets",
+                "synced",
+                "failing",
+                "newest success (UTC)",
+                "oldest success (UTC)",
+                "lag",
+                "stored",
+                "quarantined",
+            ),
+            [
+                (
+                    k.kind,
+                    k.wallets,
+                    k.synced,
+                    k.failing,
+                    k.newest_success_at,
+                    k.oldest_success_at,
+                    _lag(k.oldest_synced_until_ms, now_s) if k.wallets else "-",
+                    k.stored,
+                    k.quarantined,
+                )
+                for k in kinds
+            ],
+        )
+    )
+    print(
+        "  funding is asked for about hourly, and only for wallets whose perp positions "
+        "may be open: a wallet without any lags on purpose"
+    )
     print()
     print("Fill files (node-ingest, backfill --archive)")
     print(
