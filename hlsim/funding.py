@@ -93,7 +93,7 @@ def payments(seed: int, fills: Iterable[Any], now_ms: int) -> list[RawFunding]:
         if hour is None:
             hour = (time_ms // HOUR_MS + 1) * HOUR_MS
         # Funding at an hour counts the position before that millisecond's fills.
-        settle(time_ms - 1)
+        settle(time_ms)
         held[name] = size
     if hour is not None:
         settle(now_ms)
