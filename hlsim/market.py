@@ -71,6 +71,9 @@ class Market:
         self._traders: list[Trader] = []
         self._planters: dict[str, Trader] = {}
         self._planted_funding: dict[str, list[tuple[int, Any]]] = {}
+        # Funding paid up to a time is history: fills planted in the past later (a test's
+        # "lost" fills) change the positions of hours to come, never a payment made.
+        self._paid: dict[str, tuple[int, list[Any]]] = {}
         self._next_index = 0
         self._lock = threading.RLock()
 
@@ -250,9 +253,17 @@ class Market:
         page = [raw for t, raw in entries if start_ms <= t <= end]
         return page[:FUNDING_PAGE_LIMIT]
 
+    def _earned(self, address: str) -> list[Any]:
+        key = address.lower()
+        until, paid = self._paid.get(key, (-1, []))
+        if until < self.now_ms:
+            later = funding.payments(self.seed, self.fills(key), self.now_ms)
+            paid = paid + [e for e in later if e["time"] > until]
+            self._paid[key] = (self.now_ms, paid)
+        return paid
+
     def _timed_funding(self, address: str) -> list[tuple[int, Any]]:
-        earned = funding.payments(self.seed, self.fills(address), self.now_ms)
-        entries = [(e["time"], e) for e in earned]
+        entries = [(e["time"], e) for e in self._earned(address)]
         planted = self._planted_funding.get(address.lower(), [])
         entries.extend((t, raw) for t, raw in planted if t <= self.now_ms)
         entries.sort(key=lambda item: item[0])
