@@ -21,6 +21,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,25 @@ def assert_every_fill_stored_once(
     assert not duplicates, f"fills stored twice: {list(duplicates)[:5]}"
     assert got == want, f"missing {len(want - got)}, unexpected {len(got - want)}"
     return sum(got.values())
+
+
+FUNDING_ROWS = "SELECT wallet_id, time, coin, usdc FROM hl_funding"
+
+
+def assert_every_funding_payment_stored_once(conn: psycopg.Connection, server: SimServer) -> int:
+    """The stored funding payments are exactly the exchange's, amounts included (the
+    table's identity keeps one per wallet, time and coin); returns how many."""
+    ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
+    want = {
+        (ids[a], e["time"], e["delta"]["coin"], Decimal(e["delta"]["usdc"]))
+        for a in ids
+        for e in server.market.funding(a)
+    }
+    got = [tuple(r) for r in conn.execute(FUNDING_ROWS)]
+    assert len(got) == len(set(got))
+    assert set(got) == want, f"missing {len(want - set(got))}, unexpected {len(set(got) - want)}"
+    assert want, "some funding, or the check proves nothing"
+    return len(got)
 
 
 def job_states(conn: psycopg.Connection) -> dict[str, int]:

@@ -39,6 +39,7 @@ from tests.reliability.support import (
     DisposableCluster,
     Process,
     assert_every_fill_stored_once,
+    assert_every_funding_payment_stored_once,
     disposable_cluster,
     free_port,
     intensity,
@@ -216,6 +217,7 @@ def test_database_restart_mid_sync_and_under_api_load(
             assert states.get("failed", 0) == 0, job_store.failed_jobs(conn, limit=5)
             assert states.get("queued", 0) == states.get("running", 0) == 0, states
             stored = assert_every_fill_stored_once(conn, server)
+            assert_every_funding_payment_stored_once(conn, server)
             want = expected_rows(conn, server, members)
             assert conn.execute(METRICS).fetchall() == want
         # The API serves the finished numbers: its cache listener reconnected too.
