@@ -4,7 +4,8 @@ Starlette, like the API's, because an app is then a few plain handlers that
 uvicorn serves in a thread of a test or as its own process.
 
 `POST /info` answers `userFillsByTime`, `userFills`, `userFunding` (at most
-500 entries a page, hlsim.funding), `spotMeta`, `perpDexs` and `meta` with
+500 entries a page, hlsim.funding), `clearinghouseState` (optional `dex`) and
+`spotClearinghouseState` (hlsim.account), `spotMeta`, `perpDexs` and `meta` with
 Hyperliquid's JSON shapes. `meta` takes an optional `dex`
 ("" or absent: the default dex; an unlisted dex gets 422). `userFillsByTime`
 takes an optional `dex` too: given (and not ""), only fills of that builder
@@ -49,7 +50,16 @@ from hlsim.requestlog import LoggedRequest, RequestLog, now
 from hlsim.weights import DEFAULT_PER_MINUTE, WeightBudget, weight
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-SUPPORTED = ("userFillsByTime", "userFills", "userFunding", "spotMeta", "perpDexs", "meta")
+SUPPORTED = (
+    "userFillsByTime",
+    "userFills",
+    "userFunding",
+    "clearinghouseState",
+    "spotClearinghouseState",
+    "spotMeta",
+    "perpDexs",
+    "meta",
+)
 
 
 class BadRequest(Exception):
@@ -120,6 +130,10 @@ def answer(market: Market, body: dict[str, Any]) -> Any:
         start = _int(body, "startTime", required=True)
         end = _int(body, "endTime", required=False)
         return market.user_fills_by_time(_user(body), start or 0, end, _dex(body) or None)
+    if kind == "clearinghouseState":
+        return market.clearinghouse_state(_user(body), _dex(body))
+    if kind == "spotClearinghouseState":
+        return market.spot_clearinghouse_state(_user(body))
     if kind == "userFunding":
         start = _int(body, "startTime", required=True)
         end = _int(body, "endTime", required=False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from hlsim import funding
+from hlsim import account, funding
 from hlsim.coins import BY_NAME, DEX_BY_NAME, meta, perp_dexs, spot_meta
 from hlsim.trader import DAY_MS, RawFill, Trader
 
@@ -268,6 +268,18 @@ class Market:
         entries.extend((t, raw) for t, raw in planted if t <= self.now_ms)
         entries.sort(key=lambda item: item[0])
         return entries
+
+    def clearinghouse_state(self, address: str, dex: str = "") -> dict[str, Any]:
+        """`clearinghouseState` of one perp dex (hlsim.account); KeyError for an unknown dex."""
+        if dex and dex not in DEX_BY_NAME:
+            raise KeyError(dex)
+        with self._lock:
+            fills = self.fills(address)
+            return account.clearinghouse_state(fills, self._earned(address), dex, self.now_ms)
+
+    def spot_clearinghouse_state(self, address: str) -> dict[str, Any]:
+        with self._lock:
+            return account.spot_clearinghouse_state(self.fills(address))
 
     def user_fills(self, address: str) -> list[Any]:
         with self._lock:
