@@ -1,5 +1,5 @@
 """`hl-analytics status`: per-org sync state, each data kind's freshness (fills,
-funding), queue depth and failed jobs, as tables."""
+funding, positions), queue depth and failed jobs, as tables."""
 
 from __future__ import annotations
 
@@ -138,7 +138,8 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
     )
     print(
         "  funding is asked for about hourly, and only for wallets whose perp positions "
-        "may be open: a wallet without any lags on purpose"
+        "may be open: a wallet without any lags on purpose; positions: one snapshot "
+        "about every 10 minutes (an invalid one keeps the previous and counts as failing)"
     )
     print()
     print("Fill files (node-ingest, backfill --archive)")

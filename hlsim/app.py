@@ -194,6 +194,10 @@ def create_app(state: SimState) -> Starlette:
         state.budget.charge(client, spent)
         if plan and plan.malformed and isinstance(data, list):
             data = _corrupt(data)
+        elif plan and plan.malformed and isinstance(data, dict) and data:
+            # An account answer whose first field (marginSummary, balances) is not one.
+            first = next(iter(data))
+            data = {**data, first: "not-valid"}
         content = _dumps(data)
         if plan and plan.truncate:
             content = content[: max(1, len(content) // 2)]

@@ -2,7 +2,8 @@
 
 `ingest_funding(address)` stores a wallet's new funding payments
 (jobs.ingest_funding); the days they fall on are made pending and rolled up
-exactly as an ingest page's new fills' days are.
+exactly as an ingest page's new fills' days are. `snapshot_positions(address)`
+stores a snapshot of its account (jobs.snapshot); it causes no rollup.
 
 Each orchestrates; the work happens in SQL (storage.rollups) or in
 jobs.ingest. Follow-up work is recorded on the connection and inside the
@@ -48,6 +49,7 @@ from jobs.ingest import ingest_wallet as run_ingest
 from jobs.ingest_funding import FundingReport
 from jobs.ingest_funding import ingest_funding as run_funding
 from jobs.markets import CoinResolver
+from jobs.snapshot import SnapshotReport, snapshot_wallet
 from storage import orgs, rollups
 from storage.db import borrow
 from storage.orgs import Wallet
@@ -89,6 +91,19 @@ def send_funding_ingests(
         if batch:
             options["batch"] = batch
         p.ingest_funding.send_with_options(args=(address,), **options)
+
+
+def snapshot_dedup_key(address: str) -> str:
+    return f"snapshot_positions:{address}"
+
+
+def send_snapshots(p: Pipeline, addresses: Iterable[str], *, batch: str | None = None) -> None:
+    """Queues an account snapshot of each wallet (merged with one already queued)."""
+    for address in addresses:
+        options: dict[str, Any] = {"dedup_key": snapshot_dedup_key(address)}
+        if batch:
+            options["batch"] = batch
+        p.snapshot_positions.send_with_options(args=(address,), **options)
 
 
 def send_global_rollups(
@@ -180,6 +195,27 @@ async def _ingest_funding(p: Pipeline, conn: psycopg.Connection, wallet: Wallet)
 
     async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
         return await run_funding(conn, client, wallet, on_new_days=on_new_days)
+
+
+def snapshot_positions(p: Pipeline, address: str) -> None:
+    """A snapshot of the wallet's positions, balances and account value (jobs.snapshot)."""
+    address = orgs.normalize_address(address)
+    with borrow(p.pool) as conn:
+        (wallet,) = orgs.upsert_wallets(conn, [address])
+        report = asyncio.run(_snapshot(p, conn, wallet))
+    log.info(
+        "snapshot of %s: %s",
+        address,
+        "kept the previous one" if report.totals is None else "stored",
+        extra={"action": "snapshot_done", "wallet": address},
+    )
+
+
+async def _snapshot(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> SnapshotReport:
+    async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
+        return await snapshot_wallet(
+            conn, client, wallet, usd_tokens=p.settings.hyperliquid_usd_tokens
+        )
 
 
 def reprice(p: Pipeline, conn: psycopg.Connection, coins: list[str]) -> None:

@@ -25,9 +25,10 @@ from typing import Protocol
 import psycopg
 
 from jobs.ingest import OVERLAP_MS, IngestBusy, NewDays
-from storage import funding, locks
+from storage import funding, kind_cursor, locks
 from storage.errors import first_line
-from storage.funding import FUNDING, Funding
+from storage.funding import Funding
+from storage.kind_cursor import FUNDING
 from storage.orgs import Wallet
 
 LOCK_WAIT_S = 60.0
@@ -86,10 +87,10 @@ async def ingest_funding(
             if not conn.closed and not conn.broken:
                 with conn.transaction():
                     error = f"{type(exc).__name__}: {first_line(exc)}"
-                    funding.record_error(conn, wallet.id, FUNDING, error)
+                    kind_cursor.record_error(conn, wallet.id, FUNDING, error)
             raise
         with conn.transaction():
-            funding.record_success(conn, wallet.id, FUNDING)
+            kind_cursor.record_success(conn, wallet.id, FUNDING)
         return report
     finally:
         if not conn.closed and not conn.broken:
@@ -103,7 +104,7 @@ async def _run(
     on_new_days: NewDays,
     overlap_ms: int,
 ) -> FundingReport:
-    current = funding.get_cursor(conn, wallet.id, FUNDING)
+    current = kind_cursor.get_cursor(conn, wallet.id, FUNDING)
     synced = current.synced_until_ms if current else None
     start_ms = 0 if synced is None else max(0, synced - overlap_ms)
     pages = fetched = stored = rejected = 0
@@ -117,7 +118,9 @@ async def _run(
             for raw, reason in page.rejected:
                 funding.quarantine(conn, wallet.id, raw, reason)
             new = sum(per_day.values())
-            funding.advance(conn, wallet.id, FUNDING, until_ms=page.complete_until_ms, stored=new)
+            kind_cursor.advance(
+                conn, wallet.id, FUNDING, until_ms=page.complete_until_ms, stored=new
+            )
             if per_day:
                 days = frozenset(per_day)
                 on_new_days(conn, wallet, days)

@@ -1,5 +1,5 @@
-"""The scheduler's plan for the data kinds besides fills (funding payments), in the
-one request budget.
+"""The scheduler's plan for the data kinds besides fills (funding payments, account
+snapshots), in the one request budget.
 
 Fills come first: jobs.polling keeps their planned rate within half of
 HYPERLIQUID_RPS. Funding is settled hourly, so a wallet's funding is asked for
@@ -10,6 +10,13 @@ planned rate (wallets / interval) is kept within `FUNDING_SHARE` of
 HYPERLIQUID_RPS by stretching the interval, as the fills' plan does; the rest is
 left for paging, backfills, retries and syncs. A `userFunding` request weighs
 about what a fill request does (20, plus 1 per 20 payments).
+
+Account snapshots (positions, balances, account value) are cheap — a
+`clearinghouseState` per dex the wallet trades and a `spotClearinghouseState`,
+weight 2 each, a tenth of a limiter slot — so every tracked wallet gets one
+every `POSITIONS_INTERVAL_S` (10 minutes), within `POSITIONS_SHARE` of
+HYPERLIQUID_RPS (counted as `SNAPSHOT_SLOTS` slots a snapshot), stretched the
+same way. Together the kinds plan at most 0.5 + 0.1 + 0.2 of the budget.
 
 The tick's transaction marks the wallets scheduled and queues their ingests
 (de-duplicated per wallet while queued), like the fills' plan.
@@ -26,8 +33,9 @@ import psycopg
 
 from jobs import actors
 from jobs.pipeline import Pipeline
-from storage import funding
-from storage.funding import FUNDING, FundingScheduleRow
+from storage import funding, kind_cursor
+from storage.funding import FundingScheduleRow
+from storage.kind_cursor import FUNDING, POSITIONS, KindScheduleRow
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +43,27 @@ FUNDING_INTERVAL_S = 3600.0
 FUNDING_SHARE = 0.1
 # How far before a wallet's funding cursor a payment or perp fill makes it due again.
 REACH_MS = 2 * 3_600_000
+POSITIONS_INTERVAL_S = 600.0
+POSITIONS_SHARE = 0.2
+SNAPSHOT_SLOTS = 0.2  # the default dex and spot: two requests of weight 2
+
+
+Row = FundingScheduleRow | KindScheduleRow
 
 
 @dataclass(frozen=True)
 class KindPlan:
-    due: list[FundingScheduleRow]
+    due: list[Row]
     eligible: int
     stretch: float
 
 
-def plan_funding(rows: Sequence[FundingScheduleRow], now: datetime, rps: float) -> KindPlan:
-    """The wallets whose funding is due now, under the policy of the module docstring."""
-    planned = len(rows) / FUNDING_INTERVAL_S
-    stretch = max(1.0, planned / (rps * FUNDING_SHARE)) if rows else 1.0
-    interval = FUNDING_INTERVAL_S * stretch
+def _plan(
+    rows: Sequence[Row], now: datetime, interval_s: float, slots: float, budget: float
+) -> KindPlan:
+    planned = len(rows) * slots / interval_s
+    stretch = max(1.0, planned / budget) if rows else 1.0
+    interval = interval_s * stretch
     due = [
         r
         for r in rows
@@ -57,12 +72,35 @@ def plan_funding(rows: Sequence[FundingScheduleRow], now: datetime, rps: float) 
     return KindPlan(due, len(rows), stretch)
 
 
+def plan_funding(rows: Sequence[FundingScheduleRow], now: datetime, rps: float) -> KindPlan:
+    """The wallets whose funding is due now, under the policy of the module docstring."""
+    return _plan(rows, now, FUNDING_INTERVAL_S, 1.0, rps * FUNDING_SHARE)
+
+
+def plan_positions(rows: Sequence[KindScheduleRow], now: datetime, rps: float) -> KindPlan:
+    """The wallets whose account snapshot is due now."""
+    return _plan(rows, now, POSITIONS_INTERVAL_S, SNAPSHOT_SLOTS, rps * POSITIONS_SHARE)
+
+
 def schedule_kinds(p: Pipeline, conn: psycopg.Connection, now: datetime) -> KindPlan:
-    """Plans and queues the funding ingests due now, in the caller's (tick's) transaction."""
-    result = plan_funding(funding.funding_schedule(conn, REACH_MS), now, p.settings.hyperliquid_rps)
-    funding.mark_scheduled(conn, [r.wallet_id for r in result.due], FUNDING)
+    """Plans and queues the funding ingests and snapshots due now, in the caller's (tick's)
+    transaction; returns the funding plan."""
+    rps = p.settings.hyperliquid_rps
+    result = plan_funding(funding.funding_schedule(conn, REACH_MS), now, rps)
+    snapshots = plan_positions(kind_cursor.kind_schedule(conn, POSITIONS), now, rps)
+    kind_cursor.mark_scheduled(conn, [r.wallet_id for r in result.due], FUNDING)
+    kind_cursor.mark_scheduled(conn, [r.wallet_id for r in snapshots.due], POSITIONS)
     with p.broker.transaction(conn):
         actors.send_funding_ingests(p, [r.address for r in result.due])
+        actors.send_snapshots(p, [r.address for r in snapshots.due])
+    if snapshots.due:
+        log.info(
+            "queued a snapshot of %d of %d wallet(s) (interval ×%.2f for the budget)",
+            len(snapshots.due),
+            snapshots.eligible,
+            snapshots.stretch,
+            extra={"action": "schedule_snapshots", "queued": len(snapshots.due)},
+        )
     if result.due:
         log.info(
             "queued funding ingest of %d of %d wallet(s) that may be owed funding "

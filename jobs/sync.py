@@ -1,7 +1,7 @@
 """`hl-analytics sync [--org ORG] [--wait] [--inline]`: ingest the tracked wallets now.
 
-It queues one ingest of fills and one of funding payments per tracked wallet
-(of one org, or of all), tagged with a new batch; every rollup those ingests
+It queues one ingest of fills, one of funding payments and one account snapshot
+per tracked wallet (of one org, or of all), tagged with a new batch; every rollup those ingests
 cause inherits the batch (the broker propagates it, and merges it into a
 de-duplicated message that absorbs a send). A wallet whose ingest (of either
 kind) is already queued is not queued twice: that message
@@ -66,6 +66,7 @@ def queue_sync(p: Pipeline, conn: psycopg.Connection, org_id: uuid.UUID | None) 
         with p.broker.transaction(conn):
             actors.send_ingests(p, [w.address for w in wallets], batch=batch)
             actors.send_funding_ingests(p, [w.address for w in wallets], batch=batch)
+            actors.send_snapshots(p, [w.address for w in wallets], batch=batch)
     return Queued(batch, wallets, since, before)
 
 
@@ -179,7 +180,9 @@ def run_sync(settings: Settings, org_id: uuid.UUID | None, *, wait: bool, inline
                 file=sys.stderr,
             )
             return 1
-        print("sync finished: every ingest (fills and funding) and rollup it caused is done")
+        print(
+            "sync finished: every ingest (fills, funding, a snapshot) and rollup it caused is done"
+        )
         return 0
     finally:
         if worker is not None:

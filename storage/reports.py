@@ -64,7 +64,8 @@ def complete_from_counts(conn: psycopg.Connection) -> list[tuple[date, int]]:
 
 
 # Freshness of each data kind over every tracked wallet: fills (hl_ingest_cursor) and the
-# kinds of hl_kind_cursor (funding), with what each stored and rejected.
+# kinds of hl_kind_cursor (funding; positions: snapshots taken, an invalid one is an
+# error, not quarantined), with what each stored and rejected.
 KIND_FRESHNESS = """
 WITH tracked AS (SELECT DISTINCT wallet_id FROM org_wallets)
 SELECT 'fills', count(*)::integer, count(c.last_success_at)::integer,
@@ -80,6 +81,12 @@ SELECT 'funding', count(*)::integer, count(c.last_success_at)::integer,
        coalesce(sum(c.items_stored), 0)::bigint,
        (SELECT count(*) FROM hl_funding_quarantine q JOIN tracked USING (wallet_id))::bigint
 FROM tracked t LEFT JOIN hl_kind_cursor c ON c.wallet_id = t.wallet_id AND c.kind = 'funding'
+UNION ALL
+SELECT 'positions', count(*)::integer, count(c.last_success_at)::integer,
+       count(*) FILTER (WHERE c.last_error_at > coalesce(c.last_success_at, '-infinity'))::integer,
+       max(c.last_success_at), min(c.last_success_at), min(c.synced_until_ms),
+       coalesce(sum(c.items_stored), 0)::bigint, NULL
+FROM tracked t LEFT JOIN hl_kind_cursor c ON c.wallet_id = t.wallet_id AND c.kind = 'positions'
 """
 
 
@@ -95,7 +102,7 @@ class KindFreshness:
     oldest_success_at: datetime | None
     oldest_synced_until_ms: int | None
     stored: int
-    quarantined: int
+    quarantined: int | None
 
 
 def kind_freshness(conn: psycopg.Connection) -> list[KindFreshness]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-from storage import cursor, funding, orgs
+from storage import cursor, funding, kind_cursor, orgs
 from storage import jobs as job_store
-from storage.funding import FUNDING
+from storage.kind_cursor import FUNDING
 from tests.cli import run_cli
 from tests.factories import address
 
@@ -70,9 +70,9 @@ def test_status_shows_each_data_kinds_freshness(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         acme = orgs.create_org(conn, "Acme")
         wallets, _ = orgs.track_wallets(conn, acme.id, [address(1), address(2), address(3)])
-        funding.advance(conn, wallets[0].id, FUNDING, until_ms=1_700_000_000_000, stored=7)
-        funding.record_success(conn, wallets[0].id, FUNDING)
-        funding.record_error(conn, wallets[1].id, FUNDING, "Hyperliquid answered 500")
+        kind_cursor.advance(conn, wallets[0].id, FUNDING, until_ms=1_700_000_000_000, stored=7)
+        kind_cursor.record_success(conn, wallets[0].id, FUNDING)
+        kind_cursor.record_error(conn, wallets[1].id, FUNDING, "Hyperliquid answered 500")
         funding.quarantine(conn, wallets[1].id, {"time": 1, "delta": None}, "delta is missing")
         conn.commit()
 

@@ -278,6 +278,46 @@ def add_funding(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, 
             day.funding += Decimal(str(delta["usdc"]))
 
 
+@dataclass(frozen=True)
+class Account:
+    """A wallet's account by the rules, from the exchange's raw answers."""
+
+    value: Decimal
+    unrealized: Decimal
+    positions: dict[str, Mapping[str, Any]]  # coin -> raw position
+    dex_of: dict[str, str]  # coin -> dex
+
+
+def expected_account(server: SimServer, address: str) -> Account:
+    """Account value = the `accountValue` of every perp dex the wallet traded whose
+    collateral is a USD stablecoin + its spot balances in USD stablecoins; unrealized
+    PnL = those dexes' positions' `unrealizedPnl`. Other balances: not counted."""
+    market = server.market
+    dexes = {""} | {
+        str(f["coin"]).split(":")[0]
+        for f in market.fills(address)
+        if isinstance(f, dict) and ":" in str(f.get("coin"))
+    }
+    value = unrealized = ZERO
+    positions: dict[str, Mapping[str, Any]] = {}
+    dex_of: dict[str, str] = {}
+    for dex in sorted(dexes):
+        state = market.clearinghouse_state(address, dex)
+        coins = [c for c in BY_NAME.values() if c.perp and (c.dex or "") == dex]
+        collateral = "USDC" if dex == "" else coins[0].quote
+        held = [p["position"] for p in state["assetPositions"]]
+        for pos in held:
+            positions[pos["coin"]] = pos
+            dex_of[pos["coin"]] = dex
+        if collateral in USD:
+            value += Decimal(state["marginSummary"]["accountValue"])
+            unrealized += sum((Decimal(p["unrealizedPnl"]) for p in held), ZERO)
+    for balance in market.spot_clearinghouse_state(address)["balances"]:
+        if balance["coin"] in USD:
+            value += Decimal(balance["total"])
+    return Account(value, unrealized, positions, dex_of)
+
+
 def store(conn: psycopg.Connection, wallet_id: int, batch: Iterable[Fill]) -> None:
     """Stores fills as an ingest would, their coins resolved as metadata would resolve them."""
     fills.insert_fills(conn, wallet_id, list(batch))

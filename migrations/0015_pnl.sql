@@ -1,4 +1,6 @@
--- Funding payments (issue 16): one row per wallet, hour and coin, as `userFunding`
+-- Funding payments and account snapshots (issue 16).
+--
+-- Funding payments: one row per wallet, hour and coin, as `userFunding`
 -- reports them. Their hash is always zero, so (wallet, time, coin) is the identity;
 -- re-fetching a payment stores it once. `usdc` is signed as returned (negative = paid)
 -- and is in the perp dex's collateral (the field is named usdc on every dex).
@@ -30,7 +32,7 @@ CREATE INDEX hl_funding_quarantine_wallet_idx ON hl_funding_quarantine (wallet_i
 -- went; `synced_until_ms` only moves in the transaction that stored what it covers.
 CREATE TABLE hl_kind_cursor (
     wallet_id          bigint NOT NULL REFERENCES wallets (id),
-    kind               text NOT NULL CHECK (kind IN ('funding')),
+    kind               text NOT NULL CHECK (kind IN ('funding', 'positions')),
     synced_until_ms    bigint,
     items_stored       bigint NOT NULL DEFAULT 0,
     last_success_at    timestamptz,
@@ -45,3 +47,43 @@ CREATE TABLE hl_kind_cursor (
 -- now has a row too. Existing rows had no funding stored: 0 is what they hold.
 ALTER TABLE wallet_day_metrics ADD COLUMN funding_usd numeric NOT NULL DEFAULT 0;
 ALTER TABLE global_day_metrics ADD COLUMN funding_usd numeric NOT NULL DEFAULT 0;
+
+-- Account snapshots (`clearinghouseState` of each dex the wallet trades, and
+-- `spotClearinghouseState`): the latest positions and balances, replaced by each newer
+-- snapshot, and one row per UTC day holding that day's last snapshot's totals (the
+-- latest snapshot is the newest day's row). USD sums count only what is held in a USD
+-- stablecoin (a dex's collateral, a spot balance); other balances are kept unpriced.
+CREATE TABLE wallet_positions (
+    wallet_id           bigint NOT NULL REFERENCES wallets (id),
+    coin                text NOT NULL,
+    dex                 text NOT NULL,
+    size                numeric NOT NULL,
+    entry_px            numeric,
+    position_value      numeric NOT NULL,
+    unrealized_pnl      numeric NOT NULL,
+    leverage_type       text NOT NULL CHECK (leverage_type IN ('cross', 'isolated')),
+    leverage            numeric NOT NULL,
+    liquidation_px      numeric,
+    margin_used         numeric NOT NULL,
+    funding_since_open  numeric NOT NULL,
+    usd_priced          boolean NOT NULL,
+    PRIMARY KEY (wallet_id, coin)
+);
+CREATE TABLE wallet_balances (
+    wallet_id   bigint NOT NULL REFERENCES wallets (id),
+    coin        text NOT NULL,
+    total       numeric NOT NULL,
+    hold        numeric NOT NULL,
+    entry_ntl   numeric,
+    usd_priced  boolean NOT NULL,
+    PRIMARY KEY (wallet_id, coin)
+);
+CREATE TABLE wallet_account_days (
+    wallet_id           bigint NOT NULL REFERENCES wallets (id),
+    day                 date NOT NULL,
+    taken_ms            bigint NOT NULL,
+    account_value_usd   numeric NOT NULL,
+    unrealized_pnl_usd  numeric NOT NULL,
+    open_positions      integer NOT NULL CHECK (open_positions >= 0),
+    PRIMARY KEY (wallet_id, day)
+);
