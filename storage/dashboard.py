@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -547,3 +547,113 @@ async def coin_breakdown(
         CoinMetrics(coin, name, market, dex_of(coin), int(trades), volume, fees, pnl, wallets)
         for coin, name, market, trades, volume, fees, pnl, wallets in await cur.fetchall()
     ]
+
+
+# -- account snapshots (issue 16): additions, read from storage.positions' tables -------
+
+# The tracked wallet's latest snapshot totals; no row before its first snapshot (or when
+# the org does not track it).
+SELECT_WALLET_ACCOUNT = """
+SELECT a.account_value_usd, a.unrealized_pnl_usd, a.taken_ms
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN LATERAL (
+    SELECT * FROM wallet_account_days d WHERE d.wallet_id = w.id ORDER BY d.day DESC LIMIT 1
+) a ON true
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+"""
+SELECT_WALLET_POSITIONS = """
+SELECT p.coin, p.dex, p.size, p.entry_px, p.position_value, p.unrealized_pnl, p.leverage_type,
+       p.leverage, p.liquidation_px, p.margin_used, p.funding_since_open, p.usd_priced
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN wallet_positions p ON p.wallet_id = w.id
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+ORDER BY p.coin
+"""
+# Each day of the range with its last snapshot's account value, NULL where none.
+SELECT_ACCOUNT_SERIES = """
+SELECT d.day::date, a.account_value_usd
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
+LEFT JOIN wallet_account_days a ON a.wallet_id = w.id AND a.day = d.day::date
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+ORDER BY d.day
+"""
+# Sums over the org's wallets' latest snapshots; NULL sums when none has one.
+SELECT_ORG_ACCOUNT = """
+WITH latest AS (
+    SELECT DISTINCT ON (a.wallet_id) a.account_value_usd, a.unrealized_pnl_usd,
+           a.open_positions, a.taken_ms
+    FROM org_wallets ow JOIN wallet_account_days a ON a.wallet_id = ow.wallet_id
+    WHERE ow.org_id = %(org_id)s
+    ORDER BY a.wallet_id, a.day DESC
+)
+SELECT sum(account_value_usd), sum(unrealized_pnl_usd),
+       coalesce(sum(open_positions), 0)::integer, min(taken_ms)
+FROM latest
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Latest-snapshot totals (of a wallet, or summed over an org's wallets)."""
+
+    account_value_usd: Decimal | None
+    unrealized_pnl_usd: Decimal | None
+    as_of: datetime | None
+    open_positions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    coin: str
+    dex: str
+    size: Decimal
+    entry_px: Decimal | None
+    position_value: Decimal
+    unrealized_pnl: Decimal
+    leverage_type: str
+    leverage: Decimal
+    liquidation_px: Decimal | None
+    margin_used: Decimal
+    funding_since_open: Decimal
+    usd_priced: bool
+
+
+def _as_of(taken_ms: int | None) -> datetime | None:
+    return None if taken_ms is None else datetime.fromtimestamp(taken_ms / 1000, UTC)
+
+
+async def wallet_account(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> Account:
+    params = {"org_id": org_id, "address": address}
+    cur = await conn.execute(SELECT_WALLET_ACCOUNT, params)
+    row = await cur.fetchone()
+    if row is None:
+        return Account(None, None, None)
+    return Account(row[0], row[1], _as_of(row[2]))
+
+
+async def wallet_positions(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> list[PositionRow]:
+    cur = await conn.execute(SELECT_WALLET_POSITIONS, {"org_id": org_id, "address": address})
+    return [PositionRow(*row) for row in await cur.fetchall()]
+
+
+async def account_series(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str, start: date, end: date
+) -> list[tuple[date, Decimal | None]]:
+    params = {"org_id": org_id, "address": address, "start": start, "end": end}
+    cur = await conn.execute(SELECT_ACCOUNT_SERIES, params)
+    return [(row[0], row[1]) for row in await cur.fetchall()]
+
+
+async def org_account(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Account:
+    cur = await conn.execute(SELECT_ORG_ACCOUNT, {"org_id": org_id})
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns a row
+    return Account(row[0], row[1], _as_of(row[3]), int(row[2]))
