@@ -180,9 +180,7 @@ def run_sync(settings: Settings, org_id: uuid.UUID | None, *, wait: bool, inline
                 file=sys.stderr,
             )
             return 1
-        print(
-            "sync finished: every ingest (fills, funding, a snapshot) and rollup it caused is done"
-        )
+        print("sync finished: every ingest (fills, funding, snapshot) and rollup it caused is done")
         return 0
     finally:
         if worker is not None:
