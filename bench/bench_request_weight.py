@@ -7,15 +7,18 @@ entries answered). For each activity tier of jobs.polling a few wallets trade
 at that tier's pace (the dormant tier: a position opened long ago and held);
 after a first pass over their history (not counted), the market's clock moves
 in steps of the tier's fill interval for some hours: every step polls each
-wallet's fills from its cursor minus the 10-minute overlap, and every hour
-(jobs.plan_kinds.FUNDING_INTERVAL_S) its funding, as the scheduler does.
+wallet's fills from its cursor minus the 10-minute overlap, every hour
+(jobs.plan_kinds.FUNDING_INTERVAL_S) its funding, and every 10 minutes
+(POSITIONS_INTERVAL_S) an account snapshot (`clearinghouseState` of the default
+dex and of each HIP-3 dex it traded, `spotClearinghouseState`), as the scheduler
+does.
 
 Figures per tier: weight per wallet-hour of fills and funding together, beside
 fills alone; and how many wallets of that tier one IP keeps fresh at those
 intervals. Hyperliquid gives an IP 1,200 weight a minute (72,000 an hour); the
-scheduler plans fills within half of it (jobs.polling.BUDGET_SHARE) and funding
-within a tenth (jobs.plan_kinds.FUNDING_SHARE), so all kinds are kept fresh for
-the smaller of the two counts, fills alone for the first. Informational rows:
+scheduler plans fills within half of it (jobs.polling.BUDGET_SHARE), funding
+within a tenth and snapshots within a fifth (jobs.plan_kinds), so all kinds are
+kept fresh for the smallest of the three counts, fills alone for the first. Informational rows:
 the cost of funding is what they show, there is no target to meet.
 """
 
@@ -60,6 +63,7 @@ TIERS = (
 class Spent:
     fills: int = 0
     funding: int = 0
+    snapshots: int = 0
 
 
 def _wallets(market: Market, tier: Tier, count: int) -> list[str]:
@@ -91,6 +95,12 @@ async def _measure(
             async for page in client.fill_pages(wallet, start):
                 fills_until[wallet] = page.complete_until_ms
 
+        async def snapshot(wallet: str) -> None:
+            dexes = {str(f["coin"]).split(":")[0] for f in market.fills(wallet) if ":" in f["coin"]}
+            for dex in ["", *sorted(dexes)]:
+                await client.clearinghouse_state(wallet, dex)
+            await client.spot_clearinghouse_state(wallet)
+
         async def poll_funding(wallet: str) -> None:
             start = max(0, funding_until.get(wallet, 0) - OVERLAP_MS)
             async for page in client.funding_pages(wallet, start):
@@ -105,6 +115,8 @@ async def _measure(
         funding_every_ms = int(plan_kinds.FUNDING_INTERVAL_S * 1000)
         end = market.now_ms + hours * HOUR_MS
         next_funding = market.now_ms + funding_every_ms
+        snapshot_every_ms = int(plan_kinds.POSITIONS_INTERVAL_S * 1000)
+        next_snapshot = market.now_ms + snapshot_every_ms
         clock = market.now_ms
         while clock < end:
             clock = min(end, clock + step_ms)
@@ -115,12 +127,18 @@ async def _measure(
                 for wallet in wallets:
                     await poll_funding(wallet)
                 next_funding += funding_every_ms
+            while next_snapshot <= clock:
+                for wallet in wallets:
+                    await snapshot(wallet)
+                next_snapshot += snapshot_every_ms
     spent = Spent()
     for entry in log.entries():
         if entry.type == "userFillsByTime":
             spent.fills += entry.weight
         elif entry.type == "userFunding":
             spent.funding += entry.weight
+        elif entry.type in ("clearinghouseState", "spotClearinghouseState"):
+            spent.snapshots += entry.weight
     return spent
 
 
@@ -138,11 +156,12 @@ def run(ctx: BenchContext) -> list[Result]:
         per = count * hours
         fills_w = spent.fills / per
         funding_w = spent.funding / per
+        snapshots_w = spent.snapshots / per
         results.append(
             Result(
-                f"request weight per wallet-hour, {tier.name}: fills + funding",
+                f"request weight per wallet-hour, {tier.name}: fills + funding + snapshots",
                 "weight",
-                fills_w + funding_w,
+                fills_w + funding_w + snapshots_w,
                 BASELINE,
                 fills_w,
                 "- (measured)",
@@ -154,11 +173,12 @@ def run(ctx: BenchContext) -> list[Result]:
         funding_fresh = (
             IP_WEIGHT_PER_HOUR * plan_kinds.FUNDING_SHARE / funding_w if funding_w else float("inf")
         )
+        snapshots_fresh = IP_WEIGHT_PER_HOUR * plan_kinds.POSITIONS_SHARE / snapshots_w
         results.append(
             Result(
-                f"wallets one IP keeps fresh, {tier.name}: fills + funding",
+                f"wallets one IP keeps fresh, {tier.name}: fills + funding + snapshots",
                 "wallets",
-                min(fills_fresh, funding_fresh),
+                min(fills_fresh, funding_fresh, snapshots_fresh),
                 BASELINE,
                 fills_fresh,
                 "- (at the tier's intervals)",
