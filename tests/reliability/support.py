@@ -29,10 +29,11 @@ import psycopg
 
 from hlsim.market import Market
 from hlsim.server import SimServer, wall_ms
-from storage import orgs
+from storage import orgs, positions
 from storage.db import with_database
 from storage.migrate import migrate
 from tests.cli import HL_ANALYTICS
+from tests.integration.pipeline.expected import expected_account
 
 CHAOS = os.environ.get("CHAOS", "") not in ("", "0")
 
@@ -206,6 +207,19 @@ def assert_every_funding_payment_stored_once(conn: psycopg.Connection, server: S
     assert set(got) == want, f"missing {len(want - set(got))}, unexpected {len(set(got) - want)}"
     assert want, "some funding, or the check proves nothing"
     return len(got)
+
+
+def assert_every_snapshot_current(conn: psycopg.Connection, server: SimServer) -> None:
+    """Every wallet's latest stored snapshot is the exchange's account as it is now: its
+    account value, unrealized PnL and positions (by the independent computation)."""
+    for wallet in orgs.upsert_wallets(conn, server.market.wallets):
+        want = expected_account(server, wallet.address)
+        days = positions.account_days(conn, wallet.id)
+        assert days, f"no snapshot of {wallet.address}"
+        got = (days[-1].account_value_usd, days[-1].unrealized_pnl_usd)
+        assert got == (want.value, want.unrealized), wallet.address
+        held = {p.coin: p.size for p in positions.positions(conn, wallet.id)}
+        assert held == {c: Decimal(p["szi"]) for c, p in want.positions.items()}, wallet.address
 
 
 def job_states(conn: psycopg.Connection) -> dict[str, int]:

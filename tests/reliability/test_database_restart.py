@@ -40,6 +40,7 @@ from tests.reliability.support import (
     Process,
     assert_every_fill_stored_once,
     assert_every_funding_payment_stored_once,
+    assert_every_snapshot_current,
     disposable_cluster,
     free_port,
     intensity,
@@ -218,6 +219,7 @@ def test_database_restart_mid_sync_and_under_api_load(
             assert states.get("queued", 0) == states.get("running", 0) == 0, states
             stored = assert_every_fill_stored_once(conn, server)
             assert_every_funding_payment_stored_once(conn, server)
+            assert_every_snapshot_current(conn, server)
             want = expected_rows(conn, server, members)
             assert conn.execute(METRICS).fetchall() == want
         # The API serves the finished numbers: its cache listener reconnected too.
