@@ -72,12 +72,12 @@ def _plan(
     return KindPlan(due, len(rows), stretch)
 
 
-def plan_funding(rows: Sequence[FundingScheduleRow], now: datetime, rps: float) -> KindPlan:
+def plan_funding(rows: Sequence[Row], now: datetime, rps: float) -> KindPlan:
     """The wallets whose funding is due now, under the policy of the module docstring."""
     return _plan(rows, now, FUNDING_INTERVAL_S, 1.0, rps * FUNDING_SHARE)
 
 
-def plan_positions(rows: Sequence[KindScheduleRow], now: datetime, rps: float) -> KindPlan:
+def plan_positions(rows: Sequence[Row], now: datetime, rps: float) -> KindPlan:
     """The wallets whose account snapshot is due now."""
     return _plan(rows, now, POSITIONS_INTERVAL_S, SNAPSHOT_SLOTS, rps * POSITIONS_SHARE)
 
