@@ -31,7 +31,7 @@ from hlsim.coins import BY_NAME, QUOTE, TOKEN_INDEX, Coin
 from hlsim.trader import fmt
 
 ZERO = Decimal(0)
-START_COLLATERAL = {"": Decimal(10_000), "xyz": Decimal(20_000)}
+START_COLLATERAL = {"xyz": Decimal(20_000)}  # the default dex's comes from the ledger
 START_SPOT = {QUOTE: Decimal(100_000), "USDT0": Decimal(5_000), "PURR": Decimal(50_000)}
 LEVERAGE = 5
 
@@ -151,9 +151,14 @@ def _position(coin: Coin, pos: _Perp) -> tuple[dict[str, Any], Decimal, Decimal]
 
 
 def clearinghouse_state(
-    fills: Iterable[Any], funding: Iterable[Any], dex: str, now_ms: int
+    fills: Iterable[Any],
+    funding: Iterable[Any],
+    dex: str,
+    now_ms: int,
+    ledger_usdc: Decimal = ZERO,
 ) -> dict[str, Any]:
-    """The `clearinghouseState` answer of one dex ("" the default)."""
+    """The `clearinghouseState` answer of one dex ("" the default); `ledger_usdc` is what
+    the wallet's ledger updates moved into the default dex's collateral (hlsim.ledger)."""
     book = _replay(fills, funding).get(dex, _Dex())
     positions: list[dict[str, Any]] = []
     unrealized = margin = notional = ZERO
@@ -166,7 +171,8 @@ def clearinghouse_state(
         unrealized += upnl
         margin += used
         notional += abs(pos.szi) * BY_NAME[name].price
-    start = START_COLLATERAL.get(dex, ZERO) if book.traded or dex == "" else ZERO
+    start = START_COLLATERAL.get(dex, ZERO) if book.traded else ZERO
+    start = ledger_usdc if dex == "" else start
     raw_usd = start + book.closed - book.fees + book.funding
     value = raw_usd + unrealized
     summary = {
@@ -185,9 +191,14 @@ def clearinghouse_state(
     }
 
 
-def spot_clearinghouse_state(fills: Iterable[Any]) -> dict[str, Any]:
-    """The `spotClearinghouseState` answer: every token with a balance, by name."""
+def spot_clearinghouse_state(
+    fills: Iterable[Any], ledger_moves: dict[str, Decimal] | None = None
+) -> dict[str, Any]:
+    """The `spotClearinghouseState` answer: every token with a balance, by name;
+    `ledger_moves` are the ledger updates' changes by token (hlsim.ledger)."""
     total: dict[str, Decimal] = dict(START_SPOT)
+    for token, moved in (ledger_moves or {}).items():
+        total[token] = total.get(token, ZERO) + moved
     cost: dict[str, Decimal] = {}
     for raw in fills:
         coin = BY_NAME.get(str(raw.get("coin"))) if isinstance(raw, dict) else None

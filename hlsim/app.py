@@ -5,7 +5,8 @@ uvicorn serves in a thread of a test or as its own process.
 
 `POST /info` answers `userFillsByTime`, `userFills`, `userFunding` (at most
 500 entries a page, hlsim.funding), `clearinghouseState` (optional `dex`) and
-`spotClearinghouseState` (hlsim.account), `spotMeta`, `perpDexs` and `meta` with
+`spotClearinghouseState` (hlsim.account), `userNonFundingLedgerUpdates` (at
+most 500 a page, hlsim.ledger), `spotMeta`, `perpDexs` and `meta` with
 Hyperliquid's JSON shapes. `meta` takes an optional `dex`
 ("" or absent: the default dex; an unlisted dex gets 422). `userFillsByTime`
 takes an optional `dex` too: given (and not ""), only fills of that builder
@@ -56,6 +57,7 @@ SUPPORTED = (
     "userFunding",
     "clearinghouseState",
     "spotClearinghouseState",
+    "userNonFundingLedgerUpdates",
     "spotMeta",
     "perpDexs",
     "meta",
@@ -134,6 +136,10 @@ def answer(market: Market, body: dict[str, Any]) -> Any:
         return market.clearinghouse_state(_user(body), _dex(body))
     if kind == "spotClearinghouseState":
         return market.spot_clearinghouse_state(_user(body))
+    if kind == "userNonFundingLedgerUpdates":
+        start = _int(body, "startTime", required=True)
+        end = _int(body, "endTime", required=False)
+        return market.user_non_funding_ledger_updates(_user(body), start or 0, end)
     if kind == "userFunding":
         start = _int(body, "startTime", required=True)
         end = _int(body, "endTime", required=False)

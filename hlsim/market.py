@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from hlsim import account, funding
+from hlsim import account, funding, ledger
 from hlsim.coins import BY_NAME, DEX_BY_NAME, meta, perp_dexs, spot_meta
 from hlsim.trader import DAY_MS, RawFill, Trader
 
@@ -74,6 +74,7 @@ class Market:
         # Funding paid up to a time is history: fills planted in the past later (a test's
         # "lost" fills) change the positions of hours to come, never a payment made.
         self._paid: dict[str, tuple[int, list[Any]]] = {}
+        self._booked: dict[str, tuple[int, list[Any]]] = {}  # ledger updates, the same way
         self._next_index = 0
         self._lock = threading.RLock()
 
@@ -275,11 +276,36 @@ class Market:
             raise KeyError(dex)
         with self._lock:
             fills = self.fills(address)
-            return account.clearinghouse_state(fills, self._earned(address), dex, self.now_ms)
+            moved = ledger.perp_usdc(self.ledger(address), address.lower())
+            return account.clearinghouse_state(
+                fills, self._earned(address), dex, self.now_ms, moved
+            )
 
     def spot_clearinghouse_state(self, address: str) -> dict[str, Any]:
         with self._lock:
-            return account.spot_clearinghouse_state(self.fills(address))
+            moved = ledger.spot_changes(self.ledger(address), address.lower())
+            return account.spot_clearinghouse_state(self.fills(address), moved)
+
+    def ledger(self, address: str) -> list[Any]:
+        """Ground truth: every non-funding ledger update of the wallet (hlsim.ledger)."""
+        key = address.lower()
+        with self._lock:
+            until, booked = self._booked.get(key, (-1, []))
+            if until < self.now_ms:
+                times = [f["time"] for f in self.fills(key) if isinstance(f, dict)]
+                first = min((t for t in times if isinstance(t, int)), default=None)
+                later = ledger.updates(self.seed, key, first, self.now_ms)
+                booked = booked + [e for e in later if e["time"] > until]
+                self._booked[key] = (self.now_ms, booked)
+            return list(booked)
+
+    def user_non_funding_ledger_updates(
+        self, address: str, start_ms: int, end_ms: int | None
+    ) -> list[Any]:
+        """Oldest first, `startTime` to `endTime` inclusive, at most 500 a page."""
+        end = self.now_ms if end_ms is None else end_ms
+        page = [e for e in self.ledger(address) if start_ms <= e["time"] <= end]
+        return page[:FUNDING_PAGE_LIMIT]
 
     def user_fills(self, address: str) -> list[Any]:
         with self._lock:
