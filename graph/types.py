@@ -82,6 +82,14 @@ D_FUNDING = (
     "USD stablecoin; on the UTC day of each hourly payment"
 )
 D_NET = "realizedPnlUsd - feesUsd + fundingUsd: PnL net of fees and funding"
+D_DEPOSITS = (
+    "deposits in USD: bridge deposits and transfers received from another address "
+    "(README: ledger update types)"
+)
+D_WITHDRAWALS = (
+    "withdrawals in USD: bridge withdrawals (fee included) and transfers sent to another "
+    "address (README: ledger update types)"
+)
 
 
 def net_pnl(realized: Decimal, fees: Decimal, funding: Decimal) -> Decimal:
@@ -139,6 +147,8 @@ class DayMetrics:
     )
     funding_usd: Decimal = strawberry.field(description=D_FUNDING)
     net_pnl_usd: Decimal = strawberry.field(description=D_NET)
+    deposits_usd: Decimal = strawberry.field(description=D_DEPOSITS)
+    withdrawals_usd: Decimal = strawberry.field(description=D_WITHDRAWALS)
 
     @classmethod
     def of(cls, row: dashboard.DayMetrics) -> DayMetrics:
@@ -155,6 +165,8 @@ class DayMetrics:
             avg_volume_per_user=per_user(row.total_volume_usd, row.dau),
             funding_usd=usd(row.funding_usd),
             net_pnl_usd=net_pnl(row.realized_pnl_usd, row.fees_usd, row.funding_usd),
+            deposits_usd=usd(row.deposits_usd),
+            withdrawals_usd=usd(row.withdrawals_usd),
         )
 
 
@@ -315,6 +327,8 @@ class WalletRank:
     active_days: int = strawberry.field(description=D_ACTIVE)
     funding_usd: Decimal = strawberry.field(description=D_FUNDING)
     net_pnl_usd: Decimal = strawberry.field(description=D_NET)
+    deposits_usd: Decimal = strawberry.field(description=D_DEPOSITS)
+    withdrawals_usd: Decimal = strawberry.field(description=D_WITHDRAWALS)
 
     @classmethod
     def of(cls, row: dashboard.WalletRank) -> WalletRank:
@@ -331,6 +345,8 @@ class WalletRank:
             active_days=row.active_days,
             funding_usd=usd(row.funding_usd),
             net_pnl_usd=net_pnl(row.realized_pnl_usd, row.fees_usd, row.funding_usd),
+            deposits_usd=usd(row.deposits_usd),
+            withdrawals_usd=usd(row.withdrawals_usd),
         )
 
 
@@ -348,6 +364,8 @@ class WalletDay:
     realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
     funding_usd: Decimal = strawberry.field(description=D_FUNDING)
     net_pnl_usd: Decimal = strawberry.field(description=D_NET)
+    deposits_usd: Decimal = strawberry.field(description=D_DEPOSITS)
+    withdrawals_usd: Decimal = strawberry.field(description=D_WITHDRAWALS)
 
 
 @strawberry.type(description="A wallet's sums over a range")
@@ -364,6 +382,8 @@ class WalletTotals:
     active_days: int = strawberry.field(description=D_ACTIVE)
     funding_usd: Decimal = strawberry.field(description=D_FUNDING)
     net_pnl_usd: Decimal = strawberry.field(description=D_NET)
+    deposits_usd: Decimal = strawberry.field(description=D_DEPOSITS)
+    withdrawals_usd: Decimal = strawberry.field(description=D_WITHDRAWALS)
 
 
 @strawberry.type(description="One tracked wallet over a range: a zero-filled day series and totals")
@@ -539,6 +559,8 @@ class WalletMetrics:
                     realized_pnl_usd=usd(d.realized_pnl_usd),
                     funding_usd=usd(d.funding_usd),
                     net_pnl_usd=net_pnl(d.realized_pnl_usd, d.fees_usd, d.funding_usd),
+                    deposits_usd=usd(d.deposits_usd),
+                    withdrawals_usd=usd(d.withdrawals_usd),
                 )
                 for d in row.days
             ],
@@ -553,6 +575,8 @@ class WalletMetrics:
                 active_days=t.active_days,
                 funding_usd=usd(t.funding_usd),
                 net_pnl_usd=net_pnl(t.realized_pnl_usd, t.fees_usd, t.funding_usd),
+                deposits_usd=usd(t.deposits_usd),
+                withdrawals_usd=usd(t.withdrawals_usd),
             ),
             last_synced_at=row.last_synced_at,
             unpriced_fills=row.unpriced_fills,

@@ -1,5 +1,6 @@
 """`hl-analytics status`: per-org sync state, each data kind's freshness (fills,
-funding, positions), queue depth and failed jobs, as tables."""
+funding, positions, ledger; the ledger types no rule classifies), queue depth and
+failed jobs, as tables."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from hl_analytics.admin import transaction
 from hl_core.settings import Settings
 from storage import jobs as job_store
-from storage import markets, node_position, reports, rollups
+from storage import ledger, markets, node_position, reports, rollups
 from storage.text import printable
 
 FAILED_SHOWN = 10
@@ -62,6 +63,7 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
         positions = node_position.all_positions(conn)
         complete = reports.complete_from_counts(conn)
         kinds = reports.kind_freshness(conn)
+        unknown = ledger.unknown_types(conn)
     print("Organisations")
     print(
         table(
@@ -139,8 +141,18 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
     print(
         "  funding is asked for about hourly, and only for wallets whose perp positions "
         "may be open: a wallet without any lags on purpose; positions: one snapshot "
-        "about every 10 minutes (an invalid one keeps the previous and counts as failing)"
+        "about every 10 minutes (an invalid one keeps the previous and counts as failing); "
+        "ledger: about every 6 hours"
     )
+    if unknown:
+        print("Ledger update types no rule classifies (stored, counted as neither deposit nor")
+        print("withdrawal):")
+        print(
+            table(
+                ("type", "updates", "wallets", "last (UTC)"),
+                [(u.type, u.updates, u.wallets, _block_time(u.last_ms)) for u in unknown],
+            )
+        )
     print()
     print("Fill files (node-ingest, backfill --archive)")
     print(

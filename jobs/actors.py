@@ -1,8 +1,9 @@
 """The bodies of the pipeline's actors: ingest → wallet-days → org-day.
 
-`ingest_funding(address)` stores a wallet's new funding payments
-(jobs.ingest_funding); the days they fall on are made pending and rolled up
-exactly as an ingest page's new fills' days are. `snapshot_positions(address)`
+`ingest_funding(address)` and `ingest_ledger(address)` store a wallet's new
+funding payments and non-funding ledger updates (jobs.ingest_paged); the days
+whose numbers they change are made pending and rolled up exactly as an ingest
+page's new fills' days are. `snapshot_positions(address)`
 stores a snapshot of its account (jobs.snapshot); it causes no rollup.
 
 Each orchestrates; the work happens in SQL (storage.rollups) or in
@@ -46,8 +47,8 @@ from hl_core.telemetry import worker_metrics
 from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestReport
 from jobs.ingest import ingest_wallet as run_ingest
-from jobs.ingest_funding import FundingReport
-from jobs.ingest_funding import ingest_funding as run_funding
+from jobs.ingest_paged import LEDGER_KIND, PagedReport, ingest_paged
+from jobs.ingest_paged import ingest_funding as run_funding
 from jobs.markets import CoinResolver
 from jobs.snapshot import SnapshotReport, snapshot_wallet
 from storage import orgs, rollups
@@ -91,6 +92,15 @@ def send_funding_ingests(
         if batch:
             options["batch"] = batch
         p.ingest_funding.send_with_options(args=(address,), **options)
+
+
+def send_ledger_ingests(p: Pipeline, addresses: Iterable[str], *, batch: str | None = None) -> None:
+    """Queues ingest of each wallet's non-funding ledger updates (merged while queued)."""
+    for address in addresses:
+        options: dict[str, Any] = {"dedup_key": f"ingest_ledger:{address}"}
+        if batch:
+            options["batch"] = batch
+        p.ingest_ledger.send_with_options(args=(address,), **options)
 
 
 def snapshot_dedup_key(address: str) -> str:
@@ -189,12 +199,44 @@ def ingest_funding(p: Pipeline, address: str) -> None:
     )
 
 
-async def _ingest_funding(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> FundingReport:
+async def _ingest_funding(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> PagedReport:
     def on_new_days(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
         queue_wallet_days(p, conn, wallet.id, days)
 
     async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
         return await run_funding(conn, client, wallet, on_new_days=on_new_days)
+
+
+def ingest_ledger(p: Pipeline, address: str) -> None:
+    """A wallet's new non-funding ledger updates; the days of new deposits and
+    withdrawals are rolled up like new fills' days."""
+    address = orgs.normalize_address(address)
+    with borrow(p.pool) as conn:
+        (wallet,) = orgs.upsert_wallets(conn, [address])
+        report = asyncio.run(_ingest_ledger(p, conn, wallet))
+    log.info(
+        "ingested the ledger of %s: %d update(s) fetched in %d page(s), %d new, %d rejected",
+        address,
+        report.fetched,
+        report.pages,
+        report.stored,
+        report.rejected,
+        extra={"action": "ledger_ingest_done", "wallet": address, "stored": report.stored},
+    )
+
+
+async def _ingest_ledger(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> PagedReport:
+    def on_new_days(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
+        queue_wallet_days(p, conn, wallet.id, days)
+
+    async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
+        return await ingest_paged(
+            conn,
+            lambda address, start: client.ledger_pages(address, start),
+            LEDGER_KIND,
+            wallet,
+            on_new_days=on_new_days,
+        )
 
 
 def snapshot_positions(p: Pipeline, address: str) -> None:

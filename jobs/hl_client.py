@@ -51,7 +51,9 @@ Funding payments (`userFunding`, at most 500 entries a page, weighing 20 plus
 1 per 20 entries like fills) are paged by the same pass (`_paged`): a page of
 500 may have been cut, so it is followed from its last entry's time and the
 entries already delivered are dropped by their identity (time, coin); there is
-no 10,000 horizon.
+no 10,000 horizon. Non-funding ledger updates (`userNonFundingLedgerUpdates`)
+are paged the same way; their identity is (time, hash) and, where the hash is
+zero, the update's own fields (storage.ledger).
 
 A pass covers `[start_ms, end_ms]`, or up to the exchange's "now" without
 `end_ms` (no `endTime` is sent; the API defaults it to now). The final page is
@@ -90,6 +92,7 @@ from hl_core.settings import Settings
 from jobs.errors import HyperliquidRejected, HyperliquidUnavailable
 from jobs.hl_parse import parse_fills
 from jobs.hl_parse_funding import parse_fundings
+from jobs.hl_parse_ledger import parse_ledger
 from jobs.ratelimit import (
     STANDARD_WEIGHT,
     PostgresRateLimiter,
@@ -99,6 +102,8 @@ from jobs.ratelimit import (
 from storage.fills import Fill, identity
 from storage.funding import Funding
 from storage.funding import identity as funding_identity
+from storage.ledger import LedgerUpdate
+from storage.ledger import identity as ledger_identity
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +116,7 @@ ITEMS_PER_WEIGHT = 20
 LIGHT = frozenset({"clearinghouseState", "spotClearinghouseState"})
 LIGHT_COST = 2 / STANDARD_WEIGHT
 # Requests that weigh one more per ITEMS_PER_WEIGHT items answered.
-PER_ITEM = frozenset({"userFills", "userFillsByTime", "userFunding"})
+PER_ITEM = frozenset({"userFills", "userFillsByTime", "userFunding", "userNonFundingLedgerUpdates"})
 USER_AGENT = "hl-analytics"
 
 
@@ -137,7 +142,16 @@ class FillPage:
 class FundingPage:
     """One page of a pass over a wallet's funding payments, as `FillPage` is for fills."""
 
-    funding: list[Funding]
+    items: list[Funding]
+    rejected: list[tuple[object, str]]
+    complete_until_ms: int
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """One page of a pass over a wallet's non-funding ledger updates."""
+
+    items: list[LedgerUpdate]
     rejected: list[tuple[object, str]]
     complete_until_ms: int
 
@@ -484,6 +498,36 @@ class HyperliquidClient:
             address, start_ms, end_ms, fetch, _FUNDING, _Pass()
         ):
             yield FundingPage(items, rejected, complete)
+
+    async def user_ledger(
+        self, address: str, start_ms: int, end_ms: int | None
+    ) -> tuple[list[Any], int | None]:
+        """One page of raw non-funding ledger updates (at most 500) and the exchange's clock."""
+        body: dict[str, Any] = {
+            "type": "userNonFundingLedgerUpdates",
+            "user": address,
+            "startTime": start_ms,
+        }
+        if end_ms is not None:
+            body["endTime"] = end_ms
+        raw, server_ms = await self._info(body, expect=list)
+        return raw, server_ms
+
+    async def ledger_pages(
+        self, address: str, start_ms: int, end_ms: int | None = None
+    ) -> AsyncIterator[LedgerPage]:
+        """Every ledger update of the wallet in `[start_ms, end_ms]`, page by page, paged as
+        funding is; an update's identity is (time, hash, and its fields when the hash is 0)."""
+        address = address.lower()
+        kind = _Kind("ledger", lambda raws: parse_ledger(raws, address), ledger_identity, None)
+
+        async def fetch(cursor: int) -> tuple[list[Any], int | None]:
+            return await self.user_ledger(address, cursor, end_ms)
+
+        async for items, rejected, complete, _ in self._paged(
+            address, start_ms, end_ms, fetch, kind, _Pass()
+        ):
+            yield LedgerPage(items, rejected, complete)
 
     @staticmethod
     def _new_items(state: _Pass, items: list[Any], key: Callable[[Any], Hashable]) -> list[Any]:

@@ -7,7 +7,8 @@ several databases, and nothing touches a database at import time. Dramatiq's
 pipeline from the environment for it.
 
 Queues: `ingest` (paced by Hyperliquid's rate limit: a wallet's fills, its
-funding payments with `ingest_funding`, its account with `snapshot_positions`)
+funding payments and ledger updates with `ingest_funding` and `ingest_ledger`,
+its account with `snapshot_positions`)
 and `rollups` (database only). A worker's threads serve both; rollups have the higher priority
 (Dramatiq's `priority`, lower first), so a thread that frees up during a long
 backlog of ingests runs the waiting rollups first and stored fills become
@@ -64,6 +65,7 @@ class Pipeline:
     pool_size: int = 4
     ingest_wallet: dramatiq.Actor[..., None] = field(init=False)
     ingest_funding: dramatiq.Actor[..., None] = field(init=False)
+    ingest_ledger: dramatiq.Actor[..., None] = field(init=False)
     snapshot_positions: dramatiq.Actor[..., None] = field(init=False)
     rollup_wallet_days: dramatiq.Actor[..., None] = field(init=False)
     rollup_global_day: dramatiq.Actor[..., None] = field(init=False)
@@ -80,6 +82,9 @@ class Pipeline:
         def ingest_funding(address: str) -> None:
             actors.ingest_funding(self, address)
 
+        def ingest_ledger(address: str) -> None:
+            actors.ingest_ledger(self, address)
+
         def snapshot_positions(address: str) -> None:
             actors.snapshot_positions(self, address)
 
@@ -94,6 +99,7 @@ class Pipeline:
 
         self.ingest_wallet = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_wallet)
         self.ingest_funding = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_funding)
+        self.ingest_ledger = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_ledger)
         self.snapshot_positions = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(
             snapshot_positions
         )

@@ -1,5 +1,5 @@
 """The scheduler's plan for the data kinds besides fills (funding payments, account
-snapshots), in the one request budget.
+snapshots, ledger updates), in the one request budget.
 
 Fills come first: jobs.polling keeps their planned rate within half of
 HYPERLIQUID_RPS. Funding is settled hourly, so a wallet's funding is asked for
@@ -16,7 +16,10 @@ Account snapshots (positions, balances, account value) are cheap — a
 weight 2 each, a tenth of a limiter slot — so every tracked wallet gets one
 every `POSITIONS_INTERVAL_S` (10 minutes), within `POSITIONS_SHARE` of
 HYPERLIQUID_RPS (counted as `SNAPSHOT_SLOTS` slots a snapshot), stretched the
-same way. Together the kinds plan at most 0.5 + 0.1 + 0.2 of the budget.
+same way. Ledger updates (deposits, withdrawals, transfers) change rarely: every
+tracked wallet's are asked for about every 6 hours (`LEDGER_INTERVAL_S`) within
+`LEDGER_SHARE` of the budget. Together the kinds plan at most 0.5 + 0.1 + 0.2 +
+0.05 of the budget.
 
 The tick's transaction marks the wallets scheduled and queues their ingests
 (de-duplicated per wallet while queued), like the fills' plan.
@@ -35,7 +38,7 @@ from jobs import actors
 from jobs.pipeline import Pipeline
 from storage import funding, kind_cursor
 from storage.funding import FundingScheduleRow
-from storage.kind_cursor import FUNDING, POSITIONS, KindScheduleRow
+from storage.kind_cursor import FUNDING, LEDGER, POSITIONS, KindScheduleRow
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ REACH_MS = 2 * 3_600_000
 POSITIONS_INTERVAL_S = 600.0
 POSITIONS_SHARE = 0.2
 SNAPSHOT_SLOTS = 0.2  # the default dex and spot: two requests of weight 2
+LEDGER_INTERVAL_S = 6 * 3600.0
+LEDGER_SHARE = 0.05
 
 
 Row = FundingScheduleRow | KindScheduleRow
@@ -77,22 +82,38 @@ def plan_funding(rows: Sequence[Row], now: datetime, rps: float) -> KindPlan:
     return _plan(rows, now, FUNDING_INTERVAL_S, 1.0, rps * FUNDING_SHARE)
 
 
+def plan_ledger(rows: Sequence[Row], now: datetime, rps: float) -> KindPlan:
+    """The wallets whose ledger updates are due now."""
+    return _plan(rows, now, LEDGER_INTERVAL_S, 1.0, rps * LEDGER_SHARE)
+
+
 def plan_positions(rows: Sequence[Row], now: datetime, rps: float) -> KindPlan:
     """The wallets whose account snapshot is due now."""
     return _plan(rows, now, POSITIONS_INTERVAL_S, SNAPSHOT_SLOTS, rps * POSITIONS_SHARE)
 
 
 def schedule_kinds(p: Pipeline, conn: psycopg.Connection, now: datetime) -> KindPlan:
-    """Plans and queues the funding ingests and snapshots due now, in the caller's (tick's)
-    transaction; returns the funding plan."""
+    """Plans and queues the funding and ledger ingests and snapshots due now, in the
+    caller's (tick's) transaction; returns the funding plan."""
     rps = p.settings.hyperliquid_rps
     result = plan_funding(funding.funding_schedule(conn, REACH_MS), now, rps)
     snapshots = plan_positions(kind_cursor.kind_schedule(conn, POSITIONS), now, rps)
     kind_cursor.mark_scheduled(conn, [r.wallet_id for r in result.due], FUNDING)
+    ledgers = plan_ledger(kind_cursor.kind_schedule(conn, LEDGER), now, rps)
     kind_cursor.mark_scheduled(conn, [r.wallet_id for r in snapshots.due], POSITIONS)
+    kind_cursor.mark_scheduled(conn, [r.wallet_id for r in ledgers.due], LEDGER)
     with p.broker.transaction(conn):
         actors.send_funding_ingests(p, [r.address for r in result.due])
         actors.send_snapshots(p, [r.address for r in snapshots.due])
+        actors.send_ledger_ingests(p, [r.address for r in ledgers.due])
+    if ledgers.due:
+        log.info(
+            "queued ledger ingest of %d of %d wallet(s) (interval ×%.2f for the budget)",
+            len(ledgers.due),
+            ledgers.eligible,
+            ledgers.stretch,
+            extra={"action": "schedule_ledger", "queued": len(ledgers.due)},
+        )
     if snapshots.due:
         log.info(
             "queued a snapshot of %d of %d wallet(s) (interval ×%.2f for the budget)",

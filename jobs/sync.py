@@ -1,11 +1,11 @@
 """`hl-analytics sync [--org ORG] [--wait] [--inline]`: ingest the tracked wallets now.
 
-It queues one ingest of fills, one of funding payments and one account snapshot
-per tracked wallet (of one org, or of all), tagged with a new batch; every rollup those ingests
-cause inherits the batch (the broker propagates it, and merges it into a
-de-duplicated message that absorbs a send). A wallet whose ingest (of either
-kind) is already queued is not queued twice: that message
-joins the batch instead.
+It queues one ingest of fills, one of funding payments, one of ledger updates
+and one account snapshot per tracked wallet (of one org, or of all), tagged
+with a new batch; every rollup those ingests cause inherits the batch (the
+broker propagates it, and merges it into a de-duplicated message that absorbs a
+send). A wallet whose job (of any kind) is already queued is not queued twice:
+that message joins the batch instead.
 
 With `--wait` it blocks until the batch has nothing queued or running, showing
 progress (wallets done/total, fills stored, jobs by state), and exits 1 if any
@@ -45,6 +45,9 @@ REPORT_EVERY_S = 2.0
 IDLE_HINT_S = 10.0
 INLINE_THREADS = 4
 RECONNECT_GIVE_UP_S = 300.0
+FINISHED = (
+    "sync finished: every ingest (fills, funding, ledger, snapshot) and rollup it caused is done"
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def queue_sync(p: Pipeline, conn: psycopg.Connection, org_id: uuid.UUID | None) 
         with p.broker.transaction(conn):
             actors.send_ingests(p, [w.address for w in wallets], batch=batch)
             actors.send_funding_ingests(p, [w.address for w in wallets], batch=batch)
+            actors.send_ledger_ingests(p, [w.address for w in wallets], batch=batch)
             actors.send_snapshots(p, [w.address for w in wallets], batch=batch)
     return Queued(batch, wallets, since, before)
 
@@ -180,7 +184,7 @@ def run_sync(settings: Settings, org_id: uuid.UUID | None, *, wait: bool, inline
                 file=sys.stderr,
             )
             return 1
-        print("sync finished: every ingest (fills, funding, snapshot) and rollup it caused is done")
+        print(FINISHED)
         return 0
     finally:
         if worker is not None:

@@ -66,6 +66,7 @@ def tracking_changed(
     with p.broker.transaction(conn):
         actors.send_ingests(p, tracked)
         actors.send_funding_ingests(p, tracked)
+        actors.send_ledger_ingests(p, tracked)
         actors.send_snapshots(p, tracked)
     actors.send_global_rollups(p, conn, [org], days)
 

@@ -1,4 +1,4 @@
--- Funding payments and account snapshots (issue 16).
+-- Funding payments, ledger updates and account snapshots (issue 16).
 --
 -- Funding payments: one row per wallet, hour and coin, as `userFunding`
 -- reports them. Their hash is always zero, so (wallet, time, coin) is the identity;
@@ -32,7 +32,7 @@ CREATE INDEX hl_funding_quarantine_wallet_idx ON hl_funding_quarantine (wallet_i
 -- went; `synced_until_ms` only moves in the transaction that stored what it covers.
 CREATE TABLE hl_kind_cursor (
     wallet_id          bigint NOT NULL REFERENCES wallets (id),
-    kind               text NOT NULL CHECK (kind IN ('funding', 'positions')),
+    kind               text NOT NULL CHECK (kind IN ('funding', 'positions', 'ledger')),
     synced_until_ms    bigint,
     items_stored       bigint NOT NULL DEFAULT 0,
     last_success_at    timestamptz,
@@ -43,10 +43,43 @@ CREATE TABLE hl_kind_cursor (
     PRIMARY KEY (wallet_id, kind)
 );
 
--- A wallet-day's (and an org-day's) funding in USD; a day with funding and no fill
--- now has a row too. Existing rows had no funding stored: 0 is what they hold.
-ALTER TABLE wallet_day_metrics ADD COLUMN funding_usd numeric NOT NULL DEFAULT 0;
-ALTER TABLE global_day_metrics ADD COLUMN funding_usd numeric NOT NULL DEFAULT 0;
+-- Non-funding ledger updates (`userNonFundingLedgerUpdates`): one row per update, its
+-- delta kept whole. Identity: (wallet, time, hash) and, where the hash is zero, a digest
+-- of the delta's own fields (`delta_key`, '' otherwise). `class` is the README's table
+-- of update types; `usdc` the USDC amount it counts with (a withdrawal's fee included,
+-- a spot transfer's `usdcValue`), NULL when it has none.
+CREATE TABLE hl_ledger (
+    wallet_id    bigint NOT NULL REFERENCES wallets (id),
+    time         bigint NOT NULL,
+    hash         text NOT NULL,
+    delta_key    text NOT NULL,
+    type         text NOT NULL,
+    class        text NOT NULL CHECK (class IN ('deposit', 'withdrawal', 'neither',
+                                                'vault_deposit', 'vault_withdrawal', 'unknown')),
+    usdc         numeric,
+    delta        jsonb NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (wallet_id, time, hash, delta_key)
+);
+CREATE INDEX hl_ledger_time_idx ON hl_ledger (time);
+CREATE INDEX hl_ledger_unknown_idx ON hl_ledger (type) WHERE class = 'unknown';
+CREATE TABLE hl_ledger_quarantine (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    wallet_id   bigint NOT NULL REFERENCES wallets (id),
+    raw         jsonb NOT NULL,
+    reason      text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX hl_ledger_quarantine_wallet_idx ON hl_ledger_quarantine (wallet_id, received_at);
+
+-- A wallet-day's (and an org-day's) funding, deposits and withdrawals in USD; a day with
+-- any of them and no fill now has a row too. Existing rows had none stored: 0 is theirs.
+ALTER TABLE wallet_day_metrics ADD COLUMN funding_usd numeric NOT NULL DEFAULT 0,
+                               ADD COLUMN deposits_usd numeric NOT NULL DEFAULT 0,
+                               ADD COLUMN withdrawals_usd numeric NOT NULL DEFAULT 0;
+ALTER TABLE global_day_metrics ADD COLUMN funding_usd numeric NOT NULL DEFAULT 0,
+                               ADD COLUMN deposits_usd numeric NOT NULL DEFAULT 0,
+                               ADD COLUMN withdrawals_usd numeric NOT NULL DEFAULT 0;
 
 -- Account snapshots (`clearinghouseState` of each dex the wallet trades, and
 -- `spotClearinghouseState`): the latest positions and balances, replaced by each newer

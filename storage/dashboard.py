@@ -61,6 +61,8 @@ def _day_columns(alias: str) -> str:
     values.append(f"round(coalesce({alias}.avg_volume_per_user, 0), 2)")
     # After the original columns, so the funding column is an addition to every reader.
     values.append(f"coalesce({alias}.funding_usd, 0)")
+    values.append(f"coalesce({alias}.deposits_usd, 0)")
+    values.append(f"coalesce({alias}.withdrawals_usd, 0)")
     return ", ".join(values)
 
 
@@ -94,7 +96,8 @@ SELECT
     w.address,
     sum(m.trade_count), sum(m.spot_volume_usd), sum(m.perp_volume_usd),
     sum(m.outcome_volume_usd), sum(m.total_volume_usd), sum(m.fees_usd),
-    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0), sum(m.funding_usd)
+    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0), sum(m.funding_usd),
+    sum(m.deposits_usd), sum(m.withdrawals_usd)
 FROM org_wallets ow
 JOIN wallets w ON w.id = ow.wallet_id
 JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
@@ -126,7 +129,9 @@ series AS (
            coalesce(m.fees_usd, 0) AS fees,
            coalesce(m.realized_pnl_usd, 0) AS pnl,
            coalesce(m.unpriced_fills, 0) AS unpriced,
-           coalesce(m.funding_usd, 0) AS funding
+           coalesce(m.funding_usd, 0) AS funding,
+           coalesce(m.deposits_usd, 0) AS deposits,
+           coalesce(m.withdrawals_usd, 0) AS withdrawals
     FROM tracked t
     CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
     LEFT JOIN wallet_day_metrics m ON m.wallet_id = t.id AND m.day = d.day::date
@@ -135,7 +140,8 @@ SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.outcome, s.total, s.fe
        sum(s.trade_count) OVER (), sum(s.spot) OVER (), sum(s.perp) OVER (),
        sum(s.outcome) OVER (), sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
        count(*) FILTER (WHERE s.trade_count > 0) OVER (),
-       c.last_success_at, sum(s.unpriced) OVER (), s.funding, sum(s.funding) OVER ()
+       c.last_success_at, sum(s.unpriced) OVER (), s.funding, sum(s.funding) OVER (),
+       s.deposits, sum(s.deposits) OVER (), s.withdrawals, sum(s.withdrawals) OVER ()
 FROM series s
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id AND c.last_success_at >= s.since
 ORDER BY s.day
@@ -155,6 +161,8 @@ class DayMetrics:
     realized_pnl_usd: Decimal
     avg_volume_per_user: Decimal
     funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +187,8 @@ class WalletRank:
     realized_pnl_usd: Decimal
     active_days: int
     funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +204,8 @@ class SeriesDay:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +219,8 @@ class WalletTotals:
     realized_pnl_usd: Decimal
     active_days: int
     funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +261,7 @@ async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summ
     cur = await conn.execute(SELECT_SUMMARY, {"org_id": org_id})
     row = await cur.fetchone()
     assert row is not None  # an aggregate without GROUP BY always returns a row
-    width = len(_DAY_VALUES) + 2  # and avg_volume_per_user, funding_usd
+    width = len(_DAY_VALUES) + 4  # and avg_volume_per_user, funding, deposits, withdrawals
     day, tracked, synced = row[0], row[1 + 2 * width], row[2 + 2 * width]
     if day is None:
         return Summary(None, None, None, tracked, synced)
@@ -285,8 +299,8 @@ async def wallet_series(
     first = rows[0]
     return WalletSeries(
         address=first[0],
-        days=[SeriesDay(*[*row[1:9], row[19]]) for row in rows],
-        totals=WalletTotals(*[*first[9:17], first[20]]),
+        days=[SeriesDay(*[*row[1:9], row[19], row[21], row[23]]) for row in rows],
+        totals=WalletTotals(*[*first[9:17], first[20], first[22], first[24]]),
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
     )

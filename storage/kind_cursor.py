@@ -1,5 +1,5 @@
 """The cursor of each data kind other than fills (`hl_kind_cursor`, migration 0015):
-`funding` and `positions`.
+`funding`, `positions` and `ledger`.
 
 `synced_until_ms` says every item of the kind up to that time is stored (for
 `positions`: the latest snapshot's time); it moves only forward (GREATEST) and
@@ -18,6 +18,7 @@ import psycopg
 
 FUNDING = "funding"
 POSITIONS = "positions"
+LEDGER = "ledger"
 SELECT_CURSOR = """
 SELECT synced_until_ms, items_stored, last_success_at, last_error, last_error_at
 FROM hl_kind_cursor WHERE wallet_id = %s AND kind = %s

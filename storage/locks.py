@@ -24,18 +24,18 @@ def unlock_wallet(conn: psycopg.Connection, wallet_id: int) -> None:
     conn.execute(UNLOCK_WALLET, (_INGEST_LOCK_CLASS, wallet_id))
 
 
-# Two funding ingests of one wallet never run at once either; their own family, so a
-# wallet's funding and fills are fetched side by side.
-_FUNDING_LOCK_CLASS = 0x686C6632
+# Two ingests of one other kind (funding, ledger) of one wallet never run at once
+# either; a family per kind, so a wallet's kinds are fetched side by side.
+_KIND_LOCK_CLASSES = {"funding": 0x686C6632, "ledger": 0x686C6C33}
 
 
-def try_lock_funding(conn: psycopg.Connection, wallet_id: int) -> bool:
-    row = conn.execute(TRY_LOCK_WALLET, (_FUNDING_LOCK_CLASS, wallet_id)).fetchone()
+def try_lock_kind(conn: psycopg.Connection, kind: str, wallet_id: int) -> bool:
+    row = conn.execute(TRY_LOCK_WALLET, (_KIND_LOCK_CLASSES[kind], wallet_id)).fetchone()
     return bool(row and row[0])
 
 
-def unlock_funding(conn: psycopg.Connection, wallet_id: int) -> None:
-    conn.execute(UNLOCK_WALLET, (_FUNDING_LOCK_CLASS, wallet_id))
+def unlock_kind(conn: psycopg.Connection, kind: str, wallet_id: int) -> None:
+    conn.execute(UNLOCK_WALLET, (_KIND_LOCK_CLASSES[kind], wallet_id))
 
 
 # One scheduler tick at a time across processes: the leader of a tick is whoever

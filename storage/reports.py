@@ -65,7 +65,8 @@ def complete_from_counts(conn: psycopg.Connection) -> list[tuple[date, int]]:
 
 # Freshness of each data kind over every tracked wallet: fills (hl_ingest_cursor) and the
 # kinds of hl_kind_cursor (funding; positions: snapshots taken, an invalid one is an
-# error, not quarantined), with what each stored and rejected.
+# error, not quarantined; ledger: its stored count is of deposits and withdrawals),
+# with what each stored and rejected.
 KIND_FRESHNESS = """
 WITH tracked AS (SELECT DISTINCT wallet_id FROM org_wallets)
 SELECT 'fills', count(*)::integer, count(c.last_success_at)::integer,
@@ -87,6 +88,13 @@ SELECT 'positions', count(*)::integer, count(c.last_success_at)::integer,
        max(c.last_success_at), min(c.last_success_at), min(c.synced_until_ms),
        coalesce(sum(c.items_stored), 0)::bigint, NULL
 FROM tracked t LEFT JOIN hl_kind_cursor c ON c.wallet_id = t.wallet_id AND c.kind = 'positions'
+UNION ALL
+SELECT 'ledger', count(*)::integer, count(c.last_success_at)::integer,
+       count(*) FILTER (WHERE c.last_error_at > coalesce(c.last_success_at, '-infinity'))::integer,
+       max(c.last_success_at), min(c.last_success_at), min(c.synced_until_ms),
+       coalesce(sum(c.items_stored), 0)::bigint,
+       (SELECT count(*) FROM hl_ledger_quarantine q JOIN tracked USING (wallet_id))::bigint
+FROM tracked t LEFT JOIN hl_kind_cursor c ON c.wallet_id = t.wallet_id AND c.kind = 'ledger'
 """
 
 

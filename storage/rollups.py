@@ -28,6 +28,9 @@ the same numbers. The domain rules live here and nowhere else:
   Hyperliquid reports it: negative = paid), counted at par when the perp's
   collateral (its quote token) is a USD stablecoin, else left out; a day with
   funding and no fill has a row (with no trades: not in DAU or active days);
+- deposits and withdrawals = the USDC of the day's ledger updates of those classes
+  (storage.ledger's table), at par; such a day has a row too, and an update of
+  another class makes none;
 - an org-day sums the wallet-days of the wallets the org tracks *now*;
   DAU = those wallets with at least one trade fill that day;
   `avg_volume_per_user` = round(total / DAU, 2), 0 when DAU is 0.
@@ -132,9 +135,21 @@ LEFT JOIN hl_markets mk ON mk.coin = fu.coin
 WHERE fu.time >= %(lo)s AND fu.time < %(hi)s {wallet_filter}
 GROUP BY fu.wallet_id
 """
-# The wallet-day: its fills' aggregate beside its funding; a day with either has a row.
+# A day's deposits and withdrawals per wallet (storage.ledger's classes), in USDC,
+# counted at par; updates of other classes make no row.
+_LEDGER_AGGREGATE = """
+SELECT l.wallet_id,
+       coalesce(sum(l.usdc) FILTER (WHERE l.class = 'deposit'), 0) AS deposits_usd,
+       coalesce(sum(l.usdc) FILTER (WHERE l.class = 'withdrawal'), 0) AS withdrawals_usd
+FROM hl_ledger l
+WHERE l.time >= %(lo)s AND l.time < %(hi)s AND l.class IN ('deposit', 'withdrawal')
+      {wallet_filter}
+GROUP BY l.wallet_id
+"""
+# The wallet-day: its fills' aggregate beside its funding, deposits and withdrawals; a
+# day with any of them has a row.
 _DAY_AGGREGATE = """
-SELECT coalesce(t.wallet_id, fu.wallet_id) AS wallet_id,
+SELECT coalesce(t.wallet_id, fu.wallet_id, l.wallet_id) AS wallet_id,
        coalesce(t.trade_count, 0) AS trade_count,
        coalesce(t.spot_volume_usd, 0) AS spot_volume_usd,
        coalesce(t.perp_volume_usd, 0) AS perp_volume_usd,
@@ -142,8 +157,12 @@ SELECT coalesce(t.wallet_id, fu.wallet_id) AS wallet_id,
        coalesce(t.fees_usd, 0) AS fees_usd,
        coalesce(t.realized_pnl_usd, 0) AS realized_pnl_usd,
        coalesce(t.unpriced_fills, 0) AS unpriced_fills,
-       coalesce(fu.funding_usd, 0) AS funding_usd
-FROM trading t FULL JOIN funding fu ON fu.wallet_id = t.wallet_id
+       coalesce(fu.funding_usd, 0) AS funding_usd,
+       coalesce(l.deposits_usd, 0) AS deposits_usd,
+       coalesce(l.withdrawals_usd, 0) AS withdrawals_usd
+FROM trading t
+FULL JOIN funding fu ON fu.wallet_id = t.wallet_id
+FULL JOIN ledger l ON l.wallet_id = coalesce(t.wallet_id, fu.wallet_id)
 """
 _UPSERT_COIN_DAYS = """
 INSERT INTO wallet_coin_day_metrics (wallet_id, day, coin, market, trade_count, volume_usd,
@@ -162,9 +181,9 @@ ON CONFLICT (wallet_id, day, coin) DO UPDATE SET
 _UPSERT_WALLET_DAYS = """
 INSERT INTO wallet_day_metrics (wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd,
                                 outcome_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills,
-                                funding_usd)
+                                funding_usd, deposits_usd, withdrawals_usd)
 SELECT wallet_id, %(day)s, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
-       fees_usd, realized_pnl_usd, unpriced_fills, funding_usd
+       fees_usd, realized_pnl_usd, unpriced_fills, funding_usd, deposits_usd, withdrawals_usd
 FROM agg
 ON CONFLICT (wallet_id, day) DO UPDATE SET
     trade_count = EXCLUDED.trade_count,
@@ -175,6 +194,8 @@ ON CONFLICT (wallet_id, day) DO UPDATE SET
     realized_pnl_usd = EXCLUDED.realized_pnl_usd,
     unpriced_fills = EXCLUDED.unpriced_fills,
     funding_usd = EXCLUDED.funding_usd,
+    deposits_usd = EXCLUDED.deposits_usd,
+    withdrawals_usd = EXCLUDED.withdrawals_usd,
     updated_at = now()
 """
 # Rebuilds the given wallets' rows of one day, per wallet and per coin, in one statement
@@ -186,6 +207,7 @@ REBUILD_WALLET_DAYS = f"""
 WITH coins AS ({_COIN_AGGREGATE.format(wallet_filter="AND f.wallet_id = ANY(%(wallet_ids)s)")}),
 trading AS ({_WALLET_AGGREGATE}),
 funding AS ({_FUNDING_AGGREGATE.format(wallet_filter="AND fu.wallet_id = ANY(%(wallet_ids)s)")}),
+ledger AS ({_LEDGER_AGGREGATE.format(wallet_filter="AND l.wallet_id = ANY(%(wallet_ids)s)")}),
 agg AS ({_DAY_AGGREGATE}),
 coins_gone AS (
     DELETE FROM wallet_coin_day_metrics c
@@ -207,6 +229,7 @@ REBUILD_ALL_WALLET_DAYS = f"""
 WITH coins AS ({_COIN_AGGREGATE.format(wallet_filter="")}),
 trading AS ({_WALLET_AGGREGATE}),
 funding AS ({_FUNDING_AGGREGATE.format(wallet_filter="")}),
+ledger AS ({_LEDGER_AGGREGATE.format(wallet_filter="")}),
 agg AS ({_DAY_AGGREGATE}),
 coins_gone AS (
     DELETE FROM wallet_coin_day_metrics c
@@ -234,7 +257,9 @@ WITH agg AS (
            coalesce(sum(m.fees_usd), 0) AS fees_usd,
            coalesce(sum(m.realized_pnl_usd), 0) AS realized_pnl_usd,
            coalesce(sum(m.unpriced_fills), 0)::integer AS unpriced_fills,
-           coalesce(sum(m.funding_usd), 0) AS funding_usd
+           coalesce(sum(m.funding_usd), 0) AS funding_usd,
+           coalesce(sum(m.deposits_usd), 0) AS deposits_usd,
+           coalesce(sum(m.withdrawals_usd), 0) AS withdrawals_usd
     FROM org_wallets ow
     JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id AND m.day = %(day)s
     WHERE ow.org_id = %(org_id)s
@@ -245,11 +270,12 @@ gone AS (
 )
 INSERT INTO global_day_metrics (org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd,
                                 outcome_volume_usd, total_volume_usd, fees_usd, realized_pnl_usd,
-                                avg_volume_per_user, unpriced_fills, funding_usd)
+                                avg_volume_per_user, unpriced_fills, funding_usd,
+                                deposits_usd, withdrawals_usd)
 SELECT %(org_id)s, %(day)s, dau, trade_count, spot_volume_usd, perp_volume_usd,
        outcome_volume_usd, total_volume_usd, fees_usd, realized_pnl_usd,
        CASE WHEN dau > 0 THEN round(total_volume_usd / dau, 2) ELSE 0 END, unpriced_fills,
-       funding_usd
+       funding_usd, deposits_usd, withdrawals_usd
 FROM agg
 WHERE wallets > 0
 ON CONFLICT (org_id, day) DO UPDATE SET
@@ -264,6 +290,8 @@ ON CONFLICT (org_id, day) DO UPDATE SET
     avg_volume_per_user = EXCLUDED.avg_volume_per_user,
     unpriced_fills = EXCLUDED.unpriced_fills,
     funding_usd = EXCLUDED.funding_usd,
+    deposits_usd = EXCLUDED.deposits_usd,
+    withdrawals_usd = EXCLUDED.withdrawals_usd,
     updated_at = now()
 """
 # The days on which any of the wallets has metrics: what tracking them changes in an org.
@@ -272,13 +300,14 @@ SELECT DISTINCT day FROM wallet_day_metrics WHERE wallet_id = ANY(%s) ORDER BY d
 """
 SELECT_WALLET_DAY = """
 SELECT wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
-       total_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills, funding_usd
+       total_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills, funding_usd,
+       deposits_usd, withdrawals_usd
 FROM wallet_day_metrics WHERE wallet_id = %s AND day = %s
 """
 SELECT_ORG_DAYS = """
 SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
        total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills,
-       funding_usd
+       funding_usd, deposits_usd, withdrawals_usd
 FROM global_day_metrics WHERE org_id = %s ORDER BY day
 """
 
@@ -298,6 +327,8 @@ class WalletDayMetrics:
     realized_pnl_usd: Decimal
     unpriced_fills: int
     funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -315,6 +346,8 @@ class OrgDay:
     avg_volume_per_user: Decimal
     unpriced_fills: int
     funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 def _day_params(day: date, usd_tokens: Sequence[str]) -> dict[str, object]:
@@ -388,15 +421,21 @@ fu AS (
     SELECT min(time) AS lo, max(time) AS hi FROM hl_funding
     WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
 ),
+l AS (
+    SELECT min(time) AS lo, max(time) AS hi FROM hl_ledger
+    WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
+),
 m AS (
     SELECT min(day) AS lo, max(day) AS hi FROM wallet_day_metrics
     WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
 )
 SELECT least(date '1970-01-01' + (f.lo / {DAY_MS})::integer,
-             date '1970-01-01' + (fu.lo / {DAY_MS})::integer, m.lo),
+             date '1970-01-01' + (fu.lo / {DAY_MS})::integer,
+             date '1970-01-01' + (l.lo / {DAY_MS})::integer, m.lo),
        greatest(date '1970-01-01' + (f.hi / {DAY_MS})::integer,
-                date '1970-01-01' + (fu.hi / {DAY_MS})::integer, m.hi)
-FROM f, fu, m
+                date '1970-01-01' + (fu.hi / {DAY_MS})::integer,
+                date '1970-01-01' + (l.hi / {DAY_MS})::integer, m.hi)
+FROM f, fu, l, m
 """
 
 

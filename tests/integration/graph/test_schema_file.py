@@ -63,10 +63,12 @@ def test_contract_of_design() -> None:
     for item in [*CONTRACT, DAY_METRICS, WALLET_RANK]:
         assert item in text, item
     assert "avgVolumePerUser: Decimal!" in text
-    # Issue 16: funding and net PnL on every type that has realizedPnlUsd, beside it.
+    # Issue 16: funding, net PnL, deposits and withdrawals on every type that has
+    # realizedPnlUsd.
     for kind in ("DayMetrics", "WalletRank", "WalletDay", "WalletTotals"):
         body = text.split(f"type {kind} {{", 1)[1].split("}", 1)[0]
-        assert "fundingUsd: Decimal!" in body and "netPnlUsd: Decimal!" in body, kind
+        for name in ("fundingUsd", "netPnlUsd", "depositsUsd", "withdrawalsUsd"):
+            assert f"{name}: Decimal!" in body, (kind, name)
     assert "exactly 6 decimal places, rounded half-even" in sdl()
     assert '"""spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"""' in sdl()
     for name in ("day: Date", "latest: DayMetrics", "previous: DayMetrics"):

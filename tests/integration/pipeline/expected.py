@@ -106,6 +106,8 @@ class Day:
     unpriced: int = 0
     dau: int = 0
     funding: Decimal = ZERO
+    deposits: Decimal = ZERO
+    withdrawals: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
@@ -246,6 +248,8 @@ class Expected:
             d.pnl += w.pnl
             d.unpriced += w.unpriced
             d.funding += w.funding
+            d.deposits += w.deposits
+            d.withdrawals += w.withdrawals
         return dict(days)
 
 
@@ -318,6 +322,41 @@ def expected_account(server: SimServer, address: str) -> Account:
     return Account(value, unrealized, positions, dex_of)
 
 
+def ledger_class(delta: Mapping[str, Any], wallet: str) -> tuple[str, Decimal]:
+    """The README's table of ledger update types, again: ("deposit" | "withdrawal" |
+    "other", USDC amount)."""
+    kind = delta["type"]
+    if kind == "deposit":
+        return "deposit", Decimal(delta["usdc"])
+    if kind == "withdraw":
+        return "withdrawal", Decimal(delta["usdc"]) + Decimal(delta["fee"])
+    if kind in ("internalTransfer", "send", "spotTransfer"):
+        amount = Decimal(delta["usdc"] if kind == "internalTransfer" else delta["usdcValue"])
+        sender, receiver = str(delta["user"]).lower(), str(delta["destination"]).lower()
+        if sender == receiver:
+            return "other", ZERO
+        if receiver == wallet:
+            return "deposit", amount
+        return "withdrawal", amount + Decimal(delta.get("fee") or 0)
+    return "other", ZERO
+
+
+def add_ledger(
+    expected: Expected, wallet_id: int, wallet: str, raws: Iterable[Mapping[str, Any]]
+) -> None:
+    """Adds raw ledger updates: deposits and withdrawals count on their UTC day, in
+    USDC at par; a day with only other updates has no row."""
+    for raw in raws:
+        cls, amount = ledger_class(raw["delta"], wallet.lower())
+        if cls == "other":
+            continue
+        day = expected.wallet_days.setdefault((wallet_id, utc_day(int(raw["time"]))), Day())
+        if cls == "deposit":
+            day.deposits += amount
+        else:
+            day.withdrawals += amount
+
+
 def store(conn: psycopg.Connection, wallet_id: int, batch: Iterable[Fill]) -> None:
     """Stores fills as an ingest would, their coins resolved as metadata would resolve them."""
     fills.insert_fills(conn, wallet_id, list(batch))
@@ -352,7 +391,7 @@ def by_wallet(fills: Mapping[int, Iterable[Fill]]) -> Expected:
 METRICS = (
     "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,"
     " total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills,"
-    " funding_usd FROM global_day_metrics ORDER BY 1, 2"
+    " funding_usd, deposits_usd, withdrawals_usd FROM global_day_metrics ORDER BY 1, 2"
 )
 
 
@@ -370,6 +409,7 @@ def expected_rows(
         unique = {raw_identity(f): f for f in server.market.fills(address) if valid(f)}
         add_raw(expected, wallet_id, unique.values())
         add_funding(expected, wallet_id, server.market.funding(address))
+        add_ledger(expected, wallet_id, address, server.market.ledger(address))
     rows = []
     for org_id, tracked in members.items():
         for day, d in expected.org_days([ids[a] for a in tracked]).items():
@@ -388,6 +428,8 @@ def expected_rows(
                     d.avg_per_user,
                     d.unpriced,
                     d.funding,
+                    d.deposits,
+                    d.withdrawals,
                 )
             )
     return sorted(rows, key=lambda r: (str(r[0]), r[1]))
@@ -413,3 +455,4 @@ def assert_org_days(conn: psycopg.Connection, org_id: uuid.UUID, want: Mapping[d
             exp.avg_per_user,
         ), day
         assert g.funding_usd == exp.funding, day
+        assert (g.deposits_usd, g.withdrawals_usd) == (exp.deposits, exp.withdrawals), day
