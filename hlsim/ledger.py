@@ -125,6 +125,16 @@ def updates(seed: int, address: str, first_fill_ms: int | None, now_ms: int) -> 
     return out
 
 
+def well_formed(entry: Any) -> bool:
+    """Whether an account can follow the entry (a planted malformed one it cannot)."""
+    try:
+        perp_usdc([entry], "")
+        spot_changes([entry], "")
+    except (KeyError, TypeError, ArithmeticError):
+        return False
+    return True
+
+
 def perp_usdc(entries: Iterable[Any], address: str) -> Decimal:
     """What the updates add to the wallet's USDC collateral on the default dex."""
     total = ZERO

@@ -75,6 +75,7 @@ class Market:
         # "lost" fills) change the positions of hours to come, never a payment made.
         self._paid: dict[str, tuple[int, list[Any]]] = {}
         self._booked: dict[str, tuple[int, list[Any]]] = {}  # ledger updates, the same way
+        self._planted_ledger: dict[str, list[tuple[int, Any]]] = {}
         self._next_index = 0
         self._lock = threading.RLock()
 
@@ -276,18 +277,27 @@ class Market:
             raise KeyError(dex)
         with self._lock:
             fills = self.fills(address)
-            moved = ledger.perp_usdc(self.ledger(address), address.lower())
+            moved = ledger.perp_usdc(self._well_formed_ledger(address), address.lower())
             return account.clearinghouse_state(
                 fills, self._earned(address), dex, self.now_ms, moved
             )
 
     def spot_clearinghouse_state(self, address: str) -> dict[str, Any]:
         with self._lock:
-            moved = ledger.spot_changes(self.ledger(address), address.lower())
+            moved = ledger.spot_changes(self._well_formed_ledger(address), address.lower())
             return account.spot_clearinghouse_state(self.fills(address), moved)
 
+    def add_raw_ledger(self, address: str, time_ms: int, raw: Any) -> None:
+        """Plants anything as a ledger update at `time_ms` (any type, malformed ones too)."""
+        with self._lock:
+            self._planted_ledger.setdefault(address.lower(), []).append((time_ms, raw))
+
     def ledger(self, address: str) -> list[Any]:
-        """Ground truth: every non-funding ledger update of the wallet (hlsim.ledger)."""
+        """Ground truth: every non-funding ledger update of the wallet up to the clock,
+        oldest first: those it books (hlsim.ledger) and any planted ones."""
+        return [raw for _, raw in self._timed_ledger(address)]
+
+    def _timed_ledger(self, address: str) -> list[tuple[int, Any]]:
         key = address.lower()
         with self._lock:
             until, booked = self._booked.get(key, (-1, []))
@@ -297,14 +307,22 @@ class Market:
                 later = ledger.updates(self.seed, key, first, self.now_ms)
                 booked = booked + [e for e in later if e["time"] > until]
                 self._booked[key] = (self.now_ms, booked)
-            return list(booked)
+            entries = [(e["time"], e) for e in booked]
+            planted = self._planted_ledger.get(key, [])
+            entries.extend((t, raw) for t, raw in planted if t <= self.now_ms)
+            entries.sort(key=lambda item: item[0])
+            return entries
+
+    def _well_formed_ledger(self, address: str) -> list[Any]:
+        """The ledger updates an account state can follow (planted malformed ones left out)."""
+        return [e for e in self.ledger(address) if ledger.well_formed(e)]
 
     def user_non_funding_ledger_updates(
         self, address: str, start_ms: int, end_ms: int | None
     ) -> list[Any]:
         """Oldest first, `startTime` to `endTime` inclusive, at most 500 a page."""
         end = self.now_ms if end_ms is None else end_ms
-        page = [e for e in self.ledger(address) if start_ms <= e["time"] <= end]
+        page = [e for t, e in self._timed_ledger(address) if start_ms <= t <= end]
         return page[:FUNDING_PAGE_LIMIT]
 
     def user_fills(self, address: str) -> list[Any]:

@@ -347,7 +347,10 @@ def add_ledger(
     """Adds raw ledger updates: deposits and withdrawals count on their UTC day, in
     USDC at par; a day with only other updates has no row."""
     for raw in raws:
-        cls, amount = ledger_class(raw["delta"], wallet.lower())
+        try:
+            cls, amount = ledger_class(raw["delta"], wallet.lower())
+        except (KeyError, TypeError, ArithmeticError):
+            continue  # malformed: the quarantine's, not counted
         if cls == "other":
             continue
         day = expected.wallet_days.setdefault((wallet_id, utc_day(int(raw["time"]))), Day())
