@@ -209,6 +209,25 @@ def assert_every_funding_payment_stored_once(conn: psycopg.Connection, server: S
     return len(got)
 
 
+LEDGER_ROWS = "SELECT wallet_id, time, hash, delta FROM hl_ledger"
+
+
+def assert_every_ledger_update_stored_once(conn: psycopg.Connection, server: SimServer) -> int:
+    """The stored ledger updates are exactly the exchange's, each once; returns how many."""
+    ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
+    want = Counter(
+        (ids[a], e["time"], e["hash"], json.dumps(e["delta"], sort_keys=True))
+        for a in ids
+        for e in server.market.ledger(a)
+    )
+    got = Counter(
+        (w, t, h, json.dumps(d, sort_keys=True)) for w, t, h, d in conn.execute(LEDGER_ROWS)
+    )
+    assert got == want, f"missing {len(want - got)}, unexpected {len(got - want)}"
+    assert want, "some ledger updates, or the check proves nothing"
+    return sum(got.values())
+
+
 def assert_every_snapshot_current(conn: psycopg.Connection, server: SimServer) -> None:
     """Every wallet's latest stored snapshot is the exchange's account as it is now: its
     account value, unrealized PnL and positions (by the independent computation)."""

@@ -40,6 +40,7 @@ from tests.reliability.support import (
     Process,
     assert_every_fill_stored_once,
     assert_every_funding_payment_stored_once,
+    assert_every_ledger_update_stored_once,
     assert_every_snapshot_current,
     disposable_cluster,
     free_port,
@@ -219,6 +220,7 @@ def test_database_restart_mid_sync_and_under_api_load(
             assert states.get("queued", 0) == states.get("running", 0) == 0, states
             stored = assert_every_fill_stored_once(conn, server)
             assert_every_funding_payment_stored_once(conn, server)
+            assert_every_ledger_update_stored_once(conn, server)
             assert_every_snapshot_current(conn, server)
             want = expected_rows(conn, server, members)
             assert conn.execute(METRICS).fetchall() == want

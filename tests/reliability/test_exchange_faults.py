@@ -42,6 +42,7 @@ from tests.reliability.support import (
     Process,
     assert_every_fill_stored_once,
     assert_every_funding_payment_stored_once,
+    assert_every_ledger_update_stored_once,
     intensity,
     job_states,
     live_market,
@@ -278,6 +279,7 @@ def test_worker_processes_under_faults_keep_the_aggregate_rate(
         assert job_states(conn).get("failed", 0) == 0
         stored = assert_every_fill_stored_once(conn, server, valid=valid)
         assert_every_funding_payment_stored_once(conn, server)
+        assert_every_ledger_update_stored_once(conn, server)
         assert conn.execute(METRICS).fetchall() == expected_rows(conn, server, members, valid=valid)
         for w in procs[:3]:
             assert w.terminate() == 0, w.output()

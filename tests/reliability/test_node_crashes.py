@@ -141,10 +141,12 @@ def test_sigkilled_node_ingest_resumes_and_the_numbers_equal_the_files(
         assert failed.fetchall() == []
         stored = assert_every_fill_stored_once(conn, server)
         assert stored == _distinct_in_files(root)
-        # Node files carry no funding: the API brings it (the worker runs the ingests).
+        # Node files carry no funding or ledger updates: the API brings them (the worker
+        # runs the ingests).
         with pipeline(db_url, server) as p, p.broker.transaction(conn):
             actors.send_funding_ingests(p, market.wallets)
-        wait_until(lambda: _unfinished(conn) == 0, 120, "the funding ingests and their rollups")
+            actors.send_ledger_ingests(p, market.wallets)
+        wait_until(lambda: _unfinished(conn) == 0, 120, "the API ingests and their rollups")
         assert conn.execute(METRICS).fetchall() == expected_rows(conn, server, members)
         pos = node_position.get(conn, "node")
         assert pos is not None and pos.gaps == 0

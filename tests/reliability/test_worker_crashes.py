@@ -31,6 +31,7 @@ from tests.reliability.support import (
     Process,
     assert_every_fill_stored_once,
     assert_every_funding_payment_stored_once,
+    assert_every_ledger_update_stored_once,
     assert_every_snapshot_current,
     intensity,
     job_states,
@@ -156,6 +157,7 @@ def test_random_sigkills_while_sync_runs_end_with_exact_numbers_and_no_stuck_job
         assert states.get("failed", 0) == 0, states
         stored = assert_every_fill_stored_once(conn, server)
         assert_every_funding_payment_stored_once(conn, server)
+        assert_every_ledger_update_stored_once(conn, server)
         assert_every_snapshot_current(conn, server)
         assert conn.execute(METRICS).fetchall() == expected_rows(conn, server, members)
         recovered = recovered_jobs(conn)

@@ -1,5 +1,6 @@
-"""Funding and net PnL through the API, from payments rolled up by the pipeline's
-statements (the seed's wallet W4, tracked by org A, never traded before)."""
+"""Funding, net PnL, deposits and withdrawals through the API, from payments and ledger
+updates rolled up by the pipeline's statements (the seed's wallet W4, tracked by org A,
+never traded before)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ from decimal import Decimal
 
 import psycopg
 
-from storage import funding, orgs, rollups
+from storage import funding, ledger, orgs, rollups
 from storage.funding import Funding
+from storage.ledger import LedgerUpdate
 from tests.factories import fill, ms
 from tests.integration.graph.conftest import Api
 from tests.integration.graph.seed import W4
 from tests.integration.pipeline.expected import resolve_planted, store
 
-FIELDS = "tradeCount feesUsd realizedPnlUsd fundingUsd netPnlUsd"
+FIELDS = "tradeCount feesUsd realizedPnlUsd fundingUsd netPnlUsd depositsUsd withdrawalsUsd"
+
+
+def update(time: int, cls: str, usdc: Decimal) -> LedgerUpdate:
+    return LedgerUpdate(time, "0x" + f"{time:064x}", cls, cls, usdc, {"type": cls})
 
 
 def pay(time: int, coin: str, usdc: str) -> Funding:
@@ -38,6 +44,15 @@ async def test_funding_and_net_pnl_are_served_and_ranked(api: Api) -> None:
                 pay(t, "BTC", "-1.1250000005"),
                 pay(t + 3_600_000, "xyz:TSLA", "0.5"),  # USDH collateral: at par
                 pay(t + 3_600_000, "@4", "7"),  # not a USD-collateral perp: left out
+            ],
+        )
+        ledger.insert_ledger(
+            conn,
+            w4.id,
+            [
+                update(y + 1, "deposit", Decimal("100.0000004")),
+                update(t + 5, "withdrawal", Decimal("40.5")),
+                update(t + 6, "vault_deposit", Decimal("7")),  # listed apart: not counted
             ],
         )
         resolve_planted(conn)
@@ -66,6 +81,8 @@ async def test_funding_and_net_pnl_are_served_and_ranked(api: Api) -> None:
         "realizedPnlUsd": "0.000000",
         "fundingUsd": "-0.000002",  # -0.0000015 rounded half-even to 6 places
         "netPnlUsd": "-0.000002",
+        "depositsUsd": "100.000000",
+        "withdrawalsUsd": "0.000000",
     }
     # 10.0000004 - 0.25 + (-1.1250000005 + 0.5): rounded once, from the exact amounts.
     assert days[today.isoformat()]["fundingUsd"] == "-0.625000"
@@ -74,6 +91,7 @@ async def test_funding_and_net_pnl_are_served_and_ranked(api: Api) -> None:
     assert totals["fundingUsd"] == "-0.625002"
     assert totals["netPnlUsd"] == "9.124999"
     assert totals["activeDays"] == 1, "a day of funding alone is not an active day"
+    assert (totals["depositsUsd"], totals["withdrawalsUsd"]) == ("100.000000", "40.500000")
 
     for ranking, key in (("net", "netPnlUsd"), ("funding", "fundingUsd")):
         values = [Decimal(r[key]) for r in data[ranking]]
