@@ -10,15 +10,16 @@ in steps of the tier's fill interval for some hours: every step polls each
 wallet's fills from its cursor minus the 10-minute overlap, every hour
 (jobs.plan_kinds.FUNDING_INTERVAL_S) its funding, and every 10 minutes
 (POSITIONS_INTERVAL_S) an account snapshot (`clearinghouseState` of the default
-dex and of each HIP-3 dex it traded, `spotClearinghouseState`), as the scheduler
-does.
+dex and of each HIP-3 dex it traded, `spotClearinghouseState`), and every 6 hours
+(LEDGER_INTERVAL_S) its ledger updates, as the scheduler does.
 
 Figures per tier: weight per wallet-hour of fills and funding together, beside
 fills alone; and how many wallets of that tier one IP keeps fresh at those
 intervals. Hyperliquid gives an IP 1,200 weight a minute (72,000 an hour); the
 scheduler plans fills within half of it (jobs.polling.BUDGET_SHARE), funding
-within a tenth and snapshots within a fifth (jobs.plan_kinds), so all kinds are
-kept fresh for the smallest of the three counts, fills alone for the first. Informational rows:
+within a tenth, snapshots within a fifth and ledger updates within a twentieth
+(jobs.plan_kinds), so all kinds are kept fresh for the smallest of the four
+counts, fills alone for the first. Informational rows:
 the cost of funding is what they show, there is no target to meet.
 """
 
@@ -64,6 +65,7 @@ class Spent:
     fills: int = 0
     funding: int = 0
     snapshots: int = 0
+    ledger: int = 0
 
 
 def _wallets(market: Market, tier: Tier, count: int) -> list[str]:
@@ -88,6 +90,7 @@ async def _measure(
 ) -> Spent:
     fills_until: dict[str, int] = {}
     funding_until: dict[str, int] = {}
+    ledger_until: dict[str, int] = {}
     async with HyperliquidClient(server.url, limiter=LocalRateLimiter(1e6)) as client:
 
         async def poll_fills(wallet: str) -> None:
@@ -101,6 +104,11 @@ async def _measure(
                 await client.clearinghouse_state(wallet, dex)
             await client.spot_clearinghouse_state(wallet)
 
+        async def poll_ledger(wallet: str) -> None:
+            start = max(0, ledger_until.get(wallet, 0) - OVERLAP_MS)
+            async for page in client.ledger_pages(wallet, start):
+                ledger_until[wallet] = page.complete_until_ms
+
         async def poll_funding(wallet: str) -> None:
             start = max(0, funding_until.get(wallet, 0) - OVERLAP_MS)
             async for page in client.funding_pages(wallet, start):
@@ -109,6 +117,7 @@ async def _measure(
         for wallet in wallets:  # the first pass over the history: not counted
             await poll_fills(wallet)
             await poll_funding(wallet)
+            await poll_ledger(wallet)
         log = server.state.log
         log.clear()
         step_ms = int(tier.interval_s * 1000)
@@ -117,6 +126,8 @@ async def _measure(
         next_funding = market.now_ms + funding_every_ms
         snapshot_every_ms = int(plan_kinds.POSITIONS_INTERVAL_S * 1000)
         next_snapshot = market.now_ms + snapshot_every_ms
+        ledger_every_ms = int(plan_kinds.LEDGER_INTERVAL_S * 1000)
+        next_ledger = market.now_ms + ledger_every_ms
         clock = market.now_ms
         while clock < end:
             clock = min(end, clock + step_ms)
@@ -131,6 +142,10 @@ async def _measure(
                 for wallet in wallets:
                     await snapshot(wallet)
                 next_snapshot += snapshot_every_ms
+            while next_ledger <= clock:
+                for wallet in wallets:
+                    await poll_ledger(wallet)
+                next_ledger += ledger_every_ms
     spent = Spent()
     for entry in log.entries():
         if entry.type == "userFillsByTime":
@@ -139,6 +154,8 @@ async def _measure(
             spent.funding += entry.weight
         elif entry.type in ("clearinghouseState", "spotClearinghouseState"):
             spent.snapshots += entry.weight
+        elif entry.type == "userNonFundingLedgerUpdates":
+            spent.ledger += entry.weight
     return spent
 
 
@@ -146,8 +163,8 @@ def run(ctx: BenchContext) -> list[Result]:
     count = ctx.scale(6, 2)
     results: list[Result] = []
     for tier in TIERS:
-        hours = ctx.scale(12, 2) if tier.interval_s >= 3600 else ctx.scale(4, 1)
-        hours = max(hours, int(tier.interval_s // 3600))
+        # Long enough for every kind's interval (the ledger's: 6 hours) to come round.
+        hours = ctx.scale(12, 6)
         market = Market(16, now_ms=NOW_MS)
         wallets = _wallets(market, tier, count)
         state = SimState(market, budget=WeightBudget(1e9))
@@ -157,11 +174,12 @@ def run(ctx: BenchContext) -> list[Result]:
         fills_w = spent.fills / per
         funding_w = spent.funding / per
         snapshots_w = spent.snapshots / per
+        ledger_w = spent.ledger / per
         results.append(
             Result(
-                f"request weight per wallet-hour, {tier.name}: fills + funding + snapshots",
+                f"request weight per wallet-hour, {tier.name}: every kind",
                 "weight",
-                fills_w + funding_w + snapshots_w,
+                fills_w + funding_w + snapshots_w + ledger_w,
                 BASELINE,
                 fills_w,
                 "- (measured)",
@@ -174,11 +192,14 @@ def run(ctx: BenchContext) -> list[Result]:
             IP_WEIGHT_PER_HOUR * plan_kinds.FUNDING_SHARE / funding_w if funding_w else float("inf")
         )
         snapshots_fresh = IP_WEIGHT_PER_HOUR * plan_kinds.POSITIONS_SHARE / snapshots_w
+        ledger_fresh = (
+            IP_WEIGHT_PER_HOUR * plan_kinds.LEDGER_SHARE / ledger_w if ledger_w else float("inf")
+        )
         results.append(
             Result(
-                f"wallets one IP keeps fresh, {tier.name}: fills + funding + snapshots",
+                f"wallets one IP keeps fresh, {tier.name}: every kind",
                 "wallets",
-                min(fills_fresh, funding_fresh, snapshots_fresh),
+                min(fills_fresh, funding_fresh, snapshots_fresh, ledger_fresh),
                 BASELINE,
                 fills_fresh,
                 "- (at the tier's intervals)",

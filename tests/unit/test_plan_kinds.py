@@ -35,3 +35,11 @@ def test_snapshots_every_ten_minutes_within_a_fifth_of_the_budget() -> None:
     # 0.2 slots a snapshot: 600 wallets every 10 minutes fit a fifth of 1 slot/s.
     assert plan_kinds.plan_positions(rows(600, 600), NOW, 1.0).stretch == 1.0
     assert plan_kinds.plan_positions(rows(1200, 600), NOW, 1.0).stretch == 2.0
+
+
+def test_ledger_every_six_hours_within_a_twentieth_of_the_budget() -> None:
+    assert plan_kinds.plan_ledger(rows(4, 6 * 3600 - 1), NOW, 1.0).due == []
+    assert len(plan_kinds.plan_ledger(rows(4, 6 * 3600), NOW, 1.0).due) == 4
+    # 1,080 wallets every 6 hours = 0.05 requests/s: a twentieth of 1/s, no stretch.
+    assert plan_kinds.plan_ledger(rows(1080, 0), NOW, 1.0).stretch == 1.0
+    assert plan_kinds.plan_ledger(rows(2160, 0), NOW, 1.0).stretch == 2.0
