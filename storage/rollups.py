@@ -244,8 +244,11 @@ gone AS (
 )
 {_UPSERT_WALLET_DAYS}
 """
-# Rebuilds one org-day from the wallet-days of the wallets the org tracks; no fill → no row.
+# Rebuilds one org-day from the wallet-days of the wallets the org tracks; no activity →
+# no row. Named first, as the wallet-day rebuilds are: its INSERT is past the first
+# kilobyte that pg_stat_activity keeps.
 REBUILD_ORG_DAY = """
+/* rebuild: INSERT INTO global_day_metrics */
 WITH agg AS (
     SELECT count(*) AS wallets,
            (count(*) FILTER (WHERE m.trade_count > 0))::integer AS dau,
