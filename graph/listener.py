@@ -3,6 +3,8 @@
 The pipeline's rollup notifies with the org id when an org's numbers change.
 The link reconnects on its own (with backoff); after any gap every answer this
 instance cached is dropped, since a notification may have been missed.
+Each change is also handed to the `on_change` hooks (the subscriptions' fan-out,
+`graph/subscriptions.py`): one LISTEN connection per instance serves them all.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+from collections.abc import Callable
 
 from graph.cache import ResponseCache
 from storage import changes
@@ -27,6 +29,9 @@ class ChangeListener:
         self.listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff = BACKOFF_MIN_S
+        self.on_change: list[Callable[[changes.Change], None]] = []
+        # Called when the link is (re)established: changes may have been missed.
+        self.on_reconnect: list[Callable[[], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hl-metrics-listener")
@@ -40,16 +45,20 @@ class ChangeListener:
     async def _on_listening(self) -> None:
         self._backoff = BACKOFF_MIN_S
         await self.cache.invalidate_all()
+        for hook in self.on_reconnect:
+            hook()
         self.listening.set()
         log.info("listening for metric changes", extra={"action": "listener_started"})
 
     async def _changed(self, payload: str) -> None:
         try:
-            org_id = uuid.UUID(payload)
+            change = changes.parse_change(payload)
         except ValueError:
             await self.cache.invalidate_all()
             return
-        await self.cache.invalidate(org_id)
+        for hook in self.on_change:
+            hook(change)
+        await self.cache.invalidate(change.org_id)
 
     async def _run(self) -> None:
         while True:

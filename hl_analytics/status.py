@@ -79,6 +79,8 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
                 "fills",
                 "unpriced",
                 "re-read left",
+                "complete",
+                "complete from",
             ),
             [
                 (
@@ -93,6 +95,8 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
                     o.fills_stored,
                     unpriced.get(o.org_id, 0),
                     o.reread_pending,
+                    f"{o.complete}/{o.wallets}",
+                    o.complete_from,
                 )
                 for o in orgs
             ],
@@ -106,7 +110,10 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
             "until Hyperliquid's metadata resolves them (a worker retries every 10 minutes)"
         )
     for day, count in complete:
-        print(f"{count} wallet(s) have every fill from {day} on (archive backfill)")
+        print(
+            f"{count} wallet(s) have every fill from {day} on "
+            "(archive backfill, or an API pass from their first fill)"
+        )
     print()
     print("Data kinds (over every tracked wallet)")
     print(
