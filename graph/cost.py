@@ -7,7 +7,8 @@ README's "Cost of a document" states the same formula:
 
 - a range of days (`range`, or `between` when given) costs its number of days;
 - a list costs its `limit` or `first` (the schema's default when not given);
-- `wallet` costs its days, plus the `first` of each `fills` it selects;
+- `wallet` costs its days, plus the `first` of each `fills` and the days of each
+  `accountValue` it selects;
 - `dashboardSummary` costs 2 (two days), each mutation 1 (plus one per address
   `trackWallets` is given).
 
@@ -91,7 +92,8 @@ class Selected:
 
 def _wallet(field: Selected) -> int:
     fills = sum(f.number("first", DEFAULT_FIRST, MAX_FIRST) for f in field.sub("fills"))
-    return field.days() + fills
+    account_days = sum(a.days() for a in field.sub("accountValue"))
+    return field.days() + fills + account_days
 
 
 def _track(field: Selected) -> int:

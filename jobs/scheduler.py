@@ -17,6 +17,9 @@ within seconds, without spending the request budget. It does not cover a
 wallet's first pass over its reachable history, nor a history re-read. When
 it has not advanced for NODE_STALE_AFTER_S seconds, every wallet is polled again.
 
+After the fills, the other data kinds (funding payments) are planned in the same
+budget and the same transaction by jobs.plan_kinds.
+
 Coins whose quote token is still unknown (metadata failed or did not know them,
 or an upgrade recorded them) are sent to one `resolve_markets` job per tick,
 each coin at most every `storage.markets.RETRY_AFTER`.
@@ -43,7 +46,7 @@ from dramatiq.errors import ConnectionClosed
 
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
-from jobs import actors, polling
+from jobs import actors, plan_kinds, polling
 from jobs.node_source import SOURCE as NODE_SOURCE
 from jobs.pipeline import Pipeline, build
 from storage import cursor, embedded, fills, locks, markets, node_position, orgs
@@ -93,6 +96,8 @@ def tick(p: Pipeline, conn: psycopg.Connection) -> Tick:
             )
             if unresolved:
                 p.resolve_markets.send_with_options(args=(unresolved,), dedup_key="resolve_markets")
+        # Other data kinds (funding), after the fills, in the same budget: jobs.plan_kinds.
+        plan_kinds.schedule_kinds(p, conn, cursor.database_now(conn))
     return Tick(True, len(rows), len(result.due), result.stretch)
 
 

@@ -64,7 +64,7 @@ def tracking_changed(
     tracked = [w.address for w in orgs.tracked_wallets(conn, org) if w.id in wanted]
     days = rollups.active_days(conn, list(wanted))
     with p.broker.transaction(conn):
-        actors.send_ingests(p, tracked, fair_keys=str(org))
+        actors.send_every_kind(p, tracked, fair_keys=str(org))
     actors.send_global_rollups(p, conn, [org], days)
 
 

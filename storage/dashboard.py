@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +36,8 @@ ORDERS = {
     "TRADES": "sum(m.trade_count)",
     "PNL": "sum(m.realized_pnl_usd)",
     "FEES": "sum(m.fees_usd)",
+    "NET_PNL": "sum(m.realized_pnl_usd - m.fees_usd + m.funding_usd)",
+    "FUNDING": "sum(m.funding_usd)",
 }
 
 PING = "SELECT 1"
@@ -57,6 +59,10 @@ def _day_columns(alias: str) -> str:
     values = [f"coalesce({alias}.{name}, 0)" for name in _DAY_VALUES]
     # 2 decimals as the contract says, whatever scale the rollup stored.
     values.append(f"round(coalesce({alias}.avg_volume_per_user, 0), 2)")
+    # After the original columns, so the funding column is an addition to every reader.
+    values.append(f"coalesce({alias}.funding_usd, 0)")
+    values.append(f"coalesce({alias}.deposits_usd, 0)")
+    values.append(f"coalesce({alias}.withdrawals_usd, 0)")
     return ", ".join(values)
 
 
@@ -90,7 +96,8 @@ SELECT
     w.address,
     sum(m.trade_count), sum(m.spot_volume_usd), sum(m.perp_volume_usd),
     sum(m.outcome_volume_usd), sum(m.total_volume_usd), sum(m.fees_usd),
-    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0)
+    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0), sum(m.funding_usd),
+    sum(m.deposits_usd), sum(m.withdrawals_usd)
 FROM org_wallets ow
 JOIN wallets w ON w.id = ow.wallet_id
 JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
@@ -121,7 +128,10 @@ series AS (
            coalesce(m.total_volume_usd, 0) AS total,
            coalesce(m.fees_usd, 0) AS fees,
            coalesce(m.realized_pnl_usd, 0) AS pnl,
-           coalesce(m.unpriced_fills, 0) AS unpriced
+           coalesce(m.unpriced_fills, 0) AS unpriced,
+           coalesce(m.funding_usd, 0) AS funding,
+           coalesce(m.deposits_usd, 0) AS deposits,
+           coalesce(m.withdrawals_usd, 0) AS withdrawals
     FROM tracked t
     CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
     LEFT JOIN wallet_day_metrics m ON m.wallet_id = t.id AND m.day = d.day::date
@@ -131,7 +141,9 @@ SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.outcome, s.total, s.fe
        sum(s.outcome) OVER (), sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
        count(*) FILTER (WHERE s.trade_count > 0) OVER (),
        c.last_success_at, sum(s.unpriced) OVER (),
-       (SELECT h.complete_from FROM hl_ingest_cursor h WHERE h.wallet_id = s.id)
+       (SELECT h.complete_from FROM hl_ingest_cursor h WHERE h.wallet_id = s.id),
+       s.funding, sum(s.funding) OVER (), s.deposits, sum(s.deposits) OVER (),
+       s.withdrawals, sum(s.withdrawals) OVER ()
 FROM series s
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id AND c.last_success_at >= s.since
 ORDER BY s.day
@@ -150,6 +162,9 @@ class DayMetrics:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     avg_volume_per_user: Decimal
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +188,9 @@ class WalletRank:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     active_days: int
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +205,9 @@ class SeriesDay:
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +220,9 @@ class WalletTotals:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     active_days: int
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +265,7 @@ async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summ
     cur = await conn.execute(SELECT_SUMMARY, {"org_id": org_id})
     row = await cur.fetchone()
     assert row is not None  # an aggregate without GROUP BY always returns a row
-    width = len(_DAY_VALUES) + 1
+    width = len(_DAY_VALUES) + 4  # and avg_volume_per_user, funding, deposits, withdrawals
     day, tracked, synced = row[0], row[1 + 2 * width], row[2 + 2 * width]
     if day is None:
         return Summary(None, None, None, tracked, synced)
@@ -279,8 +303,8 @@ async def wallet_series(
     first = rows[0]
     return WalletSeries(
         address=first[0],
-        days=[SeriesDay(*row[1:9]) for row in rows],
-        totals=WalletTotals(*first[9:17]),
+        days=[SeriesDay(*[*row[1:9], row[20], row[22], row[24]]) for row in rows],
+        totals=WalletTotals(*[*first[9:17], first[21], first[23], first[25]]),
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
         complete_from=first[19],
@@ -551,3 +575,113 @@ async def coin_breakdown(
         CoinMetrics(coin, name, market, dex_of(coin), int(trades), volume, fees, pnl, wallets)
         for coin, name, market, trades, volume, fees, pnl, wallets in await cur.fetchall()
     ]
+
+
+# -- account snapshots (issue 16): additions, read from storage.positions' tables -------
+
+# The tracked wallet's latest snapshot totals; no row before its first snapshot (or when
+# the org does not track it).
+SELECT_WALLET_ACCOUNT = """
+SELECT a.account_value_usd, a.unrealized_pnl_usd, a.taken_ms
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN LATERAL (
+    SELECT * FROM wallet_account_days d WHERE d.wallet_id = w.id ORDER BY d.day DESC LIMIT 1
+) a ON true
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+"""
+SELECT_WALLET_POSITIONS = """
+SELECT p.coin, p.dex, p.size, p.entry_px, p.position_value, p.unrealized_pnl, p.leverage_type,
+       p.leverage, p.liquidation_px, p.margin_used, p.funding_since_open, p.usd_priced
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN wallet_positions p ON p.wallet_id = w.id
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+ORDER BY p.coin
+"""
+# Each day of the range with its last snapshot's account value, NULL where none.
+SELECT_ACCOUNT_SERIES = """
+SELECT d.day::date, a.account_value_usd
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
+LEFT JOIN wallet_account_days a ON a.wallet_id = w.id AND a.day = d.day::date
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+ORDER BY d.day
+"""
+# Sums over the org's wallets' latest snapshots; NULL sums when none has one.
+SELECT_ORG_ACCOUNT = """
+WITH latest AS (
+    SELECT DISTINCT ON (a.wallet_id) a.account_value_usd, a.unrealized_pnl_usd,
+           a.open_positions, a.taken_ms
+    FROM org_wallets ow JOIN wallet_account_days a ON a.wallet_id = ow.wallet_id
+    WHERE ow.org_id = %(org_id)s
+    ORDER BY a.wallet_id, a.day DESC
+)
+SELECT sum(account_value_usd), sum(unrealized_pnl_usd),
+       coalesce(sum(open_positions), 0)::integer, min(taken_ms)
+FROM latest
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Latest-snapshot totals (of a wallet, or summed over an org's wallets)."""
+
+    account_value_usd: Decimal | None
+    unrealized_pnl_usd: Decimal | None
+    as_of: datetime | None
+    open_positions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    coin: str
+    dex: str
+    size: Decimal
+    entry_px: Decimal | None
+    position_value: Decimal
+    unrealized_pnl: Decimal
+    leverage_type: str
+    leverage: Decimal
+    liquidation_px: Decimal | None
+    margin_used: Decimal
+    funding_since_open: Decimal
+    usd_priced: bool
+
+
+def _as_of(taken_ms: int | None) -> datetime | None:
+    return None if taken_ms is None else datetime.fromtimestamp(taken_ms / 1000, UTC)
+
+
+async def wallet_account(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> Account:
+    params = {"org_id": org_id, "address": address}
+    cur = await conn.execute(SELECT_WALLET_ACCOUNT, params)
+    row = await cur.fetchone()
+    if row is None:
+        return Account(None, None, None)
+    return Account(row[0], row[1], _as_of(row[2]))
+
+
+async def wallet_positions(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> list[PositionRow]:
+    cur = await conn.execute(SELECT_WALLET_POSITIONS, {"org_id": org_id, "address": address})
+    return [PositionRow(*row) for row in await cur.fetchall()]
+
+
+async def account_series(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str, start: date, end: date
+) -> list[tuple[date, Decimal | None]]:
+    params = {"org_id": org_id, "address": address, "start": start, "end": end}
+    cur = await conn.execute(SELECT_ACCOUNT_SERIES, params)
+    return [(row[0], row[1]) for row in await cur.fetchall()]
+
+
+async def org_account(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Account:
+    cur = await conn.execute(SELECT_ORG_ACCOUNT, {"org_id": org_id})
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns a row
+    return Account(row[0], row[1], _as_of(row[3]), int(row[2]))

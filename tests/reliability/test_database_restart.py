@@ -40,6 +40,9 @@ from tests.reliability.support import (
     DisposableCluster,
     Process,
     assert_every_fill_stored_once,
+    assert_every_funding_payment_stored_once,
+    assert_every_ledger_update_stored_once,
+    assert_every_snapshot_current,
     disposable_cluster,
     free_port,
     intensity,
@@ -217,6 +220,9 @@ def test_database_restart_mid_sync_and_under_api_load(
             assert states.get("failed", 0) == 0, job_store.failed_jobs(conn, limit=5)
             assert states.get("queued", 0) == states.get("running", 0) == 0, states
             stored = assert_every_fill_stored_once(conn, server)
+            assert_every_funding_payment_stored_once(conn, server)
+            assert_every_ledger_update_stored_once(conn, server)
+            assert_every_snapshot_current(conn, server)
             want = expected_rows(conn, server, members)
             assert conn.execute(METRICS).fetchall() == want
         # The API serves the finished numbers: its cache listener reconnected too.

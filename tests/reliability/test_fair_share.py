@@ -189,7 +189,7 @@ async def test_each_limit_holds_for_every_instance(world: World, apis: list[ApiP
         assert page.status_code == 200, page.text
 
         # The caller's cost per second: 2,400 at once, cache hits free.
-        assert (await client.post("c1", PAGE)).status_code == 200  # costs 1,966
+        assert (await client.post("c1", PAGE)).status_code == 200  # costs 2,332
         assert (await client.post("c1", WIDE_D90_FIELDS)).status_code == 200  # 370 more
         costly = await client.post("c1", "{ globalMetrics(range: D90) { dau } }")
         assert limited(costly, "HL_ANALYTICS_CALLER_COST_PER_S"), costly.text

@@ -27,6 +27,7 @@ query Page {{
   topWallets(between: {LEAP_YEAR}, limit: 100) {{ rank address }}
   wallet(address: "{W1}", between: {LEAP_YEAR}) {{
     days {{ day }} coins {{ coin }} fills(first: 200) {{ edges {{ node {{ tid }} }} }}
+    accountValue(between: {LEAP_YEAR}) {{ day accountValueUsd }}
   }}
   coinBreakdown(between: {LEAP_YEAR}) {{ coin volumeUsd }}
   trackedWallets(first: 200) {{ totalCount edges {{ node {{ address }} }} }}
@@ -56,6 +57,8 @@ def test_the_formula() -> None:
     assert cost(f'{{ wallet(address: "{W1}") {{ address }} }}') == 30
     fills = f'{{ wallet(address: "{W1}", range: D7) {{ fills {{ pageInfo {{ hasNextPage }} }} }} }}'
     assert cost(fills) == 7 + 50
+    account = f'{{ wallet(address: "{W1}", range: D7) {{ accountValue(range: D90) {{ day }} }} }}'
+    assert cost(account) == 7 + 90
     assert cost("{ coinBreakdown(range: D90) { coin } }") == 90
     assert cost("{ trackedWallets { totalCount } }") == 50
     assert cost("{ trackedWallets(first: 7) { totalCount } }") == 7
@@ -87,7 +90,7 @@ def test_variables_defaults_fragments_and_aliases_count() -> None:
 
 def test_the_budget_admits_a_dashboard_page_and_refuses_30_wide_aliases() -> None:
     page = cost(PAGE)
-    assert page == 2 + 366 + (366 + 100) + (366 + 200) + 366 + 200
+    assert page == 2 + 366 + (366 + 100) + (366 + 200 + 366) + 366 + 200
     check_budget(page, BUDGET)
     wide = cost(WIDE_D90)
     assert wide == 30 * 90
