@@ -57,7 +57,7 @@ def create_app(
     services = Services(pool, database_url, pool_timeout, cache, settings.hyperliquid_usd_tokens)
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
-    listener = ChangeListener(database_url, cache)
+    listener = ChangeListener(database_url, cache, settings.hl_analytics_cache_coalesce_s)
     health = Health(pool, database_url, settings.hl_analytics_health_stall_s)
     callers = Callers(pool, pool_timeout)
     profiles = ProfileListener(database_url, callers)

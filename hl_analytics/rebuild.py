@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from hl_analytics.admin import transaction
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
-from storage import changes, orgs, rollups
+from storage import orgs, rollups
 
 PROGRESS_EVERY_S = 2.0
 
@@ -70,7 +70,6 @@ def rebuild(
                 )
             for org in org_ids:
                 written += rollups.rebuild_org_day(conn, org, day)
-                changes.notify_changed(conn, org)
         if time.monotonic() - shown >= PROGRESS_EVERY_S or n == total - 1:
             shown = time.monotonic()
             print(f"  {n + 1}/{total} days ({day})", flush=True)

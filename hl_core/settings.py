@@ -189,6 +189,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Bytes of answers the in-memory response cache holds at most (least recently used go).",
         _positive_int,
     ),
+    Setting(
+        "HL_ANALYTICS_CACHE_COALESCE_S",
+        "2",
+        "Seconds over which an org's change notifications are gathered into one cache "
+        "invalidation (the first after a quiet spell applies at once); answers are stale "
+        "at most this long plus the notification's delay.",
+        _positive_float,
+    ),
 )
 
 
@@ -211,6 +219,7 @@ class Settings:
     log_level: str
     hl_analytics_health_stall_s: float
     hl_analytics_cache_max_bytes: int
+    hl_analytics_cache_coalesce_s: float
 
     @property
     def data_dir(self) -> Path:

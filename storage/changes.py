@@ -4,12 +4,15 @@ Whatever changes what an org's API answers (an org-day rollup, tracking or
 untracking a wallet) calls `notify_changed` in its own transaction: PostgreSQL
 delivers the notification only if that transaction commits, to every API
 instance LISTENing (`listen_changes`), which drops the org's cached answers.
+The payload is the org id, followed by a space and the UTC day when the change
+is one day's (a rollup): the API then drops only the answers that read that day.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 
 import psycopg
 
@@ -20,9 +23,20 @@ LISTEN = f"LISTEN {CHANNEL}"
 NOTIFY = "SELECT pg_notify(%s, %s)"
 
 
-def notify_changed(conn: psycopg.Connection, org_id: uuid.UUID) -> None:
-    """Tells every API instance, at commit, that the org's numbers changed."""
-    conn.execute(NOTIFY, (CHANNEL, str(org_id)))
+def notify_changed(conn: psycopg.Connection, org_id: uuid.UUID, day: date | None = None) -> None:
+    """Tells every API instance, at commit, that the org's numbers changed (on `day` only,
+    when given). PostgreSQL folds identical notifications of one transaction into one."""
+    conn.execute(NOTIFY, (CHANNEL, payload(org_id, day)))
+
+
+def payload(org_id: uuid.UUID, day: date | None = None) -> str:
+    return str(org_id) if day is None else f"{org_id} {day.isoformat()}"
+
+
+def parse_payload(text: str) -> tuple[uuid.UUID, date | None]:
+    """The org and day of a payload; ValueError when it is neither form."""
+    org, _, day = text.partition(" ")
+    return uuid.UUID(org), date.fromisoformat(day) if day else None
 
 
 async def listen_changes(

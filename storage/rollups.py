@@ -333,7 +333,7 @@ def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> b
     """
     lock_org_day(conn, org_id, day)
     written = conn.execute(REBUILD_ORG_DAY, {"org_id": org_id, "day": day}).rowcount
-    changes.notify_changed(conn, org_id)
+    changes.notify_changed(conn, org_id, day)
     return written > 0
 
 

@@ -265,6 +265,7 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "LOG_LEVEL": ("LOUD",),
     "HL_ANALYTICS_HEALTH_STALL_S": ("0", "-5", "soon"),
     "HL_ANALYTICS_CACHE_MAX_BYTES": ("0", "64MB", "-1"),
+    "HL_ANALYTICS_CACHE_COALESCE_S": ("0", "2s", "-1"),
 }
 BAD_SETTING_CASES = [(name, value) for name, values in BAD_SETTINGS.items() for value in values]
 
