@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
+from storage import read_models
 from storage.fills import day_bounds_ms
 from storage.markets import dex_of
 from storage.orgs import SELECT_PROFILE, Profile
@@ -31,11 +32,12 @@ from storage.rollups import PRICE_FILL, pricing_params
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
 # The longest span a `DateRange` may cover, in days.
 MAX_RANGE_DAYS = 366
+# The range total (a column of storage/read_models.py's SUMMED) each ordering ranks by.
 ORDERS = {
-    "VOLUME": "sum(m.total_volume_usd)",
-    "TRADES": "sum(m.trade_count)",
-    "PNL": "sum(m.realized_pnl_usd)",
-    "FEES": "sum(m.fees_usd)",
+    "VOLUME": "total_volume_usd",
+    "TRADES": "trade_count",
+    "PNL": "realized_pnl_usd",
+    "FEES": "fees_usd",
 }
 
 PING = "SELECT 1"
@@ -84,25 +86,27 @@ LEFT JOIN global_day_metrics cur ON cur.org_id = %(org_id)s AND cur.day = l.day
 LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.day - 1
 """
 
+# The org's wallets ranked over a range, from their range totals (storage/read_models.py:
+# summed from the days for a short range, two running totals per wallet otherwise).
 _TOP_WALLETS = """
 SELECT
-    row_number() OVER (ORDER BY {key} DESC, w.address),
+    row_number() OVER (ORDER BY t.{key} DESC, w.address),
     w.address,
-    sum(m.trade_count), sum(m.spot_volume_usd), sum(m.perp_volume_usd),
-    sum(m.outcome_volume_usd), sum(m.total_volume_usd), sum(m.fees_usd),
-    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0)
-FROM org_wallets ow
-JOIN wallets w ON w.id = ow.wallet_id
-JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
-WHERE ow.org_id = %(org_id)s AND m.day BETWEEN %(start)s AND %(end)s
-GROUP BY w.address
+    t.trade_count, t.spot_volume_usd, t.perp_volume_usd, t.outcome_volume_usd,
+    t.total_volume_usd, t.fees_usd, t.realized_pnl_usd, t.active_days
+FROM ({totals}) t
+JOIN wallets w ON w.id = t.wallet_id
 -- Listed for its trades; system fills' fees and PnL still count in its sums.
-HAVING sum(m.trade_count) > 0
-ORDER BY {key} DESC, w.address
+WHERE t.trade_count > 0
+ORDER BY t.{key} DESC, w.address
 LIMIT %(limit)s
 """
-# One statement per ordering, built once here: the ranking key is never user text.
-SELECT_TOP_WALLETS = {order: _TOP_WALLETS.format(key=key) for order, key in ORDERS.items()}
+
+
+def top_wallets_sql(order: str, start: date, end: date) -> str:
+    """The ranking statement of `order` for the range's length; the key is never user text."""
+    return _TOP_WALLETS.format(key=ORDERS[order], totals=read_models.range_totals_sql(start, end))
+
 
 # The series and its totals (window sums over the series) in one statement; no
 # row at all when the org does not track the address.
@@ -256,7 +260,7 @@ async def top_wallets(
     order: str,
 ) -> list[WalletRank]:
     params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
-    cur = await conn.execute(SELECT_TOP_WALLETS[order], params)
+    cur = await conn.execute(top_wallets_sql(order, start, end), params)
     return [WalletRank(*row) for row in await cur.fetchall()]
 
 
