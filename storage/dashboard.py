@@ -105,7 +105,8 @@ LIMIT %(limit)s
 
 def top_wallets_sql(order: str, start: date, end: date) -> str:
     """The ranking statement of `order` for the range's length; the key is never user text."""
-    return _TOP_WALLETS.format(key=ORDERS[order], totals=read_models.range_totals_sql(start, end))
+    totals = read_models.range_totals_sql(read_models.WALLETS, start, end)
+    return _TOP_WALLETS.format(key=ORDERS[order], totals=totals)
 
 
 # The series and its totals (window sums over the series) in one statement; no
@@ -498,21 +499,22 @@ async def wallet_fills(
 # -- per coin --------------------------------------------------------------------------
 
 # The org's coins over [start, end] (or one of its wallets' when `address` is given),
-# from the per-coin rollup: by volume descending, ties by coin.
-SELECT_COIN_BREAKDOWN = """
-SELECT c.coin, coalesce(min(mk.display_name), c.coin), c.market,
-       sum(c.trade_count)::bigint, sum(c.volume_usd), sum(c.fees_usd),
-       sum(c.realized_pnl_usd),
-       count(DISTINCT c.wallet_id) FILTER (WHERE c.trade_count > 0)
-FROM org_wallets ow
-JOIN wallets w ON w.id = ow.wallet_id
-JOIN wallet_coin_day_metrics c ON c.wallet_id = ow.wallet_id
-LEFT JOIN hl_markets mk ON mk.coin = c.coin
-WHERE ow.org_id = %(org_id)s AND c.day BETWEEN %(start)s AND %(end)s
-  AND (%(address)s::text IS NULL OR w.address = %(address)s::text)
-GROUP BY c.coin, c.market
-ORDER BY sum(c.volume_usd) DESC, c.coin
+# from the per-coin range totals (storage/read_models.py): by volume descending, ties by
+# coin; `wallets` counts those with a trade of the coin in the range.
+_COIN_BREAKDOWN = """
+SELECT t.coin, coalesce(min(mk.display_name), t.coin), t.market,
+       sum(t.trade_count)::bigint, sum(t.volume_usd), sum(t.fees_usd),
+       sum(t.realized_pnl_usd), count(*) FILTER (WHERE t.trade_count > 0)
+FROM ({totals}) t
+LEFT JOIN hl_markets mk ON mk.coin = t.coin
+GROUP BY t.coin, t.market
+ORDER BY sum(t.volume_usd) DESC, t.coin
 """
+
+
+def coin_breakdown_sql(start: date, end: date, by_address: bool) -> str:
+    totals = read_models.range_totals_sql(read_models.COINS, start, end, by_address=by_address)
+    return _COIN_BREAKDOWN.format(totals=totals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,7 +539,7 @@ async def coin_breakdown(
 ) -> list[CoinMetrics]:
     """Per coin over start..end (inclusive): the org's wallets, or the one at `address`."""
     params = {"org_id": org_id, "start": start, "end": end, "address": address}
-    cur = await conn.execute(SELECT_COIN_BREAKDOWN, params)
+    cur = await conn.execute(coin_breakdown_sql(start, end, address is not None), params)
     return [
         CoinMetrics(coin, name, market, dex_of(coin), int(trades), volume, fees, pnl, wallets)
         for coin, name, market, trades, volume, fees, pnl, wallets in await cur.fetchall()

@@ -43,6 +43,7 @@ numeric NOT NULL DEFAULT 0` followed by the running sums of the existing rows
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import psycopg
@@ -59,114 +60,195 @@ SUMMED = (
     "realized_pnl_usd",
     "unpriced_fills",
 )
-COLUMNS = (*SUMMED, "active_days")
+# The same for the per-coin split (`wallet_coin_day_metrics`).
+COIN_SUMMED = ("trade_count", "volume_usd", "fees_usd", "realized_pnl_usd", "unpriced_fills")
 
-# Ranges of at most this many days are summed from `wallet_day_metrics` (see above).
+# Ranges of at most this many days are summed from the days (see above).
 SHORT_RANGE_DAYS = 14
 
 
-def _running(source: str) -> str:
-    sums = [f"sum({source}.{c}) OVER w AS {c}" for c in SUMMED]
-    sums.append(f"count(*) FILTER (WHERE {source}.trade_count > 0) OVER w AS active_days")
-    return ", ".join(sums)
+@dataclass(frozen=True)
+class Model:
+    """Running totals of a per-wallet-day table: `table` keeps, per wallet (and `key`
+    column) and day of `source`, the `summed` columns summed up to that day and the
+    `counted` days (name: condition on a source row) up to it."""
+
+    table: str
+    source: str
+    key: tuple[str, ...]
+    summed: tuple[str, ...]
+    counted: tuple[tuple[str, str], ...]
+    # Where the (wallet, key) pairs an org has are listed: a statement inserting those
+    # of source rows `m` (None: the pairs are the org's wallets).
+    pairs: str | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.summed, *(name for name, _ in self.counted))
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return ("wallet_id", *self.key)
+
+    def same(self, a: str, b: str) -> str:
+        return " AND ".join(f"{a}.{c} = {b}.{c}" for c in self.ids)
+
+    def running(self, source: str) -> str:
+        sums = [f"sum({source}.{c}) OVER w AS {c}" for c in self.summed]
+        sums += [f"count(*) FILTER (WHERE {cond}) OVER w AS {n}" for n, cond in self.counted]
+        return ", ".join(sums)
+
+    def in_range(self, source: str) -> str:
+        sums = [f"sum({source}.{c}) AS {c}" for c in self.summed]
+        sums += [f"count(*) FILTER (WHERE {cond}) AS {n}" for n, cond in self.counted]
+        return ", ".join(sums)
 
 
-_COLS = ", ".join(COLUMNS)
-_UPDATE = ",\n    ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS)
-_DIFFERS = " OR ".join(f"r.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in COLUMNS)
-_BASE_PLUS = ", ".join(f"coalesce(b.{c}, 0) + f.{c} AS {c}" for c in COLUMNS)
+WALLETS = Model(
+    table="wallet_running_totals",
+    source="wallet_day_metrics",
+    key=(),
+    summed=SUMMED,
+    counted=(("active_days", "m.trade_count > 0"),),
+)
+COINS = Model(
+    table="wallet_coin_running_totals",
+    source="wallet_coin_day_metrics",
+    key=("coin",),
+    summed=COIN_SUMMED,
+    counted=(("days", "true"),),
+    pairs="""INSERT INTO wallet_coins (wallet_id, coin, market)
+        SELECT DISTINCT m.wallet_id, m.coin, m.market FROM fresh_rows m
+        ON CONFLICT (wallet_id, coin) DO NOTHING""",
+)
+MODELS = (WALLETS, COINS)
+COLUMNS = WALLETS.columns
 
-# The running totals of the wallets (all: NULL) from `day` on, recomputed from their
-# wallet-days: the last total before `day` plus the running sums from `day`. Rows of
-# days that lost their wallet-day go; rows already right are not rewritten.
-_REFRESH_RUNNING_TOTALS = """
-/* rebuild: INSERT INTO wallet_running_totals */
-WITH fresh AS (
-    SELECT m.wallet_id, m.day, {running}
-    FROM wallet_day_metrics m
-    WHERE m.day >= %(day)s {m_filter}
-    WINDOW w AS (PARTITION BY m.wallet_id ORDER BY m.day)
+# The running totals of the wallets (all: no filter) from `day` on, recomputed from
+# their source rows: the last total before `day` plus the running sums from `day`.
+# Rows of days that lost their source row go; rows already right are not rewritten.
+_REFRESH = """
+/* rebuild: INSERT INTO {table} */
+WITH fresh_rows AS (
+    SELECT * FROM {source} m WHERE m.day >= %(day)s {m_filter}
+),
+fresh AS (
+    SELECT {ids_m}, m.day, {running}
+    FROM fresh_rows m
+    WINDOW w AS (PARTITION BY {ids_m} ORDER BY m.day)
 ),
 totals AS (
-    SELECT f.wallet_id, f.day, {base_plus}
+    SELECT {ids_f}, f.day, {base_plus}
     FROM fresh f
     LEFT JOIN LATERAL (
-        SELECT * FROM wallet_running_totals r
-        WHERE r.wallet_id = f.wallet_id AND r.day < %(day)s
+        SELECT * FROM {table} r
+        WHERE {same_rf} AND r.day < %(day)s
         ORDER BY r.day DESC LIMIT 1
     ) b ON true
 ),
+{pairs}
 gone AS (
-    DELETE FROM wallet_running_totals r
+    DELETE FROM {table} r
     WHERE r.day >= %(day)s {r_filter}
-      AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.wallet_id = r.wallet_id AND f.day = r.day)
+      AND NOT EXISTS (SELECT 1 FROM fresh f WHERE {same_rf} AND f.day = r.day)
 )
-INSERT INTO wallet_running_totals AS r (wallet_id, day, {cols})
-SELECT wallet_id, day, {cols} FROM totals
-ON CONFLICT (wallet_id, day) DO UPDATE SET
+INSERT INTO {table} AS r ({ids}, day, {cols})
+SELECT {ids}, day, {cols} FROM totals
+ON CONFLICT ({ids}, day) DO UPDATE SET
     {update}
 WHERE {differs}
 """
-_PARTS = {
-    "running": _running("m"),
-    "base_plus": _BASE_PLUS,
-    "cols": _COLS,
-    "update": _UPDATE,
-    "differs": _DIFFERS,
-}
-# Two statements, not a NULL test on the parameter, so each has its own plan.
-REFRESH_RUNNING_TOTALS = _REFRESH_RUNNING_TOTALS.format(
-    **_PARTS,
-    m_filter="AND m.wallet_id = ANY(%(wallet_ids)s)",
-    r_filter="AND r.wallet_id = ANY(%(wallet_ids)s)",
-)
-REFRESH_ALL_RUNNING_TOTALS = _REFRESH_RUNNING_TOTALS.format(**_PARTS, m_filter="", r_filter="")
+
+
+def _refresh(model: Model, wallet_filter: bool) -> str:
+    cols = model.columns
+    return _REFRESH.format(
+        table=model.table,
+        source=model.source,
+        ids=", ".join(model.ids),
+        ids_m=", ".join(f"m.{c}" for c in model.ids),
+        ids_f=", ".join(f"f.{c}" for c in model.ids),
+        same_rf=model.same("r", "f"),
+        running=model.running("m"),
+        base_plus=", ".join(f"coalesce(b.{c}, 0) + f.{c} AS {c}" for c in cols),
+        pairs=f"pairs AS ({model.pairs})," if model.pairs else "",
+        cols=", ".join(cols),
+        update=",\n    ".join(f"{c} = EXCLUDED.{c}" for c in cols),
+        differs=" OR ".join(f"r.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in cols),
+        m_filter="AND m.wallet_id = ANY(%(wallet_ids)s)" if wallet_filter else "",
+        r_filter="AND r.wallet_id = ANY(%(wallet_ids)s)" if wallet_filter else "",
+    )
+
+
+# Two statements per model, not a NULL test on a parameter, so each has its own plan.
+REFRESH = {model.table: _refresh(model, True) for model in MODELS}
+REFRESH_ALL = {model.table: _refresh(model, False) for model in MODELS}
 
 
 def refresh_running_totals(
     conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date
 ) -> int:
     """Recomputes the wallets' (None: every wallet's) running totals from `day` on, in the
-    caller's transaction, which holds the locks of those wallets' rebuilds."""
-    if wallet_ids is None:
-        return conn.execute(REFRESH_ALL_RUNNING_TOTALS, {"day": day}).rowcount
-    params = {"day": day, "wallet_ids": list(wallet_ids)}
-    return conn.execute(REFRESH_RUNNING_TOTALS, params).rowcount
+    caller's transaction, which holds the locks of those wallets' rebuilds; returns the
+    rows written."""
+    written = 0
+    for model in MODELS:
+        if wallet_ids is None:
+            written += conn.execute(REFRESH_ALL[model.table], {"day": day}).rowcount
+        else:
+            params = {"day": day, "wallet_ids": list(wallet_ids)}
+            written += conn.execute(REFRESH[model.table], params).rowcount
+    return written
 
 
-# A range's totals per wallet of the org, as a subquery `t` (wallet_id, COLUMNS):
-# short ranges from the wallet-days, longer ones from two running totals per wallet.
-_RANGE_FROM_DAYS = (
-    "SELECT m.wallet_id, "
-    + ", ".join(f"sum(m.{c}) AS {c}" for c in SUMMED)
-    + ", count(*) FILTER (WHERE m.trade_count > 0) AS active_days"
-    + """
-    FROM org_wallets ow
-    JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
-    WHERE ow.org_id = %(org_id)s AND m.day BETWEEN %(start)s AND %(end)s
-    GROUP BY m.wallet_id"""
-)
-_RANGE_FROM_TOTALS = (
-    "SELECT ow.wallet_id, "
-    + ", ".join(f"e.{c} - coalesce(s.{c}, 0) AS {c}" for c in COLUMNS)
-    + f"""
-    FROM org_wallets ow
+def is_short(start: date, end: date) -> bool:
+    """Whether [start, end] is summed from the days rather than two running totals."""
+    return (end - start).days + 1 <= SHORT_RANGE_DAYS
+
+
+# The org's (wallet, key) pairs: what a range total is computed for. `p` has the ids.
+_PAIRS = {
+    WALLETS.table: "SELECT ow.wallet_id FROM org_wallets ow {where}",
+    COINS.table: """SELECT ow.wallet_id, wc.coin, wc.market FROM org_wallets ow
+        JOIN wallet_coins wc ON wc.wallet_id = ow.wallet_id {where}""",
+}
+# Only the org's wallets; with `address`, only the wallet at that address.
+_ORG_WHERE = "WHERE ow.org_id = %(org_id)s"
+_ADDRESS_WHERE = """WHERE ow.org_id = %(org_id)s
+        AND ow.wallet_id = (SELECT id FROM wallets WHERE address = %(address)s)"""
+
+
+def range_totals_sql(model: Model, start: date, end: date, *, by_address: bool = False) -> str:
+    """A subquery of the org's pairs' totals over [start, end] (parameters org_id, start,
+    end and, `by_address`, address): its ids, the model's columns and, for coins, market.
+    Short ranges are summed from the days; longer ones are two running totals per pair.
+    A pair without a row in the range has no row."""
+    where = _ADDRESS_WHERE if by_address else _ORG_WHERE
+    pairs = _PAIRS[model.table].format(where=where)
+    extra = ", p.market" if model.key else ""
+    ids = ", ".join(f"p.{c}" for c in model.ids)
+    if is_short(start, end):
+        return f"""
+    SELECT {ids}{extra}, {model.in_range("m")}
+    FROM ({pairs}) p
+    JOIN {model.source} m ON {model.same("m", "p")}
+    WHERE m.day BETWEEN %(start)s AND %(end)s
+    GROUP BY {ids}{extra}"""
+    cols = ", ".join(model.columns)
+    diffs = ", ".join(f"e.{c} - coalesce(s.{c}, 0) AS {c}" for c in model.columns)
+    # A pair whose last row on or before the end is also before the start has no row
+    # in the range.
+    return f"""
+    SELECT {ids}{extra}, {diffs}
+    FROM ({pairs}) p
     CROSS JOIN LATERAL (
-        SELECT {_COLS} FROM wallet_running_totals r
-        WHERE r.wallet_id = ow.wallet_id AND r.day <= %(end)s
+        SELECT r.day, {cols} FROM {model.table} r
+        WHERE {model.same("r", "p")} AND r.day <= %(end)s
         ORDER BY r.day DESC LIMIT 1
     ) e
     LEFT JOIN LATERAL (
-        SELECT {_COLS} FROM wallet_running_totals r
-        WHERE r.wallet_id = ow.wallet_id AND r.day < %(start)s
+        SELECT r.day, {cols} FROM {model.table} r
+        WHERE {model.same("r", "p")} AND r.day < %(start)s
         ORDER BY r.day DESC LIMIT 1
     ) s ON true
-    WHERE ow.org_id = %(org_id)s"""
-)
-
-
-def range_totals_sql(start: date, end: date) -> str:
-    """The subquery of the org's wallets' totals over [start, end] (parameters org_id,
-    start, end): the cheaper of the two ways for that length."""
-    short = (end - start).days + 1 <= SHORT_RANGE_DAYS
-    return _RANGE_FROM_DAYS if short else _RANGE_FROM_TOTALS
+    WHERE s.day IS NULL OR s.day < e.day"""

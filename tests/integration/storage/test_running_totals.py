@@ -16,6 +16,8 @@ from tests.factories import address, fill, ms
 from tests.integration.pipeline.expected import store
 
 TOTALS = "SELECT * FROM wallet_running_totals ORDER BY wallet_id, day"
+COIN_TOTALS = "SELECT * FROM wallet_coin_running_totals ORDER BY wallet_id, coin, day"
+PAIRS = "SELECT * FROM wallet_coins ORDER BY wallet_id, coin"
 FIRST = date(2026, 10, 1)
 
 
@@ -62,16 +64,20 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
         for wallet_id, day in late:
             store(conn, wallet_id, _fills(wallet_id + 7, day, 2))
             _roll_up(conn, wallet_id, day)
-        incremental = conn.execute(TOTALS).fetchall()
+        incremental = [conn.execute(q).fetchall() for q in (TOTALS, COIN_TOTALS, PAIRS)]
         days = conn.execute("SELECT count(*) FROM wallet_day_metrics").fetchone()
-    assert days is not None and len(incremental) == days[0] > 20
+        coin_days = conn.execute("SELECT count(*) FROM wallet_coin_day_metrics").fetchone()
+    assert days is not None and len(incremental[0]) == days[0] > 20
+    assert coin_days is not None and len(incremental[1]) == coin_days[0] > days[0]
 
     with psycopg.connect(db_url) as conn:  # nothing left behind by the increments
         conn.execute("DELETE FROM wallet_running_totals")
+        conn.execute("DELETE FROM wallet_coin_running_totals")
+        conn.execute("DELETE FROM wallet_coins")
         conn.commit()
     rebuild(Settings.from_env({"DATABASE_URL": db_url}), None, None, None)
     with psycopg.connect(db_url) as conn:
-        assert conn.execute(TOTALS).fetchall() == incremental
+        assert [conn.execute(q).fetchall() for q in (TOTALS, COIN_TOTALS, PAIRS)] == incremental
         # A refresh of rows that are right rewrites none of them.
         assert read_models.refresh_running_totals(conn, None, FIRST) == 0
 
@@ -82,6 +88,16 @@ SELECT m.wallet_id, {", ".join(f"sum(m.{c})" for c in read_models.SUMMED)},
        count(*) FILTER (WHERE m.trade_count > 0)
 FROM wallet_day_metrics m WHERE m.day BETWEEN %(start)s AND %(end)s
 GROUP BY m.wallet_id HAVING sum(m.trade_count) > 0 ORDER BY m.wallet_id
+"""
+
+
+COIN_SUMS = """
+SELECT coin, market, sum(trade_count), sum(volume_usd), sum(fees_usd), sum(realized_pnl_usd),
+       count(DISTINCT wallet_id) FILTER (WHERE trade_count > 0)
+FROM wallet_coin_day_metrics
+WHERE day BETWEEN %(start)s AND %(end)s
+  AND (%(wallet)s::bigint IS NULL OR wallet_id = %(wallet)s::bigint)
+GROUP BY coin, market ORDER BY sum(volume_usd) DESC, coin
 """
 
 
@@ -122,4 +138,16 @@ async def test_range_totals_equal_the_sums_of_the_days(db_url: str) -> None:
             )
             # The sums' unpriced_fills column is not part of a ranking row.
             assert got == [(*row[:8], row[9]) for row in sums], (start, end)
-    assert not sums  # the last range, before any history: no wallet, no error
+            for wallet in (None, wallets[0]):
+                coins = await dashboard.coin_breakdown(
+                    aconn, org.id, start, end, wallet and wallet.address
+                )
+                with psycopg.connect(db_url) as conn:
+                    params = {"start": start, "end": end, "wallet": wallet and wallet.id}
+                    coin_sums = conn.execute(COIN_SUMS, params).fetchall()
+                assert [
+                    (c.coin, c.market, c.trade_count, c.volume_usd, c.fees_usd,
+                     c.realized_pnl_usd, c.wallets)
+                    for c in coins
+                ] == coin_sums, (start, end, wallet)  # fmt: skip
+    assert not sums and not coin_sums  # the last range, before any history: nothing
