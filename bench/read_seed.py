@@ -1,8 +1,8 @@
 """One org of many wallets and a year of days, seeded set-based (`generate_series`).
 
 What bench/bench_read_models.py measures and tests/integration/storage/
-test_read_plans.py explains: two of every three wallet-days active, each split
-over two coins (a perp and a spot one, whose sums the wallet-day is), the org's
+test_read_plans.py explains: two of every three wallet-days active, each with
+one coin (the perp or the spot one, by day; the wallet-day is its sum), the org's
 days summed from them, a few fills a day for the first `fill_wallets` wallets,
 and the read models derived from the wallet-days as `hl-analytics rebuild` does.
 """
@@ -36,17 +36,17 @@ _SEED = (
        VALUES ('BTC', 'perp', NULL, 'BTC', 'BTC', 'USDC', now()),
               ('@107', 'spot', NULL, 'HYPE/USDC', 'HYPE', 'USDC', now())
        ON CONFLICT (coin) DO NOTHING""",
-    # Per wallet, day and coin; a wallet-day is active when (w + d) % 3 <> 0.
+    # Per wallet, day and coin; a wallet-day is active when (w + d) % 3 <> 0, and trades
+    # the perp on one of those days and the spot coin on the other.
     """INSERT INTO wallet_coin_day_metrics (wallet_id, day, coin, market, trade_count,
                                            volume_usd, fees_usd, realized_pnl_usd)
-       SELECT w, %(first)s::date + d, c.coin, c.market, 1 + (w * 7 + d + c.n) %% 20,
-              ((w * 13 + d * 3 + c.n) %% 5000)::numeric / 7,
-              ((w + d + c.n) %% 90)::numeric / 11,
-              ((w * 3 + d + c.n) %% 2001 - 1000)::numeric / 9
+       SELECT w, %(first)s::date + d, c.coin, c.market, 1 + (w * 7 + d) %% 20,
+              ((w * 13 + d * 3) %% 5000)::numeric / 7, ((w + d) %% 90)::numeric / 11,
+              ((w * 3 + d) %% 2001 - 1000)::numeric / 9
        FROM generate_series(1, %(wallets)s) AS w,
             generate_series(0, %(days)s - 1) AS d,
-            (VALUES (0, 'BTC', 'perp'), (1, '@107', 'spot')) AS c(n, coin, market)
-       WHERE (w + d) %% 3 <> 0""",
+            (VALUES (1, 'BTC', 'perp'), (2, '@107', 'spot')) AS c(n, coin, market)
+       WHERE (w + d) %% 3 = c.n""",
     """INSERT INTO wallet_day_metrics (wallet_id, day, trade_count, spot_volume_usd,
                                       perp_volume_usd, outcome_volume_usd, fees_usd,
                                       realized_pnl_usd, unpriced_fills)

@@ -1,7 +1,7 @@
 """No read statement of the API scans a table that grows with wallets × days.
 
 The org is seeded set-based at a moderate size (2,000 wallets × 120 days, two of
-three wallet-days active: 160,000 wallet-days, 320,000 wallet-coin-days, 100 wallets'
+three wallet-days active: 160,000 wallet-days and as many wallet-coin-days, 100 wallets'
 fills) and ANALYZEd, so the planner weighs the tables as they are. Every statement
 bench/read_seed.py lists (each field of the API, each ordering, 366/90/7-day ranges)
 is EXPLAINed twice: as planned, and with sequential scans discouraged
