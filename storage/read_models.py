@@ -13,18 +13,31 @@ volume; median ms of the statement; `months` = per wallet-month sums plus the
 range's partial months from the days, `cum months` = running totals at month
 ends plus the partial months):
 
-    range                 days (today)  running totals  months  cum months
-    366 days                   SPIKE_366
-    90 days ending today       SPIKE_90
-    7 days ending today        SPIKE_7
-    180 days in the middle     SPIKE_180
+    range (top 50 by volume)  days (before)  running totals  months  cum months
+    366 days                        7,009            760         661       2,556
+    90 days ending today            1,990            931       2,009       2,093
+    7 days ending today               468            532         202       3,392
+    180 days in the middle          3,626            468       2,043         826
 
-Running totals cost the same for every range (two probes per wallet), the others
-grow with the partial months a range cuts. Short ranges are cheaper summed from
-the days (`SHORT_RANGE_DAYS`): they read fewer rows than two probes per wallet.
+(seeded in 239 s; the running totals with their columns in the key's INCLUDE took
+2.3 GB, the months 82 MB; the machine was shared with other work, so the figures
+are noisy.) The months win only where a range is whole months or very short; a
+range cutting months reads up to 60 days of rows per wallet from the edges.
+Running totals cost the same for every range (two probes per wallet, the worst
+case 931 ms against the months' 2,043 ms), the others grow with the partial months
+a range cuts. Short ranges are cheaper summed from the days (`SHORT_RANGE_DAYS`):
+they read fewer rows than two probes per wallet. Kept without the INCLUDE (half the
+storage, one heap fetch per probe). None of the three reaches 50 ms at 50,000
+wallets: each is linear in the org's wallets (about 5 µs a probe here); see
+bench/bench_read_models.py for the figures of every statement.
+
+The same model serves `coinBreakdown`: `wallet_coin_running_totals` per wallet,
+coin and day of `wallet_coin_day_metrics`, with `wallet_coins` listing each
+wallet's coins (so the org's pairs are found without scanning the totals). Both
+are one `Model` below; every statement is generated from it.
 
 Keeping it: a rollup of wallet-days on `day` recomputes the running totals of
-those wallets from `day` on (`REFRESH_RUNNING_TOTALS`, in the same transaction,
+those wallets from `day` on (`REFRESH`, in the same transaction,
 under the same per-wallet locks). For today that is one row per wallet. A late
 fill on an old day rewrites that wallet's later rows: at most one per later day
 with activity (366 for a year), only for the wallets the rollup rebuilt. The
@@ -32,12 +45,14 @@ rows are a pure function of `wallet_day_metrics`, so recomputing them (what
 `hl-analytics rebuild` does once after its days, `refresh_running_totals`) gives
 the same rows as the rollups did, in any order of arrival.
 
-Adding a summed column (e.g. a new per-wallet-day metric): add it to `SUMMED`
-below, and in a new migration `ALTER TABLE wallet_running_totals ADD COLUMN <name>
-numeric NOT NULL DEFAULT 0` followed by the running sums of the existing rows
-(the INSERT of migration 0014, as an UPDATE), or ask operators to run
-`hl-analytics rebuild`. Every statement here and the API's range totals
-(storage/dashboard.py) are generated from `SUMMED`.
+Adding a summed column (e.g. a new per-wallet-day metric such as funding): add it
+to `SUMMED` below (the `wallet_day_metrics` column of the same name), and in a new
+migration `ALTER TABLE wallet_running_totals ADD COLUMN <name> numeric NOT NULL
+DEFAULT 0` followed by the running sums of the existing rows (the window sums of
+migration 0014's INSERT, as an UPDATE ... FROM), or tell operators to run
+`hl-analytics rebuild`. Every statement here is generated from `SUMMED`, so the
+range totals (`range_totals_sql`) have the column at once; to rank by it, name it
+in storage/dashboard.py's ORDERS (and select it in its `_TOP_WALLETS`).
 """
 
 from __future__ import annotations
