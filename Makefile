@@ -5,6 +5,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 QUICK  ?=
+# Test processes of `make test` (pytest-xdist); 0 runs the suite in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck pytest bench chaos clean venv graphiql-assets system-tools schema-tools
 
@@ -76,7 +78,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) system-tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

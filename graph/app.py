@@ -1,4 +1,5 @@
-"""The API application: `/graphql`, `/healthz`, `/readyz`, `/metrics`, built by a factory.
+"""The API application: `/graphql` (HTTP, and websockets for subscriptions), the CSV
+exports, `/healthz`, `/readyz`, `/metrics`, built by a factory.
 
 The async pool, the change listener and the JWKS client open in the lifespan
 and close with it; nothing lives in module globals. The pool checks a
@@ -17,19 +18,22 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from graph import graphiql
 from graph.auth import Callers, TokenVerifier
 from graph.cache import ResponseCache
 from graph.context import Services
 from graph.endpoint import GraphQLEndpoint
+from graph.export import Exports
+from graph.fanout import Hub
 from graph.headers import HeaderLimit
 from graph.health import Health
 from graph.jwks import JwksKeys
 from graph.listener import ChangeListener
 from graph.profile_notify import ProfileListener
 from graph.schema import build_schema
+from graph.subscriptions import Sockets, SubscriptionEndpoint
 from hl_core import telemetry
 from hl_core.settings import Settings
 from storage.db import async_pool
@@ -61,13 +65,19 @@ def create_app(
     health = Health(pool, database_url, settings.hl_analytics_health_stall_s)
     callers = Callers(pool, pool_timeout)
     profiles = ProfileListener(database_url, callers)
-    endpoint = GraphQLEndpoint(
-        build_schema(introspection=settings.graphiql),
-        services,
-        TokenVerifier(settings, jwks),
-        callers,
-        graphiql=settings.graphiql,
+    schema = build_schema(introspection=settings.graphiql)
+    verifier = TokenVerifier(settings, jwks)
+    endpoint = GraphQLEndpoint(schema, services, verifier, callers, graphiql=settings.graphiql)
+    # Subscriptions: the one change listener fans out to every socket of this instance.
+    hub = Hub(settings.hl_analytics_ws_queue)
+    listener.on_change.append(hub.changed)
+    listener.on_reconnect.append(hub.reconnected)
+    sockets = Sockets(
+        callers, settings.hl_analytics_ws_max_per_user, settings.hl_analytics_ws_max_connections
     )
+    profiles.on_change.append(sockets.profile_changed)
+    subscriptions = SubscriptionEndpoint(schema, verifier, callers, hub, sockets)
+    exports = Exports(services, verifier, callers)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -91,6 +101,9 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", subscriptions),
+        Route("/export/fills.csv", exports.fills, methods=["GET"]),
+        Route("/export/daily.csv", exports.daily, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
     ]
@@ -108,5 +121,7 @@ def create_app(
     app.state.listener = listener
     app.state.profile_listener = profiles
     app.state.jwks = jwks
+    app.state.hub = hub
+    app.state.sockets = sockets
     app.state.health = health
     return app

@@ -1,4 +1,4 @@
-"""Checks of the arguments that several fields share: day ranges and page sizes.
+"""Checks of the arguments that several fields share: day ranges, page sizes, free text.
 
 Each failure is a `BAD_USER_INPUT` whose message names the rule.
 """
@@ -42,3 +42,13 @@ def page_size(first: int | None, default: int = 50) -> int:
     if not PAGE_MIN <= first <= PAGE_MAX:
         raise BadUserInput(f"first: {first} is out of range: first must be {PAGE_MIN}..{PAGE_MAX}")
     return first
+
+
+def checked_text(name: str, value: str, min_chars: int, max_chars: int) -> str:
+    """A free-text argument (a search, a coin name): its length, and no NUL character,
+    which PostgreSQL's text cannot hold (it would fail the statement, not match nothing)."""
+    if not min_chars <= len(value) <= max_chars:
+        raise BadUserInput(f"{name}: {len(value)} characters: {min_chars} to {max_chars} allowed")
+    if "\x00" in value:
+        raise BadUserInput(f"{name}: the NUL character (U+0000) is not allowed")
+    return value

@@ -7,7 +7,7 @@ takes an org id argument.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,6 +21,7 @@ from storage.lending import GuardedPool, RequestConnection
 
 if TYPE_CHECKING:
     from graph.cache import ResponseCache
+    from graph.fanout import Feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +87,12 @@ class RequestContext:
         self.days_read.add(days)
         async with async_errors(), self.lease.use() as conn:
             yield conn
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionContext:
+    """What a subscription gets: the caller authenticated at `connection_init`, and the
+    way to its org's events (a bounded feed owned by the socket)."""
+
+    caller: Caller
+    open_feed: Callable[[], Feed]

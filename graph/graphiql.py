@@ -8,6 +8,10 @@ served under ASSETS_PREFIX, and the page's CDN addresses are rewritten to point
 at them. The page's subresource-integrity hashes stay in place: the files are
 byte-identical to the CDN's, and a test checks that they still match. Without
 the assets, the page says how to install them instead of reaching out.
+Subscriptions: the page's fetcher opens a websocket at the same address and sends
+the headers pane's JSON as `connection_init`'s payload (GraphiQL's toolkit merges
+the headers into the connection parameters), which is where `/graphql`'s websocket
+reads the token (graph/subscriptions.py); a browser test subscribes that way.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ per org (graph/coalesce.py, HL_ANALYTICS_CACHE_COALESCE_S): at most one
 invalidation per org per window, hiding only the answers that read a changed
 day. The link reconnects on its own (with backoff); after any gap every answer
 this instance cached is dropped, since a notification may have been missed.
+Each change is also handed to the `on_change` hooks (the subscriptions' fan-out,
+`graph/subscriptions.py`) as it arrives, not coalesced: one LISTEN connection per
+instance serves them all.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import date
 
 from graph.cache import ResponseCache
@@ -36,6 +40,9 @@ class ChangeListener:
         self.listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff = BACKOFF_MIN_S
+        self.on_change: list[Callable[[changes.Change], None]] = []
+        # Called when the link is (re)established: changes may have been missed.
+        self.on_reconnect: list[Callable[[], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hl-metrics-listener")
@@ -57,16 +64,20 @@ class ChangeListener:
         self._backoff = BACKOFF_MIN_S
         self.coalescer.forget()
         await self.cache.invalidate_all()
+        for hook in self.on_reconnect:
+            hook()
         self.listening.set()
         log.info("listening for metric changes", extra={"action": "listener_started"})
 
     async def _changed(self, payload: str) -> None:
         try:
-            org_id, day = changes.parse_payload(payload)
+            change = changes.parse_change(payload)
         except ValueError:
             await self.cache.invalidate_all()
             return
-        await self.coalescer.changed(org_id, None if day is None else [day])
+        for hook in self.on_change:
+            hook(change)
+        await self.coalescer.changed(change.org_id, None if change.day is None else [change.day])
 
     async def _run(self) -> None:
         while True:

@@ -6,7 +6,9 @@ demoted kept the old access for up to that long on every instance. Migration
 0011 makes PostgreSQL announce each change of `user_profiles` on
 `hl_profiles_changed`; this listener makes `Callers` forget that user. When the
 link is (re)established every cached profile is forgotten, since changes may
-have been missed meanwhile; it reconnects on its own with backoff.
+have been missed meanwhile; it reconnects on its own with backoff. The `on_change`
+hooks hear of each change too (user id; "" for "anyone"): live subscriptions
+(`graph/subscriptions.py`) check that their user still has the access they began with.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from graph.auth import Callers
 from storage.errors import DatabaseUnavailable
@@ -30,6 +33,7 @@ class ProfileListener:
         self.listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff = BACKOFF_MIN_S
+        self.on_change: list[Callable[[str], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hl-profiles-listener")
@@ -43,6 +47,8 @@ class ProfileListener:
     async def _on_listening(self) -> None:
         self._backoff = BACKOFF_MIN_S
         self.callers.forget_all()
+        for hook in self.on_change:
+            hook("")
         self.listening.set()
         log.info("listening for profile changes", extra={"action": "profile_listener_started"})
 
@@ -54,6 +60,8 @@ class ProfileListener:
                         self.callers.forget(user_id)
                     else:
                         self.callers.forget_all()
+                    for hook in self.on_change:
+                        hook(user_id)
             except DatabaseUnavailable as exc:
                 self.listening.clear()
                 log.warning(

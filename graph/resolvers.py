@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import date
 from typing import Annotated, Any, TypeVar, cast
 
@@ -12,15 +12,16 @@ import strawberry
 from strawberry.types import Info
 
 from graph import cursors
-from graph.arguments import checked_days, page_size
-from graph.context import RequestContext
-from graph.errors import BadUserInput, PermissionDenied
+from graph.arguments import checked_days, checked_text, page_size
+from graph.context import RequestContext, SubscriptionContext
+from graph.errors import BadUserInput, ClientError, PermissionDenied
 from graph.limits import LIMIT_MAX, LIMIT_MIN, MAX_ADDRESSES, limit_error
 from graph.types import (
     CoinMetrics,
     DashboardSummary,
     DateRange,
     DayMetrics,
+    MetricsChange,
     MetricsRange,
     PageInfo,
     TrackedWallet,
@@ -47,6 +48,10 @@ def field(description: str) -> Callable[[F], F]:
 
 def mutation(description: str) -> Callable[[F], F]:
     return cast(Callable[[F], F], strawberry.mutation(description=description))
+
+
+def subscription(description: str) -> Callable[[F], F]:
+    return cast(Callable[[F], F], strawberry.subscription(description=description))
 
 
 def _address(address: str) -> str:
@@ -203,9 +208,7 @@ class Query:
         ):
             raise BadUserInput("after: not a cursor of this list")
         if search is not None:
-            if len(search) > MAX_SEARCH_CHARS:
-                raise BadUserInput(f"search: at most {MAX_SEARCH_CHARS} characters")
-            search = search.strip() or None
+            search = checked_text("search", search, 0, MAX_SEARCH_CHARS).strip() or None
         async with ctx.connection() as conn:
             page = await dashboard.tracked_wallets(
                 conn, org_id, first, position[0] if position else None, search
@@ -317,3 +320,26 @@ class Mutation:
         )
         await ctx.services.cache.invalidate(ctx.caller.org_id)
         return removed
+
+
+@strawberry.type(
+    description="Live events of the caller's org, over the graphql-transport-ws protocol "
+    "at /graphql (the token in connection_init's payload)"
+)
+class Subscription:
+    @subscription(
+        "an event each time the org's numbers change, at most one a second "
+        "(changes in between are merged): the days to query again"
+    )
+    async def metrics_changed(
+        self, info: Info[SubscriptionContext, None]
+    ) -> AsyncGenerator[MetricsChange, None]:
+        ctx = info.context
+        if not isinstance(ctx, SubscriptionContext):
+            raise ClientError("subscribe over a websocket (graphql-transport-ws) at /graphql")
+        feed = ctx.open_feed()
+        try:
+            async for event in feed:
+                yield MetricsChange(days=list(event.days), changed_at=event.changed_at)
+        finally:
+            feed.close()

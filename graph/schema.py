@@ -16,16 +16,20 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graph.limits import extensions
-from graph.resolvers import Mutation, Query
+from graph.resolvers import Mutation, Query, Subscription
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
 
-def _serialize_decimal(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
+    """A Decimal as the API writes it (the CSV exports too)."""
     # Fixed-point always: str() would give "0E-10" for a NUMERIC zero of scale 10.
     # The types round USD amounts to 6 places (`graph.types.usd`) before they get here;
     # prices and sizes keep their own digits. A zero is never signed.
     return format(value.copy_abs() if value.is_zero() else value, "f")
+
+
+_serialize_decimal = decimal_text  # the scalar's name for it
 
 
 def _parse_decimal(value: object) -> Decimal:
@@ -44,7 +48,7 @@ DECIMAL = strawberry.scalar(
     "(the fields ending in Usd) has exactly 6 decimal places, rounded half-even from the "
     "exact stored value, and is never -0.000000; avgVolumePerUser has 2, also rounded "
     "half-even; prices and sizes keep Hyperliquid's own digits.",
-    serialize=_serialize_decimal,
+    serialize=decimal_text,
     parse_value=_parse_decimal,
 )
 
@@ -61,6 +65,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions(introspection=introspection),
         config=StrawberryConfig(
             scalar_map={Decimal: DECIMAL},

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from graph.app import create_app
 from graph.headers import head_limited_protocol
+from graph.limits import MAX_BODY_BYTES
 from hl_core import telemetry
 from hl_core.errors import HLAnalyticsError, SettingsError
 from hl_core.settings import Settings
@@ -85,7 +86,8 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
         port=port,
         log_config=None,  # keep the program's logging (JSON lines off a terminal)
         access_log=False,
-        ws="none",
+        ws="websockets-sansio",  # subscriptions (graph/subscriptions.py)
+        ws_max_size=MAX_BODY_BYTES,  # as an HTTP body: a larger message is refused unread
         lifespan="on",
         http=head_limited_protocol(),  # a huge request head is refused unparsed
     )

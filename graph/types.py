@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar, cast
 import strawberry
 
 from graph import cursors
-from graph.arguments import checked_days, page_size
+from graph.arguments import checked_days, checked_text, page_size
 from graph.context import RequestContext
 from graph.errors import BadUserInput
 from storage import dashboard
@@ -75,6 +75,11 @@ D_FEES = "fees in USD, rebates negative, system fills included"
 D_PNL = "realized PnL (closedPnl) in USD, system fills included"
 D_ACTIVE = "days with at least one trade fill"
 D_ADDRESS = "the wallet: 0x followed by 40 lowercase hex digits"
+D_COMPLETE_FROM = (
+    "the UTC day from which every fill of the wallet is stored (an archive backfill made "
+    "its history contiguous, or the API reached its first fill); null when not known: "
+    "older fills may be out of reach (10,000 most recent through the API)"
+)
 
 
 @strawberry.enum(description="A range of UTC days ending today (UTC)")
@@ -230,6 +235,7 @@ class WalletMetrics:
         description="fills over these days with a volume or fee that has no USD value "
         "(quote or fee token not a USD stablecoin): left out of the USD amounts"
     )
+    history_complete_from: date | None = strawberry.field(description=D_COMPLETE_FROM)
     # The days of the series: what `fills` lists when it is given no `between`.
     start: strawberry.Private[date]
     end: strawberry.Private[date]
@@ -285,8 +291,8 @@ class WalletMetrics:
             ):
                 raise BadUserInput("after: not a cursor of this list")
             position = (key[0], key[1], key[2], key[3])
-        if coin is not None and not 1 <= len(coin) <= MAX_COIN_CHARS:
-            raise BadUserInput(f"coin: 1 to {MAX_COIN_CHARS} characters")
+        if coin is not None:
+            checked_text("coin", coin, 1, MAX_COIN_CHARS)
         async with ctx.connection((start, end)) as conn:
             page = await dashboard.wallet_fills(
                 conn,
@@ -343,6 +349,7 @@ class WalletMetrics:
             ),
             last_synced_at=row.last_synced_at,
             unpriced_fills=row.unpriced_fills,
+            history_complete_from=row.complete_from,
             start=start,
             end=end,
         )
@@ -388,6 +395,7 @@ class TrackedWallet:
     unpriced_fills: int = strawberry.field(
         description="all its fills, all time, with a volume or fee that has no USD value"
     )
+    history_complete_from: date | None = strawberry.field(description=D_COMPLETE_FROM)
 
     @classmethod
     def of(cls, row: dashboard.TrackedWallet) -> TrackedWallet:
@@ -400,6 +408,7 @@ class TrackedWallet:
             sync_state=SyncState(row.sync_state),
             last_error=row.last_error,
             unpriced_fills=row.unpriced_fills,
+            history_complete_from=row.complete_from,
         )
 
 
@@ -535,3 +544,14 @@ class CoinMetrics:
             realized_pnl_usd=usd(row.realized_pnl_usd),
             wallets=row.wallets,
         )
+
+
+@strawberry.type(description="The org's numbers changed: query the days again")
+class MetricsChange:
+    days: list[date] = strawberry.field(
+        description="the UTC days whose numbers changed, oldest first; empty when the change "
+        "is not one day's (a wallet tracked or untracked)"
+    )
+    changed_at: datetime = strawberry.field(
+        description="when the last change merged into this event was announced (UTC)"
+    )

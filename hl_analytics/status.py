@@ -75,6 +75,8 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
                 "fills",
                 "unpriced",
                 "re-read left",
+                "complete",
+                "complete from",
             ),
             [
                 (
@@ -89,6 +91,8 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
                     o.fills_stored,
                     unpriced.get(o.org_id, 0),
                     o.reread_pending,
+                    f"{o.complete}/{o.wallets}",
+                    o.complete_from,
                 )
                 for o in orgs
             ],
@@ -102,7 +106,10 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
             "until Hyperliquid's metadata resolves them (a worker retries every 10 minutes)"
         )
     for day, count in complete:
-        print(f"{count} wallet(s) have every fill from {day} on (archive backfill)")
+        print(
+            f"{count} wallet(s) have every fill from {day} on "
+            "(archive backfill, or an API pass from their first fill)"
+        )
     print()
     print("Fill files (node-ingest, backfill --archive)")
     print(

@@ -197,6 +197,25 @@ SETTINGS: tuple[Setting, ...] = (
         "at most this long plus the notification's delay.",
         _positive_float,
     ),
+    Setting(
+        "HL_ANALYTICS_WS_MAX_PER_USER",
+        "5",
+        "Subscription websockets one user (token `sub`) may hold open on one API instance.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_WS_MAX_CONNECTIONS",
+        "1000",
+        "Subscription websockets one API instance holds open at most, all users together.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_WS_QUEUE",
+        "16",
+        "Events a subscription may have waiting to be sent; a client that falls further "
+        "behind is disconnected (close code 4008).",
+        _positive_int,
+    ),
 )
 
 
@@ -220,6 +239,9 @@ class Settings:
     hl_analytics_health_stall_s: float
     hl_analytics_cache_max_bytes: int
     hl_analytics_cache_coalesce_s: float
+    hl_analytics_ws_max_per_user: int
+    hl_analytics_ws_max_connections: int
+    hl_analytics_ws_queue: int
 
     @property
     def data_dir(self) -> Path:

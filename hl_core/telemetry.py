@@ -89,6 +89,27 @@ def worker_metrics() -> WorkerMetrics:
     )
 
 
+@dataclass(frozen=True)
+class LiveMetrics:
+    sockets: Gauge
+    subscriptions: Gauge
+    closed: Counter
+
+
+@cache
+def live_metrics() -> LiveMetrics:
+    """The API's subscription websockets (graph/subscriptions.py)."""
+    from prometheus_client import Counter, Gauge
+
+    return LiveMetrics(
+        sockets=Gauge("hla_ws_sockets", "Subscription websockets authenticated and open."),
+        subscriptions=Gauge("hla_ws_subscriptions", "metricsChanged subscriptions running."),
+        closed=Counter(
+            "hla_ws_closed_total", "Subscription websockets closed by the API, by code.", ["code"]
+        ),
+    )
+
+
 def exposition() -> tuple[bytes, str]:
     """The current metrics as Prometheus text, summed over processes when multiprocess."""
     from prometheus_client import (

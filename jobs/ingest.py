@@ -16,6 +16,9 @@ A plain function, testable without the broker. The guarantees:
   up in Hyperliquid's metadata before the page is stored, and recorded with
   it, so the page's rollups price it (jobs.markets); metadata that cannot be
   had leaves the coins unpriced and never stops the page from being stored.
+- A pass that starts from 0 (the wallet's first, or a re-read) and is never
+  truncated read the wallet's whole history: the cursor records from which day
+  it is complete (storage.cursor.mark_complete_from_start).
 - A wallet flagged for a history re-read (migration 0008: passes of earlier
   releases ended at the first short page and may have missed fills) starts
   from 0 once; its success clears the flag, and the days that receive the
@@ -165,6 +168,9 @@ async def _run(
                 on_new_days(conn, wallet, days)
                 new_days |= days
         stored += result.inserted
+    if start_ms == 0:
+        with conn.transaction():
+            cursor.mark_complete_from_start(conn, wallet.id)
     return IngestReport(
         wallet, start_ms, pages, fetched, stored, rejected, frozenset(new_days), reread
     )

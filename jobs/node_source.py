@@ -27,8 +27,9 @@ the batch's last whole line. So:
   cursor, which the node never moves, so it reads the gap's time; the 10,000-fill
   horizon is its limit). Conservative: a gap costs one API pass per wallet;
 - fills of users nobody tracks are skipped (never attached to a wallet);
-- the tracked wallets are read again before each batch, so a wallet tracked
-  now is followed from the next batch on; tracking it also queued its one API
+- tracking changes reach it through the change notifications it LISTENs to
+  (jobs.node_tracked): a wallet tracked now is followed from the next batch on,
+  and the wait when caught up ends at once; tracking it also queued its one API
   pass over its reachable history (jobs.tracking), which the node then follows.
 
 On its first start it begins at the oldest file present.
@@ -53,6 +54,7 @@ from hl_core.settings import Settings
 from jobs import actors, node_files
 from jobs.hl_parse import InvalidFill, parse_fill
 from jobs.node_files import BY_BLOCK, HourFile, MalformedLine
+from jobs.node_tracked import TrackedWallets
 from jobs.pipeline import Pipeline, build
 from storage import cursor, embedded, fills, node_position, rollups
 from storage.db import connect, errors
@@ -178,12 +180,19 @@ class NodeFollower:
     """Follows the node's files under `root`, one batch per `step`."""
 
     def __init__(
-        self, p: Pipeline, root: str | Path, *, source: str = SOURCE, batch_lines: int = BATCH_LINES
+        self,
+        p: Pipeline,
+        root: str | Path,
+        *,
+        source: str = SOURCE,
+        batch_lines: int = BATCH_LINES,
+        tracked: TrackedWallets | None = None,
     ) -> None:
         self.p = p
         self.root = Path(root)
         self.source = source
         self.batch_lines = batch_lines
+        self.tracked = tracked or TrackedWallets(p.database_url)
         # (file, size, when first seen) of a partial last line found once the next hour's
         # file exists: quarantined only if it stays so for TAIL_GRACE_S (a node may
         # flush the end of an hour after opening the next one).
@@ -191,6 +200,7 @@ class NodeFollower:
 
     def step(self, conn: psycopg.Connection) -> Step:
         """Stores the next batch of whole lines, or moves to the next file; `conn` in autocommit."""
+        tracked = self.tracked.current(conn)
         pos = node_position.get(conn, self.source)
         files = node_files.hour_files(self.root)
         if pos is None:
@@ -205,13 +215,16 @@ class NodeFollower:
             current, offset, last_block = found, pos.byte_offset, pos.last_block
         lines = self._read(current.path, offset)
         if lines:
-            return self._store(conn, current, offset, lines, last_block)
+            return self._store(conn, current, offset, lines, last_block, tracked)
         later = [f for f in files if f.hour_ms > current.hour_ms]
         if not later:
             return Step(0, 0, False)
         if not self._tail_settled(current, offset):
             return Step(0, 0, False)
         return self._next_file(conn, current, offset, later[0], pos)
+
+    def close(self) -> None:
+        self.tracked.close()
 
     def _tail_settled(self, current: HourFile, offset: int) -> bool:
         """Whether the bytes after `offset` (none, or a partial line) stopped changing."""
@@ -242,26 +255,34 @@ class NodeFollower:
         offset: int,
         lines: list[tuple[int, bytes]],
         last_block: int | None,
+        tracked: dict[str, int],
     ) -> Step:
-        tracked = node_position.tracked_wallets(conn)
+        added = self.tracked.take_added()
         batch, block, block_ms = parse_lines(lines, offset, tracked, last_block)
         rel = node_files.relpath(self.root, current.path)
-        with conn.transaction():
-            stored = store_batch(self.p, conn, batch, rel)
-            if batch.gaps:
-                self._cover_gap(conn, tracked, batch.gaps[-1])
-            node_position.save(
-                conn,
-                self.source,
-                file=rel,
-                offset=lines[-1][0],
-                last_block=block,
-                last_block_ms=block_ms,
-                lines=batch.lines,
-                stored=stored,
-                gaps=len(batch.gaps),
-                last_gap=f"{rel}: {batch.gaps[-1]}" if batch.gaps else None,
-            )
+        try:
+            with conn.transaction():
+                stored = store_batch(self.p, conn, batch, rel)
+                if added:
+                    with self.p.broker.transaction(conn):
+                        actors.send_ingests(self.p, added)
+                if batch.gaps:
+                    self._cover_gap(conn, tracked, batch.gaps[-1])
+                node_position.save(
+                    conn,
+                    self.source,
+                    file=rel,
+                    offset=lines[-1][0],
+                    last_block=block,
+                    last_block_ms=block_ms,
+                    lines=batch.lines,
+                    stored=stored,
+                    gaps=len(batch.gaps),
+                    last_gap=f"{rel}: {batch.gaps[-1]}" if batch.gaps else None,
+                )
+        except BaseException:
+            self.tracked.give_back(added)  # queued with a later batch instead
+            raise
         return Step(batch.lines, stored, False)
 
     def _cover_gap(self, conn: psycopg.Connection, tracked: dict[str, int], what: str) -> None:
@@ -366,10 +387,12 @@ def follow(
     poll_s: float = DEFAULT_POLL_S,
     once: bool = False,
     source: str = SOURCE,
+    tracked: TrackedWallets | None = None,
 ) -> None:
     """Steps until `stop` is set (or, with `once`, until caught up); a lost database is
-    waited out."""
-    follower = NodeFollower(p, root, source=source)
+    waited out. Caught up, it looks again every `poll_s` or as soon as a tracking
+    change is notified."""
+    follower = NodeFollower(p, root, source=source, tracked=tracked)
     conn: psycopg.Connection | None = None
     try:
         while not stop.is_set():
@@ -394,8 +417,9 @@ def follow(
                 continue
             if once:
                 return
-            stop.wait(poll_s)
+            follower.tracked.wait(poll_s, stop)
     finally:
+        follower.close()
         if conn is not None:
             conn.close()
 

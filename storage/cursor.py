@@ -16,7 +16,7 @@ import psycopg
 
 SELECT_CURSOR = """
 SELECT wallet_id, synced_until_ms, last_fill_ms, fills_stored, history_truncated,
-       last_success_at, last_error, last_error_at, reread_pending
+       last_success_at, last_error, last_error_at, reread_pending, complete_from
 FROM hl_ingest_cursor WHERE wallet_id = %s
 """
 # Moves the cursor forward with the fills of one page, in the transaction that stored them.
@@ -91,6 +91,19 @@ UPDATE hl_ingest_cursor SET history_truncated = false, updated_at = now(),
     complete_from = LEAST(coalesce(complete_from, %(day)s), %(day)s)
 WHERE wallet_id = %(wallet_id)s
 """
+# An API pass from the start of the wallet's history that was never truncated stored
+# every fill the wallet ever had: complete from its first fill's day (from the day its
+# pass reached when it has none). A truncated history keeps what it had.
+MARK_COMPLETE_FROM_START = """
+UPDATE hl_ingest_cursor c SET updated_at = now(),
+    complete_from = LEAST(coalesce(c.complete_from, s.day), s.day)
+FROM (SELECT coalesce(
+         (SELECT (to_timestamp(min(f.time) / 1000.0) AT TIME ZONE 'UTC')::date
+          FROM hl_fills_raw f WHERE f.wallet_id = %(wallet_id)s),
+         (SELECT (to_timestamp(synced_until_ms / 1000.0) AT TIME ZONE 'UTC')::date
+          FROM hl_ingest_cursor WHERE wallet_id = %(wallet_id)s)) AS day) s
+WHERE c.wallet_id = %(wallet_id)s AND NOT c.history_truncated AND s.day IS NOT NULL
+"""
 # The oldest fill the API could have given the wallet: the 10,000th most recent stored
 # fill up to its cursor (later API passes only make this later, never earlier).
 API_HORIZON = """
@@ -112,6 +125,8 @@ class Cursor:
     last_error_at: datetime | None
     # The wallet's next pass re-reads its whole reachable history (migration 0008).
     reread_pending: bool
+    # Every fill of the wallet from this UTC day on is stored (migration 0013).
+    complete_from: date | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,12 @@ def note_file_fills_many(conn: psycopg.Connection, stored: dict[int, tuple[int, 
 def mark_complete_from(conn: psycopg.Connection, wallet_id: int, day: date) -> None:
     """Every fill of the wallet from `day` on is stored: its truncated flag is cleared."""
     conn.execute(MARK_COMPLETE_FROM, {"wallet_id": wallet_id, "day": day})
+
+
+def mark_complete_from_start(conn: psycopg.Connection, wallet_id: int) -> None:
+    """An API pass read the wallet's history from its start: unless it was truncated,
+    every fill of the wallet is stored (`MARK_COMPLETE_FROM_START`)."""
+    conn.execute(MARK_COMPLETE_FROM_START, {"wallet_id": wallet_id})
 
 
 def api_horizon_ms(conn: psycopg.Connection, wallet_id: int, horizon: int = 10_000) -> int | None:

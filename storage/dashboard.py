@@ -135,7 +135,8 @@ SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.outcome, s.total, s.fe
        sum(s.trade_count) OVER (), sum(s.spot) OVER (), sum(s.perp) OVER (),
        sum(s.outcome) OVER (), sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
        count(*) FILTER (WHERE s.trade_count > 0) OVER (),
-       c.last_success_at, sum(s.unpriced) OVER ()
+       c.last_success_at, sum(s.unpriced) OVER (),
+       (SELECT h.complete_from FROM hl_ingest_cursor h WHERE h.wallet_id = s.id)
 FROM series s
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id AND c.last_success_at >= s.since
 ORDER BY s.day
@@ -213,6 +214,8 @@ class WalletSeries:
     last_synced_at: datetime | None
     # Fills over the series' days with an amount that has no USD value.
     unpriced_fills: int = 0
+    # Every fill of the wallet from this UTC day on is stored (None: not known).
+    complete_from: date | None = None
 
 
 def range_bounds(range_name: str, today: date) -> tuple[date, date]:
@@ -285,6 +288,7 @@ async def wallet_series(
         totals=WalletTotals(*first[9:17]),
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
+        complete_from=first[19],
     )
 
 
@@ -312,6 +316,7 @@ SELECT m.address, m.label, m.created_at, c.last_success_at,
        c.last_error,
        (SELECT coalesce(sum(d.unpriced_fills), 0)::bigint
           FROM wallet_day_metrics d WHERE d.wallet_id = m.id),
+       c.complete_from,
        (SELECT count(*) FROM matched)
 FROM matched m
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = m.id
@@ -346,6 +351,8 @@ class TrackedWallet:
     sync_state: str
     last_error: str | None
     unpriced_fills: int
+    # Every fill of the wallet from this UTC day on is stored (None: not known).
+    complete_from: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,17 +415,20 @@ async def set_label(
 
 # One tracked wallet's fills, newest first, keyset-paginated on the fill's identity
 # (time, tid, oid, coin), priced by the rollups' own fragment (NULL: no USD value).
-# No row when the org does not track the wallet.
+# No row when the org does not track the wallet. The wallet id comes from a scalar
+# subquery, not a join: compared with one value, the fills' key (wallet_id, time, …)
+# is read backwards from the cursor and the LIMIT stops it, where a join sorted every
+# fill older than the cursor on each page (a whole history became quadratic).
 SELECT_FILLS = f"""
 SELECT f.time, f.coin, coalesce(mk.display_name, f.coin), f.market, f.dex, f.side, f.dir,
        f.px, f.sz, p.volume_usd, p.fee_usd, p.pnl_usd, f.tid, f.oid, f.hash,
        (f.liquidated_user IS NOT NULL OR f.liquidation_mark_px IS NOT NULL
-        OR f.liquidation_method IS NOT NULL)
-FROM org_wallets ow
-JOIN wallets w ON w.id = ow.wallet_id
-JOIN hl_fills_raw f ON f.wallet_id = ow.wallet_id
+        OR f.liquidation_method IS NOT NULL),
+       f.fee, f.fee_token
+FROM hl_fills_raw f
 {PRICE_FILL}
-WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+WHERE f.wallet_id = (SELECT ow.wallet_id FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
+                     WHERE ow.org_id = %(org_id)s AND w.address = %(address)s)
   AND f.time >= %(lo)s AND f.time < %(hi)s
   AND (%(coin)s::text IS NULL OR f.coin = %(coin)s::text)
   AND (%(after_time)s::bigint IS NULL
@@ -448,6 +458,9 @@ class FillRow:
     oid: int
     hash: str
     liquidation: bool
+    # As Hyperliquid reported it (the CSV export lists it beside its USD value).
+    fee: Decimal
+    fee_token: str
 
     @property
     def key(self) -> list[Any]:

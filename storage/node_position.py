@@ -11,6 +11,8 @@ read twice would still be stored once, storage.fills being idempotent).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,6 +49,10 @@ SELECT EXISTS (
     SELECT 1 FROM hl_node_position
     WHERE source = %s AND advanced_at > now() - make_interval(secs => %s)
 )
+"""
+# The wallets each org tracks (of every org, or of some: `WHERE ow.org_id = ANY(%s)`).
+TRACKED_BY_ORG = """
+SELECT ow.org_id, w.address, w.id FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
 """
 # Every tracked wallet: address → id.
 TRACKED = """
@@ -124,3 +130,18 @@ def is_live(conn: psycopg.Connection, source: str, stale_s: float) -> bool:
 def tracked_wallets(conn: psycopg.Connection) -> dict[str, int]:
     """Every tracked wallet's address (lowercase) and id."""
     return {str(address): int(wallet_id) for address, wallet_id in conn.execute(TRACKED)}
+
+
+def tracked_by_org(
+    conn: psycopg.Connection, org_ids: Sequence[uuid.UUID] | None = None
+) -> dict[uuid.UUID, dict[str, int]]:
+    """The wallets (address → id) each org tracks: of every org, or of `org_ids` (an org
+    tracking none, or gone, maps to nothing)."""
+    if org_ids is None:
+        rows = conn.execute(TRACKED_BY_ORG)
+    else:
+        rows = conn.execute(TRACKED_BY_ORG + " WHERE ow.org_id = ANY(%s)", (list(org_ids),))
+    out: dict[uuid.UUID, dict[str, int]] = {org: {} for org in org_ids or ()}
+    for org, address, wallet_id in rows:
+        out.setdefault(org, {})[str(address)] = int(wallet_id)
+    return out

@@ -21,7 +21,9 @@ SELECT o.id, o.name,
        max(c.last_success_at),
        min(c.synced_until_ms) FILTER (WHERE ow.wallet_id IS NOT NULL),
        coalesce(sum(c.fills_stored), 0)::bigint,
-       count(*) FILTER (WHERE c.reread_pending)::integer
+       count(*) FILTER (WHERE c.reread_pending)::integer,
+       count(c.complete_from)::integer,
+       CASE WHEN count(c.complete_from) = count(ow.wallet_id) THEN max(c.complete_from) END
 FROM orgs o
 LEFT JOIN org_wallets ow ON ow.org_id = o.id
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = ow.wallet_id
@@ -45,6 +47,10 @@ class OrgSyncStatus:
     fills_stored: int
     # Wallets still to re-read their history once after the short-pages upgrade.
     reread_pending: int
+    # Wallets whose history is known complete from some day (cursor.complete_from),
+    # and the day from which all the org's wallets are (None unless every one is).
+    complete: int = 0
+    complete_from: date | None = None
 
 
 def org_sync_status(conn: psycopg.Connection) -> list[OrgSyncStatus]:
@@ -59,5 +65,5 @@ WHERE complete_from IS NOT NULL GROUP BY 1 ORDER BY 1
 
 def complete_from_counts(conn: psycopg.Connection) -> list[tuple[date, int]]:
     """How many wallets have every fill from each day on (an archive import joined
-    their API history, jobs.backfill)."""
+    their API history, jobs.backfill, or an API pass read it from its start)."""
     return [(row[0], int(row[1])) for row in conn.execute(COMPLETE_FROM)]

@@ -20,12 +20,20 @@ from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
+import psycopg
 import pytest
 
 from graph import graphiql
+from hlsim.server import SimServer
+from storage import orgs
 from tests.cli import HL_ANALYTICS
 from tests.integration.graph.conftest import make_token
 from tests.integration.graph.seed import seed
+from tests.integration.pipeline.support import pipeline, sync, worker
+from tests.simulator import simulator, start_simulator
+from tests.waiting import wait_until
+
+__all__ = ["simulator", "start_simulator"]  # fixtures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 QUERIES = {
@@ -74,6 +82,13 @@ def api_url(db_url: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def running(api_url: str) -> float:
+    """The API's running subscriptions, from its Prometheus metrics."""
+    text = httpx.get(f"{api_url}/metrics", timeout=5).text
+    found = re.search(r"^hla_ws_subscriptions (\S+)$", text, flags=re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_local_assets_match_the_pages_integrity_hashes() -> None:
@@ -142,3 +157,57 @@ def test_graphiql_runs_the_three_queries(api_url: str, tmp_path: Path) -> None:
         if urlsplit(u).hostname not in ("127.0.0.1", None) and not u.startswith("data:")
     ]
     assert foreign == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_graphiql_subscription_gets_an_event_after_a_sync(
+    api_url: str, db_url: str, simulator: SimServer, tmp_path: Path
+) -> None:
+    """The headers pane's token reaches the websocket as its connection parameters; a
+    sync of the org's wallets (ingest, then rollups) shows up as an event in the page."""
+    if graphiql.assets_dir() is None:
+        pytest.skip("GraphiQL's assets are not installed (no npm when `make` ran)")
+    from playwright.sync_api import sync_playwright
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        org = orgs.create_org(conn, "Live").id
+        orgs.add_user(conn, "lena", org, "viewer")
+        with conn.transaction():
+            orgs.track_wallets(conn, org, simulator.market.wallets)
+    token = make_token("lena", secret="browser-test-secret-of-at-least-32-bytes")
+    query = "subscription Live { metricsChanged { days changedAt } }"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            sockets: list[str] = []
+            page.on("websocket", lambda ws: sockets.append(ws.url))
+            page.goto(f"{api_url}/graphql?{urlencode({'q': query}, quote_via=quote)}")
+            page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
+            page.get_by_text("Headers", exact=True).click()
+            headers_editor = page.locator(".graphiql-editor-tool .graphiql-editor").last
+            headers_editor.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.insert_text(json.dumps({"Authorization": f"Bearer {token}"}))
+            page.click(".graphiql-execute-button")
+            # Subscribed once the API holds the socket's feed: the sync comes after.
+            wait_until(lambda: running(api_url) >= 1, what="the page's subscription")
+            with (
+                psycopg.connect(db_url, autocommit=True) as auto,
+                pipeline(db_url, simulator) as p,
+                worker(p),
+            ):
+                sync(p, auto, org)
+            result = page.locator(".result-window")
+            try:
+                result.get_by_text('"metricsChanged"').wait_for(timeout=30_000)
+            finally:
+                page.screenshot(path=str(tmp_path / "graphiql-subscription.png"))
+            text = result.inner_text()
+            assert '"days"' in text and '"errors"' not in text, text
+            assert sockets == [f"{api_url.replace('http://', 'ws://')}/graphql"]
+        finally:
+            browser.close()

@@ -266,6 +266,9 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "HL_ANALYTICS_HEALTH_STALL_S": ("0", "-5", "soon"),
     "HL_ANALYTICS_CACHE_MAX_BYTES": ("0", "64MB", "-1"),
     "HL_ANALYTICS_CACHE_COALESCE_S": ("0", "2s", "-1"),
+    "HL_ANALYTICS_WS_MAX_PER_USER": ("0", "five", "-1"),
+    "HL_ANALYTICS_WS_MAX_CONNECTIONS": ("0", "1k"),
+    "HL_ANALYTICS_WS_QUEUE": ("0", "many"),
 }
 BAD_SETTING_CASES = [(name, value) for name, values in BAD_SETTINGS.items() for value in values]
 

@@ -208,9 +208,13 @@ async def test_each_org_sees_only_its_own_under_load(seeded: Seeded, cache: str)
         for _ in range(2):  # cold, then warm
             batch = list(everything)
             rng.shuffle(batch)
+            cold = Counter(load.cache)
             assert await load.run(client, batch, [world]) == []
-        hits = load.cache["hit"] + load.cache["shared"]
-        assert hits > len(everything), dict(load.cache)
+        # The warm pass is answered from the cache alone. (How many of the cold pass's
+        # repeated asks were shared depends on how they overlapped in time, which on a
+        # loaded machine, and across two processes, is not the test's to decide.)
+        warm = load.cache - cold
+        assert warm["hit"] + warm["shared"] == len(everything), dict(warm)
 
         # New fills on the wallet three orgs share, and on one only Beta tracks, are
         # rolled up while the load runs: each answer is the old or the new one.

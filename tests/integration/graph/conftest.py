@@ -35,7 +35,7 @@ async def serve(app: Starlette) -> AsyncIterator[str]:
         app,
         log_config=None,
         access_log=False,
-        ws="none",
+        ws="websockets-sansio",
         lifespan="on",
         timeout_graceful_shutdown=2,
     )

@@ -192,6 +192,8 @@ async def test_scoping_and_bad_input(api: Api) -> None:
         assert "cursor" in (await error_of(api, {"a": W4, "after": bad}))["message"]
     for first in (0, 201):
         assert "first must be 1..200" in (await error_of(api, {"a": W4, "first": first}))["message"]
+    assert "NUL character" in (await error_of(api, {"a": W4, "coin": "BT\x00C"}))["message"]
+    assert "1 to 100 allowed" in (await error_of(api, {"a": W4, "coin": ""}))["message"]
     today = api.seeded.today
     future = (today + timedelta(days=1)).isoformat()
     err = await error_of(api, {"a": W4, "b": {"from": future, "to": future}})

@@ -155,6 +155,11 @@ async def test_bad_input(api: Api) -> None:
         err = await error(api, LIST, {"after": after})
         assert err["extensions"]["code"] == "BAD_USER_INPUT", after
         assert "cursor" in err["message"]
+    # PostgreSQL's text cannot hold NUL: refused as input, never a failed statement.
+    for search, rule in (("ab\x00c", "NUL character"), ("x" * 101, "0 to 100 allowed")):
+        err = await error(api, LIST, {"search": search})
+        assert err["extensions"]["code"] == "BAD_USER_INPUT", err
+        assert rule in err["message"]
     for label, rule in (
         ("line\nbreak", "control characters"),
         ("tab\there", "control characters"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -16,6 +16,7 @@ from hlsim.market import HORIZON, Market
 from jobs import backfill as backfill_module
 from jobs.backfill import ArchiveInvalid, backfill
 from storage import cursor, orgs
+from tests.cli import run_cli
 from tests.factories import ms
 from tests.integration.pipeline.support import pipeline, sync, worker
 from tests.simulator import StartSimulator
@@ -29,6 +30,10 @@ DAY = 24 * HOUR
 def auto(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         yield conn
+
+
+def utc_day(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, UTC).date()
 
 
 def count(conn: psycopg.Connection, wallet_id: int) -> int:
@@ -60,7 +65,11 @@ def test_the_archive_reaches_past_the_horizon_and_clears_the_truncated_flag(
         truth = len(market.fills(busy))
         assert truth > HORIZON and count(auto, busy_id) < truth
         before = cursor.get_cursor(auto, busy_id)
-        assert before is not None and before.history_truncated
+        assert before is not None and before.history_truncated and before.complete_from is None
+        # The quiet wallet's API pass read its history from its first fill, untruncated.
+        quiet_before = cursor.get_cursor(auto, quiet_id)
+        first_day = utc_day(min(int(f["time"]) for f in market.fills(quiet)))
+        assert quiet_before is not None and quiet_before.complete_from == first_day
 
         out = io.StringIO()
         report = backfill(p, auto, tmp_path, out=out)
@@ -70,6 +79,7 @@ def test_the_archive_reaches_past_the_horizon_and_clears_the_truncated_flag(
         after = cursor.get_cursor(auto, busy_id)
         assert after is not None and not after.history_truncated
         assert report.complete_from == date(2026, 1, 14)
+        assert after.complete_from == date(2026, 1, 14)
         assert "[48/48]" in out.getvalue()
 
         again = backfill(p, auto, tmp_path, out=io.StringIO())
@@ -122,3 +132,22 @@ def test_a_missing_archive_is_one_line(tmp_path: Path) -> None:
         backfill_module.archive_files(tmp_path / "nope", None, None)
     with pytest.raises(ArchiveInvalid, match="holds no fill files"):
         backfill_module.archive_files(tmp_path, None, None)
+
+
+def test_status_says_how_many_wallets_are_complete_and_from_which_day_each_org_is(
+    auto: psycopg.Connection, db_url: str
+) -> None:
+    full = orgs.create_org(auto, "Full").id
+    part = orgs.create_org(auto, "Part").id
+    with auto.transaction():
+        a, b = orgs.track_wallets(auto, full, ["0x" + "a1" * 20, "0x" + "b2" * 20])[0]
+        orgs.track_wallets(auto, part, [a.address, "0x" + "c3" * 20])
+        for wallet, day in ((a, date(2025, 7, 27)), (b, date(2025, 9, 1))):
+            cursor.advance(auto, wallet.id, synced_until_ms=NOW, last_fill_ms=NOW, stored=1)
+            cursor.mark_complete_from(auto, wallet.id, day)
+    result = run_cli("status", env={"DATABASE_URL": db_url})
+    assert result.code == 0, result.err
+    rows = {line.split()[0]: line.split() for line in result.out.splitlines() if line}
+    assert rows["Full"][-2:] == ["2/2", "2025-09-01"]
+    assert rows["Part"][-2:] == ["1/2", "-"]
+    assert "1 wallet(s) have every fill from 2025-07-27 on" in result.out

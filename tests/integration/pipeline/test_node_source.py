@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -132,8 +133,7 @@ def test_a_deleted_file_and_a_missing_hour_are_gaps_the_api_is_asked_to_cover(
         orgs.track_wallets(auto, org, market.wallets[:2])
     writer = nodefiles.NodeWriter(market, tmp_path, start_ms=NOW - 3 * HOUR, block_ms=BLOCK_MS)
     writer.write_until(NOW - 3 * HOUR + 60_000)
-    with pipeline(db_url, server) as p:
-        follower = NodeFollower(p, tmp_path)
+    with pipeline(db_url, server) as p, closing(NodeFollower(p, tmp_path)) as follower:
         while follower.step(auto).progressed:
             pass
         # The node prunes the file being read, skips an hour, writes the last one.
@@ -212,8 +212,7 @@ def test_a_partial_last_line_is_quarantined_only_once_it_stays_so_after_the_hour
     with first.open("ab") as f:
         f.write(b'{"block_number": 1')  # the hour's last line, not (yet) whole
     writer.write_until(NOW - HOUR + 3_000)  # the next hour's file
-    with pipeline(db_url, server) as p:
-        follower = NodeFollower(p, tmp_path)
+    with pipeline(db_url, server) as p, closing(NodeFollower(p, tmp_path)) as follower:
         while follower.step(auto).progressed:
             pass
         pos = node_position.get(auto, "node")

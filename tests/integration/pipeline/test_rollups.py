@@ -294,7 +294,8 @@ def test_org_rebuild_notifies_listeners_on_commit(db_url: str) -> None:
             rollups.rebuild_org_day(writer, org, DAY)
             writer.commit()
         payloads = [n.payload for n in listener.notifies(timeout=2, stop_after=1)]
-    assert payloads == [changes.payload(org, DAY)]  # the org and the day it changed
+    assert payloads == [f"{org} {DAY.isoformat()}"]
+    assert changes.parse_change(payloads[0]) == changes.Change(org, DAY)
 
 
 def test_a_jobs_wallet_days_chunk_returns_the_orgs_to_recompute(conn: psycopg.Connection) -> None:
