@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from hl_core.settings import DEFAULT_USD_TOKENS
+from hl_core.settings import DEFAULT_MAX_WALLETS_PER_ORG, DEFAULT_USD_TOKENS
 from storage.db import async_errors
 from storage.lending import GuardedPool, RequestConnection
 
@@ -45,6 +45,8 @@ class Services:
     cache: ResponseCache
     # HYPERLIQUID_USD_TOKENS: what prices a fill the API lists (the rollups use the same).
     usd_tokens: tuple[str, ...] = DEFAULT_USD_TOKENS
+    # HL_ANALYTICS_MAX_WALLETS_PER_ORG: what `trackWallets` may not go beyond.
+    max_wallets_per_org: int = DEFAULT_MAX_WALLETS_PER_ORG
 
 
 class DaysRead:

@@ -35,7 +35,7 @@ from graph.types import (
 from jobs import tracking
 from storage import dashboard, orgs
 from storage.db import connection
-from storage.errors import InvalidAddress
+from storage.errors import InvalidAddress, TooManyWallets
 
 Ctx = Info[RequestContext, None]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -238,12 +238,12 @@ def _tracked_wallet_page(
 
 
 def _track(
-    database_url: str, org_id: uuid.UUID, addresses: list[str]
+    database_url: str, org_id: uuid.UUID, addresses: list[str], max_wallets: int
 ) -> tuple[list[str], list[str]]:
     """`jobs.tracking.track_wallets` in one transaction (in a worker thread: the
     pipeline's functions are synchronous); (every address given, those newly tracked)."""
     with connection(database_url) as conn:
-        done = tracking.track_wallets(conn, org_id, addresses)
+        done = tracking.track_wallets(conn, org_id, addresses, max_wallets=max_wallets)
     return [w.address for w in done.wallets], [w.address for w in done.added]
 
 
@@ -278,9 +278,16 @@ class Mutation:
         if not 1 <= len(addresses) <= MAX_ADDRESSES:
             raise BadUserInput(f"give 1 to {MAX_ADDRESSES} addresses per call")
         normalized = [_address(a) for a in addresses]
-        tracked, added = await asyncio.to_thread(
-            _track, ctx.services.database_url, ctx.caller.org_id, normalized
-        )
+        try:
+            tracked, added = await asyncio.to_thread(
+                _track,
+                ctx.services.database_url,
+                ctx.caller.org_id,
+                normalized,
+                ctx.services.max_wallets_per_org,
+            )
+        except TooManyWallets as exc:
+            raise BadUserInput(exc.message) from None
         await ctx.services.cache.invalidate(ctx.caller.org_id)
         return TrackWalletsResult(tracked=tracked, added=added)
 

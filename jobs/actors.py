@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -60,13 +60,23 @@ def ingest_dedup_key(address: str) -> str:
     return f"ingest_wallet:{address}"
 
 
-def send_ingests(p: Pipeline, addresses: Iterable[str], *, batch: str | None = None) -> None:
+def send_ingests(
+    p: Pipeline,
+    addresses: Iterable[str],
+    *,
+    batch: str | None = None,
+    fair_keys: Mapping[str, str] | str = "",
+) -> None:
     """Queues ingest of each wallet (merged with one already queued); inside a transaction
-    block of `p.broker` the sends join the caller's transaction."""
+    block of `p.broker` the sends join the caller's transaction. `fair_keys` says whom
+    each is for (an org id, or one for all): the queue shares its turns between them."""
     for address in addresses:
         options: dict[str, Any] = {"dedup_key": ingest_dedup_key(address)}
         if batch:
             options["batch"] = batch
+        key = fair_keys if isinstance(fair_keys, str) else fair_keys.get(address, "")
+        if key:
+            options["fair_key"] = key
         p.ingest_wallet.send_with_options(args=(address,), **options)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -62,9 +63,18 @@ def queue_sync(p: Pipeline, conn: psycopg.Connection, org_id: uuid.UUID | None) 
         wallets = orgs.tracked_wallets(conn, org_id)
         since = cursor.database_now(conn)
         before = cursor.progress(conn, [w.id for w in wallets], since).fills_stored
+        # The org that waits is whom its ingests are for; a sync of every org shares
+        # them as the scheduler does.
+        keys: dict[str, str] | str = str(org_id) if org_id else fair_keys(conn, wallets)
         with p.broker.transaction(conn):
-            actors.send_ingests(p, [w.address for w in wallets], batch=batch)
+            actors.send_ingests(p, [w.address for w in wallets], batch=batch, fair_keys=keys)
     return Queued(batch, wallets, since, before)
+
+
+def fair_keys(conn: psycopg.Connection, wallets: Sequence[orgs.Wallet]) -> dict[str, str]:
+    """address → the org its ingest is queued for (storage.orgs.fair_orgs)."""
+    by_id = orgs.fair_orgs(conn, [w.id for w in wallets])
+    return {w.address: str(by_id[w.id]) for w in wallets if w.id in by_id}
 
 
 def _line(done: int, total: int, fills: int, progress: job_store.BatchProgress) -> str:
