@@ -327,7 +327,7 @@ class GraphQLEndpoint:
             if cacheable and operation and not result.errors
             else None
         )
-        return Answer(status, _json(payload), ttl)
+        return Answer(status, _json(payload), ttl, context.days_read.ranges())
 
     def _format_errors(
         self, errors: list[GraphQLError], request_id: str

@@ -117,7 +117,7 @@ class Query:
     ) -> list[DayMetrics]:
         ctx = info.context
         start, end = days_of(range, between, ctx.today)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             rows = await dashboard.global_series(conn, ctx.caller.org_id, start, end)
         return [DayMetrics.of(row) for row in rows]
 
@@ -140,7 +140,7 @@ class Query:
             raise limit_error(limit)
         ctx = info.context
         start, end = days_of(range, between, ctx.today)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             rows = await dashboard.top_wallets(
                 conn, ctx.caller.org_id, start, end, limit, order_by.name
             )
@@ -160,7 +160,7 @@ class Query:
         normalized = _address(address)
         ctx = info.context
         start, end = days_of(range, between, ctx.today)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             row = await dashboard.wallet_series(conn, ctx.caller.org_id, normalized, start, end)
         return WalletMetrics.of(row, start, end) if row else None
 
@@ -176,7 +176,7 @@ class Query:
     ) -> list[CoinMetrics]:
         ctx = info.context
         start, end = days_of(range, between, ctx.today)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             rows = await dashboard.coin_breakdown(conn, ctx.caller.org_id, start, end)
         return [CoinMetrics.of(row) for row in rows]
 

@@ -474,7 +474,7 @@ class WalletMetrics:
     )
     async def coins(self, info: strawberry.Info[RequestContext, None]) -> list[CoinMetrics]:
         ctx = info.context
-        async with ctx.connection() as conn:
+        async with ctx.connection((self.start, self.end)) as conn:
             rows = await dashboard.coin_breakdown(
                 conn, ctx.caller.org_id, self.start, self.end, self.address
             )
@@ -522,7 +522,7 @@ class WalletMetrics:
             position = (key[0], key[1], key[2], key[3])
         if coin is not None:
             checked_text("coin", coin, 1, MAX_COIN_CHARS)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             page = await dashboard.wallet_fills(
                 conn,
                 org_id,

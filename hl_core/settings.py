@@ -191,6 +191,14 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "HL_ANALYTICS_CACHE_COALESCE_S",
+        "2",
+        "Seconds over which an org's change notifications are gathered into one cache "
+        "invalidation (the first after a quiet spell applies at once); answers are stale "
+        "at most this long plus the notification's delay.",
+        _positive_float,
+    ),
+    Setting(
         "HL_ANALYTICS_CALLER_RPS",
         "10",
         "API requests per second one caller (a token's `sub`) may send, sustained; "
@@ -295,6 +303,7 @@ class Settings:
     log_level: str
     hl_analytics_health_stall_s: float
     hl_analytics_cache_max_bytes: int
+    hl_analytics_cache_coalesce_s: float
     hl_analytics_caller_rps: float
     hl_analytics_caller_burst: int
     hl_analytics_org_rps: float

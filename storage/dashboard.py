@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
+from storage import read_models
 from storage.fills import day_bounds_ms
 from storage.markets import dex_of
 from storage.orgs import SELECT_PROFILE, Profile
@@ -31,13 +32,14 @@ from storage.rollups import PRICE_FILL, pricing_params
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
 # The longest span a `DateRange` may cover, in days.
 MAX_RANGE_DAYS = 366
+# What each ordering ranks by: range totals (storage/read_models.py's SUMMED columns).
 ORDERS = {
-    "VOLUME": "sum(m.total_volume_usd)",
-    "TRADES": "sum(m.trade_count)",
-    "PNL": "sum(m.realized_pnl_usd)",
-    "FEES": "sum(m.fees_usd)",
-    "NET_PNL": "sum(m.realized_pnl_usd - m.fees_usd + m.funding_usd)",
-    "FUNDING": "sum(m.funding_usd)",
+    "VOLUME": "t.total_volume_usd",
+    "TRADES": "t.trade_count",
+    "PNL": "t.realized_pnl_usd",
+    "FEES": "t.fees_usd",
+    "NET_PNL": "(t.realized_pnl_usd - t.fees_usd + t.funding_usd)",
+    "FUNDING": "t.funding_usd",
 }
 
 PING = "SELECT 1"
@@ -90,26 +92,29 @@ LEFT JOIN global_day_metrics cur ON cur.org_id = %(org_id)s AND cur.day = l.day
 LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.day - 1
 """
 
+# The org's wallets ranked over a range, from their range totals (storage/read_models.py:
+# summed from the days for a short range, two running totals per wallet otherwise).
 _TOP_WALLETS = """
 SELECT
     row_number() OVER (ORDER BY {key} DESC, w.address),
     w.address,
-    sum(m.trade_count), sum(m.spot_volume_usd), sum(m.perp_volume_usd),
-    sum(m.outcome_volume_usd), sum(m.total_volume_usd), sum(m.fees_usd),
-    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0), sum(m.funding_usd),
-    sum(m.deposits_usd), sum(m.withdrawals_usd)
-FROM org_wallets ow
-JOIN wallets w ON w.id = ow.wallet_id
-JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
-WHERE ow.org_id = %(org_id)s AND m.day BETWEEN %(start)s AND %(end)s
-GROUP BY w.address
+    t.trade_count, t.spot_volume_usd, t.perp_volume_usd, t.outcome_volume_usd,
+    t.total_volume_usd, t.fees_usd, t.realized_pnl_usd, t.active_days, t.funding_usd,
+    t.deposits_usd, t.withdrawals_usd
+FROM ({totals}) t
+JOIN wallets w ON w.id = t.wallet_id
 -- Listed for its trades; system fills' fees and PnL still count in its sums.
-HAVING sum(m.trade_count) > 0
+WHERE t.trade_count > 0
 ORDER BY {key} DESC, w.address
 LIMIT %(limit)s
 """
-# One statement per ordering, built once here: the ranking key is never user text.
-SELECT_TOP_WALLETS = {order: _TOP_WALLETS.format(key=key) for order, key in ORDERS.items()}
+
+
+def top_wallets_sql(order: str, start: date, end: date) -> str:
+    """The ranking statement of `order` for the range's length; the key is never user text."""
+    totals = read_models.range_totals_sql(read_models.WALLETS, start, end)
+    return _TOP_WALLETS.format(key=ORDERS[order], totals=totals)
+
 
 # The series and its totals (window sums over the series) in one statement; no
 # row at all when the org does not track the address.
@@ -283,7 +288,7 @@ async def top_wallets(
     order: str,
 ) -> list[WalletRank]:
     params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
-    cur = await conn.execute(SELECT_TOP_WALLETS[order], params)
+    cur = await conn.execute(top_wallets_sql(order, start, end), params)
     return [WalletRank(*row) for row in await cur.fetchall()]
 
 
@@ -531,21 +536,22 @@ async def wallet_fills(
 # -- per coin --------------------------------------------------------------------------
 
 # The org's coins over [start, end] (or one of its wallets' when `address` is given),
-# from the per-coin rollup: by volume descending, ties by coin.
-SELECT_COIN_BREAKDOWN = """
-SELECT c.coin, coalesce(min(mk.display_name), c.coin), c.market,
-       sum(c.trade_count)::bigint, sum(c.volume_usd), sum(c.fees_usd),
-       sum(c.realized_pnl_usd),
-       count(DISTINCT c.wallet_id) FILTER (WHERE c.trade_count > 0)
-FROM org_wallets ow
-JOIN wallets w ON w.id = ow.wallet_id
-JOIN wallet_coin_day_metrics c ON c.wallet_id = ow.wallet_id
-LEFT JOIN hl_markets mk ON mk.coin = c.coin
-WHERE ow.org_id = %(org_id)s AND c.day BETWEEN %(start)s AND %(end)s
-  AND (%(address)s::text IS NULL OR w.address = %(address)s::text)
-GROUP BY c.coin, c.market
-ORDER BY sum(c.volume_usd) DESC, c.coin
+# from the per-coin range totals (storage/read_models.py): by volume descending, ties by
+# coin; `wallets` counts those with a trade of the coin in the range.
+_COIN_BREAKDOWN = """
+SELECT t.coin, coalesce(min(mk.display_name), t.coin), t.market,
+       sum(t.trade_count)::bigint, sum(t.volume_usd), sum(t.fees_usd),
+       sum(t.realized_pnl_usd), count(*) FILTER (WHERE t.trade_count > 0)
+FROM ({totals}) t
+LEFT JOIN hl_markets mk ON mk.coin = t.coin
+GROUP BY t.coin, t.market
+ORDER BY sum(t.volume_usd) DESC, t.coin
 """
+
+
+def coin_breakdown_sql(start: date, end: date, by_address: bool) -> str:
+    totals = read_models.range_totals_sql(read_models.COINS, start, end, by_address=by_address)
+    return _COIN_BREAKDOWN.format(totals=totals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,7 +576,7 @@ async def coin_breakdown(
 ) -> list[CoinMetrics]:
     """Per coin over start..end (inclusive): the org's wallets, or the one at `address`."""
     params = {"org_id": org_id, "start": start, "end": end, "address": address}
-    cur = await conn.execute(SELECT_COIN_BREAKDOWN, params)
+    cur = await conn.execute(coin_breakdown_sql(start, end, address is not None), params)
     return [
         CoinMetrics(coin, name, market, dex_of(coin), int(trades), volume, fees, pnl, wallets)
         for coin, name, market, trades, volume, fees, pnl, wallets in await cur.fetchall()

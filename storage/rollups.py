@@ -51,7 +51,7 @@ from decimal import Decimal
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import changes
+from storage import changes, read_models
 from storage.fills import DAY_MS, day_bounds_ms
 
 # Fills Hyperliquid books on a wallet that are not its own trades. From its docs and
@@ -364,13 +364,19 @@ def rebuild_wallet_days(
     day: date,
     *,
     usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+    running_totals: bool = True,
 ) -> int:
-    """Recomputes the wallets' metrics of `day` from their raw fills; returns rows written.
+    """Recomputes the wallets' metrics of `day` from their raw fills, then their running
+    totals from `day` on (storage/read_models.py; `running_totals=False`: the caller
+    refreshes them once after many days); returns wallet-day rows written.
 
     Call it inside a transaction: it first waits for other rebuilds of these wallets.
     """
     lock_wallet_days(conn, wallet_ids)
-    return _rebuild_wallet_days(conn, wallet_ids, day, usd_tokens)
+    written = _rebuild_wallet_days(conn, wallet_ids, day, usd_tokens)
+    if running_totals:
+        read_models.refresh_running_totals(conn, wallet_ids, day)
+    return written
 
 
 def _rebuild_wallet_days(
@@ -392,14 +398,22 @@ def rebuild_wallet_day(
 
 
 def rebuild_all_wallet_days(
-    conn: psycopg.Connection, day: date, *, usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS
+    conn: psycopg.Connection,
+    day: date,
+    *,
+    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+    running_totals: bool = True,
 ) -> int:
-    """Recomputes every wallet's metrics of `day` in one statement; returns rows written.
+    """Recomputes every wallet's metrics of `day` in one statement, then the running
+    totals from `day` on (as `rebuild_wallet_days`); returns wallet-day rows written.
 
     Call it inside a transaction: it first waits for rebuilds in flight to commit.
     """
     lock_all_wallet_days(conn)
-    return conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day, usd_tokens)).rowcount
+    written = conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day, usd_tokens)).rowcount
+    if running_totals:
+        read_models.refresh_running_totals(conn, None, day)
+    return written
 
 
 def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> bool:

@@ -265,6 +265,7 @@ BAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "LOG_LEVEL": ("LOUD",),
     "HL_ANALYTICS_HEALTH_STALL_S": ("0", "-5", "soon"),
     "HL_ANALYTICS_CACHE_MAX_BYTES": ("0", "64MB", "-1"),
+    "HL_ANALYTICS_CACHE_COALESCE_S": ("0", "2s", "-1"),
     "HL_ANALYTICS_CALLER_RPS": ("0", "fast", "inf"),
     "HL_ANALYTICS_CALLER_BURST": ("0", "1.5"),
     "HL_ANALYTICS_ORG_RPS": ("-1", "nan"),
