@@ -196,6 +196,26 @@ def _usd_or_none(value: Decimal | None) -> Decimal | None:
 D_SNAPSHOT_USD = "in USD; null when the dex's collateral is not a USD stablecoin"
 
 
+@strawberry.type(description="A spot balance of the wallet's latest snapshot")
+class Balance:
+    coin: str = strawberry.field(description="the token as Hyperliquid names it (USDC, HYPE)")
+    total: Decimal = strawberry.field(description="the balance, in the token")
+    hold: Decimal = strawberry.field(description="the part held by open orders, in the token")
+    value_usd: Decimal | None = strawberry.field(
+        description="the balance in USD when the token is a USD stablecoin (it then counts in "
+        "accountValueUsd); null otherwise: no price is guessed"
+    )
+
+    @classmethod
+    def of(cls, row: dashboard.BalanceRow) -> Balance:
+        return cls(
+            coin=row.coin,
+            total=row.total,
+            hold=row.hold,
+            value_usd=usd(row.total) if row.usd_priced else None,
+        )
+
+
 @strawberry.type(description="An open perp position of the wallet's latest snapshot")
 class Position:
     coin: str = strawberry.field(description="the perp as Hyperliquid names it (BTC, xyz:TSLA)")
@@ -436,6 +456,16 @@ class WalletMetrics:
     @_described("when the latest snapshot was taken (the exchange's clock); null before the first")
     async def positions_as_of(self, info: strawberry.Info[RequestContext, None]) -> datetime | None:
         return (await self._account(info)).as_of
+
+    @_described(
+        "the spot balances of the latest snapshot, by coin; those not in a USD stablecoin "
+        "are listed unpriced"
+    )
+    async def balances(self, info: strawberry.Info[RequestContext, None]) -> list[Balance]:
+        ctx = info.context
+        async with ctx.connection() as conn:
+            rows = await dashboard.wallet_balances(conn, ctx.caller.org_id, self.address)
+        return [Balance.of(row) for row in rows]
 
     @_described("the open perp positions of the latest snapshot, by coin")
     async def positions(self, info: strawberry.Info[RequestContext, None]) -> list[Position]:

@@ -605,6 +605,14 @@ JOIN wallet_positions p ON p.wallet_id = w.id
 WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
 ORDER BY p.coin
 """
+SELECT_WALLET_BALANCES = """
+SELECT b.coin, b.total, b.hold, b.usd_priced
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN wallet_balances b ON b.wallet_id = w.id
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+ORDER BY b.coin
+"""
 # Each day of the range with its last snapshot's account value, NULL where none.
 SELECT_ACCOUNT_SERIES = """
 SELECT d.day::date, a.account_value_usd
@@ -676,6 +684,21 @@ async def wallet_positions(
 ) -> list[PositionRow]:
     cur = await conn.execute(SELECT_WALLET_POSITIONS, {"org_id": org_id, "address": address})
     return [PositionRow(*row) for row in await cur.fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceRow:
+    coin: str
+    total: Decimal
+    hold: Decimal
+    usd_priced: bool
+
+
+async def wallet_balances(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> list[BalanceRow]:
+    cur = await conn.execute(SELECT_WALLET_BALANCES, {"org_id": org_id, "address": address})
+    return [BalanceRow(*row) for row in await cur.fetchall()]
 
 
 async def account_series(

@@ -61,6 +61,7 @@ async def test_positions_and_account_values_are_served(api: Api) -> None:
                positions { coin dex size entryPx positionValueUsd unrealizedPnlUsd leverage
                            isolated liquidationPx marginUsedUsd fundingSinceOpenUsd }
                accountValue(range: D7) { day accountValueUsd }
+               balances { coin total hold valueUsd }
              }
              dashboardSummary { accountValueUsd unrealizedPnlUsd openPositions positionsAsOf }
            }""",
@@ -80,6 +81,11 @@ async def test_positions_and_account_values_are_served(api: Api) -> None:
         "fundingSinceOpenUsd": "-1.500000",
     }  # fmt: skip
     assert by_coin["abc:X"]["unrealizedPnlUsd"] is None and by_coin["abc:X"]["dex"] == "abc"
+    # Every spot balance is listed; only a USD stablecoin's is priced (no guessed prices).
+    assert wallet["balances"] == [
+        {"coin": "HFUN", "total": "7", "hold": "0", "valueUsd": None},
+        {"coin": "USDC", "total": "50.0000005", "hold": "0", "valueUsd": "50.000000"},
+    ]
     series = {d["day"]: d["accountValueUsd"] for d in wallet["accountValue"]}
     assert len(series) == 7
     assert series[today.isoformat()] == "2050.500000"
