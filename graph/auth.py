@@ -64,6 +64,10 @@ def bearer_token(header: str | None) -> str:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthenticated("malformed Authorization header: expected `Bearer <JWT>`")
+    if not token.isascii():
+        # A JWT is base64url; a websocket's JSON payload can carry any string, lone
+        # surrogates included, which PyJWT's own encoding of the token would fail on.
+        raise Unauthenticated("the bearer token is not a JWT")
     return token
 
 

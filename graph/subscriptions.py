@@ -179,8 +179,12 @@ class SubscriptionEndpoint:
             raise Refused(TRY_AGAIN_LATER, "the database is unavailable; retry") from None
 
 
-def _formatted(errors: list[GraphQLError]) -> list[dict[str, Any]]:
-    """Errors as the HTTP endpoint shows them: a client's with its message, the rest masked."""
+def _formatted(errors: list[GraphQLError], *, document: bool = False) -> list[dict[str, Any]]:
+    """Errors as the HTTP endpoint shows them: a client's with its message, the rest masked.
+
+    `document`: errors found before execution (syntax, validation, the operation's type
+    or name) are about the client's document whatever exception graphql-core wrapped, so
+    they are shown, not masked and logged as failures (a query sent here learns why)."""
     shown: list[dict[str, Any]] = []
     for error in errors:
         original = error.original_error
@@ -188,7 +192,7 @@ def _formatted(errors: list[GraphQLError]) -> list[dict[str, Any]]:
         if isinstance(original, ClientError):
             entry["message"] = original.message
             entry["extensions"] = {"code": original.code}
-        elif original is not None and not isinstance(original, GraphQLError):
+        elif not document and original is not None and not isinstance(original, GraphQLError):
             log.error("subscription failed", exc_info=original, extra={"action": "ws_failed"})
             entry = {"message": "internal error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
         shown.append(entry)
@@ -265,6 +269,9 @@ class Socket:
             parsed = json.loads(text)
         except ValueError:
             await self.close(BAD_MESSAGE, "WebSocket message must be valid JSON")
+            return None
+        except RecursionError:  # the json module recurses once per nesting level
+            await self.close(BAD_MESSAGE, "WebSocket message is nested too deeply")
             return None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
             await self.close(BAD_MESSAGE, "Failed to parse message")
@@ -368,7 +375,7 @@ class Socket:
             async with contextlib.aclosing(results):
                 async for result in results:
                     if isinstance(result, PreExecutionError):
-                        errors = _formatted(result.errors or [])
+                        errors = _formatted(result.errors or [], document=True)
                         await self._send({"id": op_id, "type": "error", "payload": errors})
                         return
                     body: dict[str, Any] = {"data": getattr(result, "data", None)}
@@ -377,6 +384,10 @@ class Socket:
                         body["errors"] = _formatted(errors_of)
                     await self._send({"id": op_id, "type": "next", "payload": body})
             await self._send({"id": op_id, "type": "complete"})
+        except GraphQLError as error:  # a syntax error is raised, not returned
+            await self._send(
+                {"id": op_id, "type": "error", "payload": _formatted([error], document=True)}
+            )
         finally:
             if self.operations.get(op_id) is asyncio.current_task():
                 del self.operations[op_id]

@@ -1,0 +1,120 @@
+"""What a client can forge but the server never issued: cursors of its own org with
+positions no statement can bind, lone surrogates (JSON carries them, UTF-8 cannot),
+tokens with absurd times or non-ASCII text, and websocket documents that fail before
+execution. Each is refused as the client's mistake, never an internal error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from graph import cursors
+from tests.integration.graph.conftest import Api, make_token
+from tests.integration.graph.seed import W1
+from tests.integration.graph.test_subscriptions import Socket
+
+FILLS = """query ($a: String!, $after: String, $coin: String) {
+  wallet(address: $a) { fills(after: $after, coin: $coin) { edges { cursor } } }
+}"""
+WALLETS = """query ($after: String, $search: String) {
+  trackedWallets(after: $after, search: $search) { totalCount }
+}"""
+HEALTHY = "{ dashboardSummary { trackedWallets } }"
+
+
+@pytest.fixture
+def api(shared_api: Api) -> Api:
+    return shared_api
+
+
+async def post_raw(api: Api, query: str, variables: dict[str, Any], token: str) -> httpx.Response:
+    """The body as JSON with escapes: httpx's own encoder refuses lone surrogates."""
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return await api.client.post(api.url + "/graphql", content=body, headers=headers)
+
+
+async def bad_input(api: Api, query: str, variables: dict[str, Any]) -> str:
+    response = await post_raw(api, query, variables, api.token("alice"))
+    payload = response.json()
+    assert payload.get("errors"), payload
+    error = payload["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", payload
+    return str(error["message"])
+
+
+async def test_forged_cursors_and_lone_surrogates_are_bad_input(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    org = api.seeded.org_a
+    with caplog.at_level(logging.ERROR, logger="graph"):
+        for position in (
+            [2**63, 1, 1, "BTC"],  # past bigint
+            [1, -(2**63) - 1, 1, "BTC"],
+            [1, 1, 1, "BT\x00C"],  # text cannot hold NUL
+            [1, 1, 1, "\ud800"],  # nor UTF-8 a lone surrogate
+            [1.5, 1, 1, "BTC"],
+        ):
+            forged = cursors.encode("fills", org, position, W1)
+            message = await bad_input(api, FILLS, {"a": W1, "after": forged})
+            assert "not a cursor of this list" in message, position
+        for position in (["\x00" * 42], ["\ud800" * 42]):
+            forged = cursors.encode("wallets", org, position)
+            message = await bad_input(api, WALLETS, {"after": forged})
+            assert "not a cursor of this list" in message, position
+        assert "lone surrogate" in await bad_input(api, WALLETS, {"search": "ab\ud800"})
+        assert "lone surrogate" in await bad_input(api, FILLS, {"a": W1, "coin": "\udfff"})
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # A cursor the server issued still pages.
+    issued = cursors.encode("fills", org, [2**62, 2**62, 1, "BTC"], W1)
+    response = await post_raw(api, FILLS, {"a": W1, "after": issued}, api.token("alice"))
+    assert response.json() == {"data": {"wallet": {"fills": {"edges": []}}}}
+
+
+async def test_times_past_64_bits_and_non_ascii_tokens_are_refused(api: Api) -> None:
+    now = int(time.time())
+    for claims in ({"exp": 10**30}, {"exp": now + 60, "iat": -(10**30)}):
+        token = make_token("alice", **claims)
+        response = await post_raw(api, HEALTHY, {}, token)
+        assert response.status_code == 401, response.text
+        assert "must be an integer (seconds)" in response.json()["errors"][0]["message"]
+    url = api.url.replace("http://", "ws://") + "/graphql"
+    for header in (f"Bearer {make_token('alice', exp=10**400)}", "Bearer \ud800", "Bearer é"):
+        async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+            socket = Socket(ws)
+            await socket.init({"Authorization": header})
+            assert await socket.close_code() == 4403, header
+
+
+async def test_documents_failing_before_execution_get_an_error_message(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = api.url.replace("http://", "ws://") + "/graphql"
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        socket = Socket(ws)
+        await socket.init({"Authorization": f"Bearer {api.token('alice')}"})
+        assert (await socket.message())["type"] == "connection_ack"
+        with caplog.at_level(logging.ERROR, logger="graph"):
+            for op_id, query, name, words in (
+                ("1", "subscription {", None, "Syntax Error"),
+                ("2", HEALTHY, None, "not allowed"),
+                ("3", "subscription A { metricsChanged { days } }", "B", "Unknown operation"),
+            ):
+                payload = {"query": query, "operationName": name}
+                await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+                message = await socket.message()
+                assert message["id"] == op_id and message["type"] == "error", message
+                assert words in message["payload"][0]["message"], message
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        await socket.subscribe("4")  # the socket still serves
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await socket.message())["type"] == "pong"
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send('{"type": "connection_init", "payload": ' + "[" * 20000 + "]" * 20000 + "}")
+        assert await Socket(ws).close_code() == 4400
