@@ -19,6 +19,8 @@ from storage import embedded
 
 log = logging.getLogger(__name__)
 
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})  # addresses that listen on every interface
+
 
 def serve_api(
     settings: Settings,
@@ -37,6 +39,13 @@ def serve_api(
         )
     _check_listen(host, port)
     if metrics_port is not None:
+        shared = host == metrics_host or bool({host, metrics_host} & WILDCARDS)
+        if metrics_port == port and shared:
+            # The check above binds and lets go, so both would pass it one after the other.
+            raise PortUnavailable(
+                f"--metrics-port {metrics_port} is the API's own --port: pick another, or "
+                "leave --metrics-port out to serve /metrics on the API's port"
+            )
         _check_listen(metrics_host, metrics_port)
     app = create_app(settings, embedded.database_url(settings), serve_metrics=metrics_port is None)
     if metrics_port is not None:

@@ -159,6 +159,9 @@ BAD_ARGUMENTS: list[tuple[tuple[str, ...], str, bool]] = [
     (("token",), "required: user_id", True),
     (("token", "u1"), "JWT_SECRET is not set", False),
     (("token", "u1", "--ttl", "1h"), "invalid int value", True),
+    (("token", "u1", "--ttl", "9" * 23), "at most 3153600000 seconds", True),
+    (("token", "u1", "--ttl", "-" + "9" * 23), "at most 3153600000 seconds", True),
+    (("api", "--port", "8123", "--metrics-port", "8123"), "the API's own --port", True),
     (("simulate", "--port", "-1"), "not a port number", False),
     (("simulate", "--seed", "abc"), "invalid int value", False),
     (("status", "--verbose"), "unrecognized arguments", False),
@@ -248,7 +251,14 @@ def test_unreachable_or_wrong_database(db: Db) -> None:
 # -- bad settings -------------------------------------------------------------------
 
 BAD_SETTINGS: dict[str, tuple[str, ...]] = {
-    "DATABASE_URL": ("mysql://x", "http://127.0.0.1:5432/x", "not a url", "postgresql://"),
+    "DATABASE_URL": (
+        "mysql://x",
+        "http://127.0.0.1:5432/x",
+        "not a url",
+        "postgresql://",
+        "postgresql://u@[::1/x",
+        "postgresql://u@host:port/x",
+    ),
     "HL_ANALYTICS_DATA_DIR": ("   ",),
     "HYPERLIQUID_API_URL": ("ftp://x", "api.hyperliquid.xyz"),
     "HYPERLIQUID_RPS": ("fast", "0", "-1", "inf", "nan"),
