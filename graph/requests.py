@@ -32,12 +32,20 @@ class Operation:
 
 @lru_cache(maxsize=256)
 def classify(query: str, operation_name: str | None) -> Operation | None:
-    """The chosen operation's type and root fields; None when Strawberry must explain why not."""
+    """The chosen operation's type and root fields; None when Strawberry must explain why not.
+
+    Several operations without `operationName` are refused here: GraphQL requires the
+    name then, and Strawberry would run the first one instead of saying so."""
     try:
         document = parse(query, max_tokens=MAX_TOKENS, no_location=True)
     except GraphQLError:
         return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None and len(operations) > 1:
+        raise ClientError(
+            "Must provide operation name if query contains multiple operations: "
+            "send `operationName`"
+        )
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
     if len(operations) != 1:

@@ -118,3 +118,18 @@ async def test_documents_failing_before_execution_get_an_error_message(
     async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         await ws.send('{"type": "connection_init", "payload": ' + "[" * 20000 + "]" * 20000 + "}")
         assert await Socket(ws).close_code() == 4400
+
+
+async def test_several_operations_need_an_operation_name(api: Api) -> None:
+    """GraphQL requires `operationName` when a document holds several operations;
+    Strawberry ran the first one instead (a client believing it ran another)."""
+    two = "query A { dashboardSummary { day } } query B { dashboardSummary { trackedWallets } }"
+    response = await api.post(two)
+    assert response.status_code == 400, response.text
+    assert "Must provide operation name" in response.json()["errors"][0]["message"]
+    chosen = await api.client.post(
+        api.url + "/graphql",
+        json={"query": two, "operationName": "B"},
+        headers={"Authorization": f"Bearer {api.token('alice')}"},
+    )
+    assert chosen.json() == {"data": {"dashboardSummary": {"trackedWallets": 3}}}
