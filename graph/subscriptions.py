@@ -77,11 +77,26 @@ class Sockets:
         self.max_total = max_total
         self._by_user: dict[str, set[Socket]] = {}
         self._total = 0
+        self._waiting = 0  # admitted sockets still waiting for their connection_init
         self._checks: set[asyncio.Task[None]] = set()
         self._metrics = telemetry.live_metrics()
 
     def __len__(self) -> int:
         return self._total
+
+    def admit(self) -> bool:
+        """Whether a new socket may wait for its `connection_init`. Sockets that never
+        authenticate are held for INIT_TIMEOUT_S each and are nobody's, so the per-user
+        cap cannot bound them: at most HL_ANALYTICS_WS_MAX_CONNECTIONS wait at once
+        (beside as many authenticated ones)."""
+        if self._waiting >= self.max_total:
+            return False
+        self._waiting += 1
+        return True
+
+    def admitted(self) -> None:
+        """A socket admitted by `admit` is done waiting (authenticated, refused or gone)."""
+        self._waiting -= 1
 
     def add(self, socket: Socket, user_id: str) -> None:
         mine = self._by_user.get(user_id, set())
@@ -160,8 +175,20 @@ class SubscriptionEndpoint:
             # Before accepting: the client gets HTTP 403 for the upgrade.
             await websocket.close(code=4406, reason=f"Subprotocol not acceptable: use {PROTOCOL}")
             return
-        await websocket.accept(subprotocol=PROTOCOL)
-        await Socket(self, websocket).run()
+        # Admitted before the handshake is answered, so it is counted the moment the
+        # client sees its socket open.
+        if not self.sockets.admit():
+            await websocket.accept(subprotocol=PROTOCOL)
+            reason = "this instance holds its most subscription sockets: retry later"
+            await websocket.close(code=TOO_MANY, reason=reason)
+            return
+        socket = Socket(self, websocket)
+        try:
+            await websocket.accept(subprotocol=PROTOCOL)
+        except BaseException:
+            socket.done_waiting()
+            raise
+        await socket.run()
 
     async def authenticate(self, payload: object) -> tuple[Caller, int]:
         """The caller and its token's `exp`, from `connection_init`'s payload."""
@@ -219,6 +246,7 @@ class Socket:
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[Any] | None = None
         self._aborted = False
+        self._waiting = True  # admitted by `Sockets.admit`, no connection_init handled yet
 
     @property
     def org_id(self) -> Any:
@@ -240,6 +268,7 @@ class Socket:
                 raise
         finally:
             self._closed = True
+            self.done_waiting()
             for timer in self._timers:
                 timer.cancel()
             operations = list(self.operations.values())
@@ -289,6 +318,7 @@ class Socket:
         self._init_received = True
         try:
             caller, exp = await self.endpoint.authenticate(message.get("payload"))
+            self.done_waiting()
             self.endpoint.sockets.add(self, caller.user_id)
         except Refused as refused:
             await self.close(refused.code, refused.reason)
@@ -298,6 +328,11 @@ class Socket:
         delay = max(0.0, exp - time.time())
         self._timers.append(loop.call_later(delay, self._expired))
         await self._send({"type": "connection_ack"})
+
+    def done_waiting(self) -> None:
+        if self._waiting:
+            self._waiting = False
+            self.endpoint.sockets.admitted()
 
     def _expired(self) -> None:
         self._spawn(self.close(FORBIDDEN, "Forbidden: the token has expired"))

@@ -15,8 +15,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from graph import cursors
-from tests.integration.graph.conftest import Api, make_token
-from tests.integration.graph.seed import W1
+from tests.integration.graph.conftest import Api, make_token, running_api, settings
+from tests.integration.graph.seed import W1, Seeded
 from tests.integration.graph.test_subscriptions import Socket
 
 FILLS = """query ($a: String!, $after: String, $coin: String) {
@@ -133,3 +133,22 @@ async def test_several_operations_need_an_operation_name(api: Api) -> None:
         headers={"Authorization": f"Bearer {api.token('alice')}"},
     )
     assert chosen.json() == {"data": {"dashboardSummary": {"trackedWallets": 3}}}
+
+
+async def test_sockets_waiting_for_their_init_are_capped(db_url: str, seeded: Seeded) -> None:
+    """Sockets that never send `connection_init` are held 10 s each and belong to no
+    user: past HL_ANALYTICS_WS_MAX_CONNECTIONS of them, one more is closed with 4429
+    (they were unbounded), and an authenticated socket still gets in."""
+    config = settings(HL_ANALYTICS_WS_MAX_CONNECTIONS="2")
+    async with running_api(db_url, seeded, config) as api:
+        url = api.url.replace("http://", "ws://") + "/graphql"
+        async with (
+            connect(url, subprotocols=["graphql-transport-ws"]) as first,  # type: ignore[list-item]
+            connect(url, subprotocols=["graphql-transport-ws"]) as second,  # type: ignore[list-item]
+        ):
+            async with connect(url, subprotocols=["graphql-transport-ws"]) as third:  # type: ignore[list-item]
+                assert await Socket(third).close_code() == 4429
+            await Socket(first).init({"Authorization": f"Bearer {api.token('alice')}"})
+            assert (await Socket(first).message())["type"] == "connection_ack"
+            await Socket(second).init({"Authorization": f"Bearer {api.token('bob')}"})
+            assert (await Socket(second).message())["type"] == "connection_ack"
