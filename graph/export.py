@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from graph.arguments import checked_days
-from graph.auth import Callers, TokenVerifier, bearer_token
+from graph.auth import Callers, TokenVerifier, authorization, bearer_token
 from graph.context import Caller, Services
 from graph.endpoint import UNAVAILABLE, utc_day
 from graph.errors import BadUserInput, ClientError
@@ -186,7 +186,7 @@ class Exports:
         self.callers = callers
 
     async def _caller(self, request: Request) -> Caller:
-        claims = await self.verifier.verify(bearer_token(request.headers.get("authorization")))
+        claims = await self.verifier.verify(bearer_token(authorization(request.headers.raw)))
         return await self.callers.caller(claims["sub"])
 
     async def fills(self, request: Request) -> Response:

@@ -243,6 +243,16 @@ async def test_a_repeated_parameter_is_refused(shared_api: Api) -> None:
         assert response.text.count("\n") == 1
 
 
+async def test_two_authorization_headers_are_401(shared_api: Api) -> None:
+    """Two tokens name two callers: neither is taken (the first one was, where GraphQL
+    takes the last)."""
+    api = shared_api
+    both = [("Authorization", f"Bearer {api.token(u)}") for u in ("bob", "alice")]
+    response = await api.client.get(api.url + "/export/daily.csv", headers=both)
+    assert response.status_code == 401, response.text
+    assert "several Authorization headers" in response.text
+
+
 async def test_a_bad_or_expired_token_is_401(shared_api: Api) -> None:
     api = shared_api
     for token in ("not-a-jwt", make_token("alice", expires_in=-60)):
