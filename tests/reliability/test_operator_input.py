@@ -133,6 +133,8 @@ BAD_ARGUMENTS: list[tuple[tuple[str, ...], str, bool]] = [
     (("users", "add", "u2", "--org", "{org}"), "required: --role", False),
     (("users", "add", "u2", "--org", "{org}", "--role", "owner"), "invalid choice", False),
     (("users", "add", "", "--org", "{org}", "--role", "admin"), "1 to 255 characters", False),
+    (("users", "add", "u2 ", "--org", "{org}", "--role", "admin"), "whitespace", False),
+    (("users", "add", "   ", "--org", "{org}", "--role", "admin"), "whitespace", False),
     (("users", "add", "u2", "--org", "acme", "--role", "admin"), "not an organisation id", False),
     (("users", "add", "u2", "--org", ZERO, "--role", "admin"), "no organisation has id", False),
     (("wallets", "track", "--org", "{org}"), "required: ADDRESS", False),
