@@ -83,10 +83,35 @@ def _check_listen(host: str, port: int) -> None:
         ) from None
 
 
+class TokenSafeLog(logging.Filter):
+    """Keeps tokens out of uvicorn's websocket lines (`uvicorn.error`); no log may record one.
+
+    - At INFO, uvicorn logs each websocket handshake as `… "WebSocket /graphql?…"
+      [accepted]` with the query string, where a client may have put its token
+      (`?token=`): the path is kept, the query string dropped.
+    - At DEBUG, `websockets` traces the wire: every handshake header as `< name: value`
+      (an `Authorization` header among them), the request line and each frame (a
+      `connection_init` with its token, shortened but keeping the signature's end).
+      Those `<`/`>` lines are dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg, args = record.msg, record.args
+        if not isinstance(msg, str):
+            return True
+        if msg.startswith(("< ", "> ")):
+            return False
+        if '"WebSocket %s"' in msg and isinstance(args, tuple) and len(args) >= 2:
+            path = str(args[1]).split("?", 1)[0]
+            record.args = (args[0], path, *args[2:])
+        return True
+
+
 def serve(app: ASGIApp, host: str, port: int) -> None:
     """uvicorn, one process, after moving everything loaded so far out of the GC's sight:
     the full collections a busy server runs otherwise walk the whole schema and every
     module, which shows as stalls in the latency's tail."""
+    logging.getLogger("uvicorn.error").addFilter(TokenSafeLog())
     gc.collect()
     gc.freeze()
     uvicorn.run(
