@@ -46,6 +46,7 @@ from graph.context import Caller, SubscriptionContext
 from graph.errors import ClientError
 from graph.fanout import Feed, Hub
 from graph.limits import MAX_BODY_BYTES
+from graph.requests import classify
 from hl_core import telemetry
 from storage.errors import DatabaseUnavailable
 
@@ -381,6 +382,11 @@ class Socket:
         if len(self.operations) >= MAX_OPERATIONS:
             error = {"message": f"at most {MAX_OPERATIONS} subscriptions on one socket"}
             await self._send({"id": op_id, "type": "error", "payload": [error]})
+            return
+        try:
+            classify(query, name)  # several operations need a name, as over HTTP
+        except ClientError as exc:
+            await self._send({"id": op_id, "type": "error", "payload": [{"message": exc.message}]})
             return
         operation = self._operation(op_id, query, variables, name)
         self.operations[op_id] = asyncio.get_running_loop().create_task(operation)

@@ -105,6 +105,12 @@ async def test_documents_failing_before_execution_get_an_error_message(
                 ("1", "subscription {", None, "Syntax Error"),
                 ("2", HEALTHY, None, "not allowed"),
                 ("3", "subscription A { metricsChanged { days } }", "B", "Unknown operation"),
+                (
+                    "4",
+                    "subscription A { metricsChanged { days } } query B { __typename }",
+                    None,
+                    "Must provide operation name",
+                ),
             ):
                 payload = {"query": query, "operationName": name}
                 await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
@@ -112,7 +118,7 @@ async def test_documents_failing_before_execution_get_an_error_message(
                 assert message["id"] == op_id and message["type"] == "error", message
                 assert words in message["payload"][0]["message"], message
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-        await socket.subscribe("4")  # the socket still serves
+        await socket.subscribe("5")  # the socket still serves
         await ws.send(json.dumps({"type": "ping"}))
         assert (await socket.message())["type"] == "pong"
     async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
