@@ -14,6 +14,11 @@ keep-alive connections. Figures:
 wrk`). Without it a small asyncio client in a separate process is used instead,
 and the table says so: it saturates sooner than wrk, so its ratios are kinder.
 
+These figures are of the request path, so the server runs with fair share's
+limits raised beyond reach (64 connections of one token would otherwise be
+refused by design); `bench_fair_share.py` measures the limits themselves, with
+their defaults (kind `graphql-fair`).
+
 python -m bench.bench_api serve KIND PORT DATABASE_URL PAYLOAD_FILE  (used by run())
 """
 
@@ -44,6 +49,16 @@ from storage.db import connection
 from storage.fills import Fill, day_bounds_ms, insert_fills
 
 CONNECTIONS = 64
+UNTHROTTLED = {
+    "HL_ANALYTICS_CALLER_RPS": "1000000",
+    "HL_ANALYTICS_CALLER_BURST": "1000000",
+    "HL_ANALYTICS_ORG_RPS": "1000000",
+    "HL_ANALYTICS_ORG_BURST": "1000000",
+    "HL_ANALYTICS_CALLER_CONCURRENCY": "100000",
+    "HL_ANALYTICS_ORG_CONCURRENCY": "100000",
+    "HL_ANALYTICS_CALLER_COST_PER_S": "1000000000",
+    "HL_ANALYTICS_CALLER_COST_BURST": "1000000000",
+}
 SECRET = "bench-api-secret-0123456789abcdef0123456789"
 USER = "bench-user"
 SUMMARY = "{ dashboardSummary { day latest { day dau tradeCount spotVolumeUsd perpVolumeUsd "
@@ -137,8 +152,9 @@ def _serve(kind: str, port: int, database_url: str, payload_file: str) -> None:
         from graph.app import create_app
         from hl_core.settings import Settings
 
-        settings = Settings.from_env({"JWT_SECRET": SECRET, "GRAPHIQL": "0"})
-        app = create_app(settings, database_url, cache_enabled=kind == "graphql")
+        limits = {} if kind == "graphql-fair" else UNTHROTTLED
+        settings = Settings.from_env({"JWT_SECRET": SECRET, "GRAPHIQL": "0", **limits})
+        app = create_app(settings, database_url, cache_enabled=kind != "graphql-uncached")
     logging.basicConfig(level=logging.WARNING)
     serve(app, "127.0.0.1", port)
 

@@ -33,6 +33,7 @@ from graph.auth import Callers, TokenVerifier, issue_token
 from graph.cache import ResponseCache
 from graph.context import Services
 from graph.export import Exports, _csv, fill_cells
+from graph.throttle import Limits, Throttle
 from hl_core.settings import Settings
 from storage import dashboard, orgs
 from storage.db import async_pool
@@ -92,7 +93,8 @@ async def _measure(url: str, token: str, fills: int) -> dict[str, tuple[float, f
     try:
         services = Services(pool, url, 5.0, cache, settings.hyperliquid_usd_tokens)
         callers = Callers(pool, 5.0)
-        exports = Exports(services, TokenVerifier(settings, None), callers)
+        throttle = Throttle(Limits.of(settings))  # a few requests: the defaults do
+        exports = Exports(services, TokenVerifier(settings, None), callers, throttle)
         org = (await callers.caller("bench-viewer")).org_id
         tenth = (FIRST_DAY + (date(2026, 10, 31) - FIRST_DAY) * 9 // 10).isoformat()
 

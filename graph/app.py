@@ -34,6 +34,7 @@ from graph.listener import ChangeListener
 from graph.profile_notify import ProfileListener
 from graph.schema import build_schema
 from graph.subscriptions import Sockets, SubscriptionEndpoint
+from graph.throttle import Limits, Throttle
 from hl_core import telemetry
 from hl_core.settings import Settings
 from storage.db import async_pool
@@ -58,16 +59,32 @@ def create_app(
         enabled=cache_enabled,
         max_bytes=settings.hl_analytics_cache_max_bytes,
     )
-    services = Services(pool, database_url, pool_timeout, cache, settings.hyperliquid_usd_tokens)
+    services = Services(
+        pool,
+        database_url,
+        pool_timeout,
+        cache,
+        settings.hyperliquid_usd_tokens,
+        settings.hl_analytics_max_wallets_per_org,
+    )
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
-    listener = ChangeListener(database_url, cache)
+    listener = ChangeListener(database_url, cache, settings.hl_analytics_cache_coalesce_s)
     health = Health(pool, database_url, settings.hl_analytics_health_stall_s)
     callers = Callers(pool, pool_timeout)
     profiles = ProfileListener(database_url, callers)
+    throttle = Throttle(Limits.of(settings), settings.redis_url)
     schema = build_schema(introspection=settings.graphiql)
     verifier = TokenVerifier(settings, jwks)
-    endpoint = GraphQLEndpoint(schema, services, verifier, callers, graphiql=settings.graphiql)
+    endpoint = GraphQLEndpoint(
+        schema,
+        services,
+        verifier,
+        callers,
+        throttle,
+        graphiql=settings.graphiql,
+        cost_budget=settings.hl_analytics_cost_budget,
+    )
     # Subscriptions: the one change listener fans out to every socket of this instance.
     hub = Hub(settings.hl_analytics_ws_queue)
     listener.on_change.append(hub.changed)
@@ -77,7 +94,7 @@ def create_app(
     )
     profiles.on_change.append(sockets.profile_changed)
     subscriptions = SubscriptionEndpoint(schema, verifier, callers, hub, sockets)
-    exports = Exports(services, verifier, callers)
+    exports = Exports(services, verifier, callers, throttle)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -93,6 +110,7 @@ def create_app(
             await health.close()
             await pool.close()
             await cache.close()
+            await throttle.close()
             await http.aclose()
 
     async def prometheus(request: Request) -> Response:

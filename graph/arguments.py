@@ -21,13 +21,18 @@ def checked_days(start: date, end: date, today: date) -> tuple[date, date]:
         raise BadUserInput(
             f"between: to ({end}) is after today ({today}, UTC); a range needs to <= today"
         )
-    span = (end - start).days + 1
+    span = span_days(start, end)
     if span > MAX_RANGE_DAYS:
         raise BadUserInput(
             f"between: {start} to {end} covers {span} days; "
             f"a range covers at most {MAX_RANGE_DAYS} days"
         )
     return start, end
+
+
+def span_days(start: date, end: date) -> int:
+    """Days a range covers, both ends included: what its cost is counted by."""
+    return (end - start).days + 1
 
 
 def page_size(first: int | None, default: int = 50) -> int:

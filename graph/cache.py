@@ -5,9 +5,21 @@ REDIS_URL is set so several API instances share them. A key is made of the org,
 the org's current version, the UTC day (day series end today), and a digest of
 the request (which names the fields and their arguments); its TTL is the
 smallest of its root fields' (summary 60 s, global metrics 300 s, top wallets
-120 s). When an org's numbers change, its version changes, so none of its old
-keys is ever read again (they expire on their own); in Redis, a version key that
-is missing starts anew rather than reading as a default. Concurrent misses for one
+120 s). When an org's numbers change as a whole (tracking, labels, a change
+without a day), its version changes, so none of its old keys is ever read again
+(they expire on their own); in Redis, a version key that is missing starts anew
+rather than reading as a default.
+
+A change of some of an org's days (a rollup) hides only the answers that read
+one of those days: each stored answer carries the org's change sequence number
+taken before it was computed (its stamp) and the day ranges its fields read
+(`Answer.days`, None: every day); a hit is refused when a change of the org
+newer than the stamp touched a day inside one of those ranges. The org's
+changes (sequence number and, per day, the number of the last change) are kept
+in memory, or in one Redis hash per org (`c:<org>`, shared by every instance,
+with a generation that starts anew when the hash is missing, so a lost hash
+never makes an old answer valid). Changes older than `CHANGE_MEMORY_S` are
+forgotten: no answer can be that old (the longest TTL plus a computation). Concurrent misses for one
 query's key compute once: later callers wait for the first one's answer. In memory
 the entries are bounded by bytes (HL_ANALYTICS_CACHE_MAX_BYTES).
 """
@@ -17,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +49,9 @@ log = logging.getLogger(__name__)
 TTL_S = {"dashboardSummary": 60, "globalMetrics": 300, "topWallets": 120, "wallet": 60}
 DEFAULT_TTL_S = 60
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # HL_ANALYTICS_CACHE_MAX_BYTES
+# How long an org's per-day changes are remembered: twice the longest TTL.
+CHANGE_MEMORY_S = 2 * max(TTL_S.values())
+_HEADER_END = b"\n"
 REDIS_TIMEOUT_S = 1.0
 _CACHE_ERRORS = (OSError, asyncio.TimeoutError, redis.exceptions.RedisError)
 
@@ -46,6 +63,54 @@ class Answer:
     status: int
     body: bytes
     ttl: int | None = None
+    # The day ranges the answer read (first, last), or None: it may depend on any day.
+    days: tuple[tuple[date, date], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What is known of an org's changes: a generation, the last sequence number, and
+    per changed day the sequence number of its last change."""
+
+    generation: str
+    seq: int
+    days: dict[date, int]
+
+    def touched(self, stamp: int, ranges: tuple[tuple[date, date], ...] | None) -> bool:
+        """Whether a change after `stamp` touched one of the ranges (None: any day)."""
+        if ranges is None:
+            return self.seq > stamp
+        return any(
+            seq > stamp and any(lo <= day <= hi for lo, hi in ranges)
+            for day, seq in self.days.items()
+        )
+
+
+def _encode(org_id: uuid.UUID, changes: Changes, answer: Answer) -> bytes:
+    ranges = (
+        "*"
+        if answer.days is None
+        else ",".join(f"{lo.isoformat()}/{hi.isoformat()}" for lo, hi in answer.days)
+    )
+    header = f"{org_id} {changes.generation} {changes.seq} {ranges}".encode()
+    return header + _HEADER_END + answer.body
+
+
+Ranges = tuple[tuple[date, date], ...] | None
+
+
+def _decode(value: bytes) -> tuple[uuid.UUID, str, int, Ranges, bytes]:
+    header, _, body = value.partition(_HEADER_END)
+    org, generation, stamp, ranges = header.decode().split(" ")
+    days = (
+        None
+        if ranges == "*"
+        else tuple(
+            (date.fromisoformat(lo), date.fromisoformat(hi))
+            for lo, hi in (part.split("/") for part in ranges.split(",") if part)
+        )
+    )
+    return uuid.UUID(org), generation, int(stamp), days, body
 
 
 def ttl_for(root_fields: frozenset[str]) -> int:
@@ -102,6 +167,10 @@ class ResponseCache:
         # Part of every key (in memory): changed when notifications may have been missed.
         self._epoch = uuid.uuid4().hex[:8]
         self._inflight: SingleFlight[str, Answer] = SingleFlight()
+        # In memory: per org, the sequence number and per day (seq, monotonic time).
+        self._generation = uuid.uuid4().hex[:8]
+        self._seq: dict[uuid.UUID, int] = {}
+        self._day_changes: dict[uuid.UUID, dict[date, tuple[int, float]]] = {}
 
     async def close(self) -> None:
         await self.backend.close()
@@ -138,6 +207,71 @@ class ResponseCache:
         except _CACHE_ERRORS as exc:
             log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
 
+    async def changes(self, org_id: uuid.UUID) -> Changes:
+        """The org's changes as known now (in Redis: shared by every instance)."""
+        if not self.shared:
+            self._forget_old(org_id)
+            days = {d: seq for d, (seq, _) in self._day_changes.get(org_id, {}).items()}
+            return Changes(self._generation, self._seq.get(org_id, 0), days)
+        name = f"c:{org_id}"
+        try:
+            fields = await self.backend.client.hgetall(self.backend.build_key(name))
+            if b"gen" not in fields:
+                await self.backend.client.hsetnx(
+                    self.backend.build_key(name), "gen", uuid.uuid4().hex[:8]
+                )
+                fields = await self.backend.client.hgetall(self.backend.build_key(name))
+        except _CACHE_ERRORS as exc:
+            log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
+            return Changes(uuid.uuid4().hex, 0, {})  # a generation nobody has: a miss
+        days = {
+            date.fromisoformat(k.decode()): int(v)
+            for k, v in fields.items()
+            if k not in (b"gen", b"seq")
+        }
+        return Changes(fields[b"gen"].decode(), int(fields.get(b"seq", 0)), days)
+
+    def _forget_old(self, org_id: uuid.UUID) -> None:
+        days = self._day_changes.get(org_id)
+        if days:
+            horizon = time.monotonic() - CHANGE_MEMORY_S
+            for day in [d for d, (_, at) in days.items() if at < horizon]:
+                del days[day]
+
+    async def invalidate_days(self, org_id: uuid.UUID, days: Iterable[date]) -> None:
+        """Hides the org's cached answers that read one of `days`, on every instance."""
+        changed = sorted(set(days))
+        if not changed:
+            return
+        if not self.shared:
+            seq = self._seq.get(org_id, 0) + 1
+            self._seq[org_id] = seq
+            now = time.monotonic()
+            known = self._day_changes.setdefault(org_id, {})
+            for day in changed:
+                known[day] = (seq, now)
+        else:
+            name = self.backend.build_key(f"c:{org_id}")
+            try:
+                seq = await self.backend.client.hincrby(name, "seq", 1)
+                await self.backend.client.hset(
+                    name, mapping={day.isoformat(): seq for day in changed}
+                )
+                # Forgotten as a whole once no answer can be older (refreshed by each change).
+                await self.backend.client.expire(name, CHANGE_MEMORY_S)
+            except _CACHE_ERRORS as exc:
+                log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
+                await self.invalidate(org_id)
+                return
+        log.info(
+            "cache invalidated",
+            extra={
+                "action": "cache_invalidated",
+                "org_id": str(org_id),
+                "days": f"{changed[0]}..{changed[-1]} ({len(changed)})",
+            },
+        )
+
     async def invalidate(self, org_id: uuid.UUID) -> None:
         """Hides every cached answer of the org, on every instance sharing the cache."""
         version = uuid.uuid4().hex
@@ -157,18 +291,26 @@ class ResponseCache:
         return f"r:{org_id}:{await self.version(org_id)}:{day}:{digest}"
 
     async def get(self, key: str) -> bytes | None:
+        """The answer stored under `key`, unless a change since it touched a day it read."""
         try:
             value: bytes | None = await self.backend.get(key)
         except _CACHE_ERRORS as exc:
             log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
             return None
-        return value
+        if value is None:
+            return None
+        org_id, generation, stamp, days, body = _decode(value)
+        changes = await self.changes(org_id)
+        if changes.generation != generation or changes.seq < stamp:
+            return None  # the changes it was stamped against are gone
+        return None if changes.touched(stamp, days) else body
 
-    async def _store(self, key: str, answer: Answer) -> None:
+    async def _store(self, key: str, answer: Answer, changes: Changes) -> None:
         if answer.ttl is None or answer.status != 200:
             return
+        value = _encode(_org_of(key), changes, answer)
         try:
-            await self.backend.set(key, answer.body, ttl=answer.ttl)
+            await self.backend.set(key, value, ttl=answer.ttl)
         except _CACHE_ERRORS as exc:
             log.warning("cache unavailable: %s", exc, extra={"action": "cache_error"})
 
@@ -179,8 +321,15 @@ class ResponseCache:
         True when it was another caller's."""
 
         async def compute_and_store() -> Answer:
+            # Taken before the answer's reads: a change landing meanwhile is newer.
+            changes = await self.changes(_org_of(key))
             answer = await compute()
-            await self._store(key, answer)
+            await self._store(key, answer, changes)
             return answer
 
         return await self._inflight.run(key, compute_and_store)
+
+
+def _org_of(key: str) -> uuid.UUID:
+    """The org of a key made by `ResponseCache.key`."""
+    return uuid.UUID(key.split(":", 2)[1])

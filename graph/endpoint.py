@@ -1,10 +1,14 @@
-"""`/graphql`: transport, authentication, the response cache, then Strawberry.
+"""`/graphql`: transport, authentication, fair share, the response cache, then Strawberry.
 
 Every request is authenticated (token verified, profile resolved) before
 anything else; the caller's org then scopes both the cache key and the
-resolvers. A cached answer is sent without running GraphQL at all. Errors a
-client can act on keep their message; anything unexpected is logged with the
-request id (also sent as `X-Request-Id`) and masked.
+resolvers. Then the caller's and the org's request rates are checked
+(graph/throttle.py), the document's cost against the budget (graph/cost.py),
+and the cache is asked by what the request means (graph/requests.py). A cached
+answer is sent without running GraphQL at all; a miss runs it holding one of the
+caller's and the org's database slots. Errors a client can act on keep their
+message; anything unexpected is logged with the request id (also sent as
+`X-Request-Id`) and masked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
@@ -30,6 +35,7 @@ from graph import graphiql as graphiql_page
 from graph.auth import Callers, TokenVerifier, bearer_token
 from graph.cache import Answer, ttl_for
 from graph.context import Caller, RequestContext, Services
+from graph.cost import check_budget, document_cost
 from graph.errors import ClientError
 from graph.limits import without_suggestions
 from graph.requests import (
@@ -37,9 +43,12 @@ from graph.requests import (
     Operation,
     RawRequest,
     classify,
+    meaning,
+    parsed,
     query_params,
     read_post,
 )
+from graph.throttle import RateLimited, Throttle
 from graph.ttlmap import MISSING, TtlMap
 from hl_core import telemetry
 from storage.errors import DatabaseUnavailable
@@ -53,6 +62,15 @@ HTML = b"text/html; charset=utf-8"
 EPOCH = date(1970, 1, 1)
 UNAVAILABLE = "the database is unavailable; retry in a few seconds"
 MAX_LABELS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """What the endpoint needs of a request before the cache: its digest, cost and label."""
+
+    digest: str
+    cost: int
+    label: str
 
 
 @lru_cache(maxsize=2)
@@ -78,6 +96,11 @@ def error_answer(status: int, message: str, code: str) -> Answer:
     return Answer(status, _json({"errors": [{"message": message, "extensions": {"code": code}}]}))
 
 
+def limited_answer(exc: RateLimited) -> Answer:
+    """A 429; the seconds to wait travel in `ttl` (a 429 is never cached)."""
+    return Answer(429, error_answer(429, exc.message, exc.code).body, exc.retry_after)
+
+
 class GraphQLEndpoint:
     """The ASGI app behind `/graphql` (GET and POST).
 
@@ -91,10 +114,14 @@ class GraphQLEndpoint:
         services: Services,
         verifier: TokenVerifier,
         callers: Callers,
+        throttle: Throttle,
         *,
         graphiql: bool,
+        cost_budget: int,
     ) -> None:
         self.schema = schema
+        self.throttle = throttle
+        self.cost_budget = cost_budget
         self.services = services
         self.cache = services.cache
         self.verifier = verifier
@@ -110,8 +137,9 @@ class GraphQLEndpoint:
             if root is not None
             for name in root.fields
         )
-        # Operation label of each cached request body, so a hit is labelled without parsing.
-        self._labels: TtlMap[str, str] = TtlMap(MAX_LABELS)
+        # The meaning of recent request bodies, by their bytes: a repeated body is
+        # neither parsed nor printed again.
+        self._meanings: TtlMap[bytes, Meaning] = TtlMap(MAX_LABELS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = os.urandom(16).hex()  # as unique as uuid4, and cheaper
@@ -126,6 +154,8 @@ class GraphQLEndpoint:
         ]
         if answer.status == 503:
             headers.append((b"retry-after", b"5"))
+        elif answer.status == 429:
+            headers.append((b"retry-after", str(answer.ttl or 1).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
         self._observe(label, answer.status, time.perf_counter() - started)
@@ -162,6 +192,8 @@ class GraphQLEndpoint:
 
         try:
             answer, extra = await self._answer(scope, receive, request_id, labelled)
+        except RateLimited as exc:
+            answer, extra = limited_answer(exc), []
         except ClientError as exc:
             answer, extra = error_answer(exc.status, exc.message, exc.code), []
             if exc.status == 401:
@@ -190,42 +222,65 @@ class GraphQLEndpoint:
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
         claims = await self.verifier.verify(token)
         caller = await self.callers.caller(claims["sub"])
+        await self.throttle.admit(caller)
         day = utc_day()
-
-        digest = hashlib.blake2b(raw.method.encode() + raw.raw, digest_size=16).hexdigest()
+        about = self._meaning(raw)
+        labelled(about.label)
+        check_budget(about.cost, self.cost_budget)
 
         def prepare() -> tuple[GraphQLRequest, Operation | None]:
             read = raw.parse()
-            operation = classify(read.query, read.operation_name)
-            known = operation is not None and operation.root_fields <= self._root_fields
-            label = "+".join(sorted(operation.root_fields)) if operation and known else "invalid"
-            self._labels.put(digest, label)
-            labelled(label)
-            return read, operation
+            return read, classify(read.query, read.operation_name)
+
+        async def run() -> Answer:
+            # The caller's own limits: returned as an answer, so that callers sharing
+            # this computation can tell it was not theirs (see below).
+            try:
+                await self.throttle.spend(caller, about.cost)
+                async with self.throttle.slot(caller):
+                    return await self._execute(read, operation, caller, day, request_id)
+            except RateLimited as exc:
+                return limited_answer(exc)
 
         if not self.cache.enabled:
             read, operation = prepare()
-            answer = await self._execute(read, operation, caller, day, request_id)
-            return answer, [(b"x-cache", b"off")]
-        key = await self.cache.key(caller.org_id, day, digest)
+            return await run(), [(b"x-cache", b"off")]
+        key = await self.cache.key(caller.org_id, day, about.digest)
         cached = await self.cache.get(key)  # only query answers are ever stored
         if cached is not None:
-            known_label = self._labels.get(digest)
-            labelled("cached" if known_label is MISSING else known_label)
             return Answer(200, cached), [(b"x-cache", b"hit")]
         read, operation = prepare()
-
-        async def run() -> Answer:
-            return await self._execute(read, operation, caller, day, request_id)
 
         if operation is not None and operation.kind != OperationType.QUERY:
             # A mutation's answer depends on who sends it (an admin, a viewer) and
             # has effects: each one runs on its own, never merged with another.
             return await run(), [(b"x-cache", b"miss")]
         answer, shared = await self.cache.compute_once(key, run)
+        if shared and answer.status == 429:
+            # Another caller of the org was over its limits, not this one.
+            answer, shared = await run(), False
         if answer.status == 503:
             answer = error_answer(503, UNAVAILABLE, "SERVICE_UNAVAILABLE")
         return answer, [(b"x-cache", b"shared" if shared else b"miss")]
+
+    def _meaning(self, raw: RawRequest) -> Meaning:
+        name = hashlib.blake2b(raw.method.encode() + raw.raw, digest_size=16).digest()
+        known = self._meanings.get(name)
+        if known is not MISSING:
+            return known
+        read = raw.parse()
+        operation = classify(read.query, read.operation_name)
+        known_fields = operation is not None and operation.root_fields <= self._root_fields
+        label = "+".join(sorted(operation.root_fields)) if operation and known_fields else "invalid"
+        parsed_query = parsed(read.query)
+        cost = (
+            0
+            if parsed_query is None
+            else document_cost(parsed_query[0], read.operation_name, read.variables)
+        )
+        about = Meaning(meaning(read), cost, label)
+        self._meanings.put(name, about)
+        return about
 
     async def _execute(
         self,
@@ -272,7 +327,7 @@ class GraphQLEndpoint:
             if cacheable and operation and not result.errors
             else None
         )
-        return Answer(status, _json(payload), ttl)
+        return Answer(status, _json(payload), ttl, context.days_read.ranges())
 
     def _format_errors(
         self, errors: list[GraphQLError], request_id: str

@@ -34,6 +34,7 @@ from graph.context import Caller, Services
 from graph.endpoint import UNAVAILABLE, utc_day
 from graph.errors import BadUserInput, ClientError
 from graph.schema import decimal_text
+from graph.throttle import RateLimited, Throttle
 from graph.types import DayMetrics, Fill
 from storage import dashboard, orgs
 from storage.db import async_borrow
@@ -166,6 +167,8 @@ def _range(request: Request, today: date, default: tuple[date, date] | None) -> 
 
 def _failure(exc: ClientError) -> Response:
     headers = {"www-authenticate": 'Bearer error="invalid_token"'} if exc.status == 401 else None
+    if isinstance(exc, RateLimited):
+        headers = {"retry-after": str(exc.retry_after)}
     status = exc.status if exc.status != 200 else 400
     line = exc.message.replace("\n", " ")
     return PlainTextResponse(line + "\n", status_code=status, headers=headers)
@@ -180,14 +183,21 @@ def _download(name: str, body: AsyncIterator[str]) -> StreamingResponse:
 
 
 class Exports:
-    def __init__(self, services: Services, verifier: TokenVerifier, callers: Callers) -> None:
+    def __init__(
+        self, services: Services, verifier: TokenVerifier, callers: Callers, throttle: Throttle
+    ) -> None:
         self.services = services
         self.verifier = verifier
         self.callers = callers
+        self.throttle = throttle
 
     async def _caller(self, request: Request) -> Caller:
+        """The verified caller, within its and its org's request rates (a download is a
+        request: 429 with Retry-After beyond them)."""
         claims = await self.verifier.verify(bearer_token(authorization(request.headers.raw)))
-        return await self.callers.caller(claims["sub"])
+        caller = await self.callers.caller(claims["sub"])
+        await self.throttle.admit(caller)
+        return caller
 
     async def fills(self, request: Request) -> Response:
         try:

@@ -1,10 +1,14 @@
 """Keeps the response cache honest: LISTEN for `hl_metrics_changed` and drop that org's answers.
 
-The pipeline's rollup notifies with the org id when an org's numbers change.
-The link reconnects on its own (with backoff); after any gap every answer this
-instance cached is dropped, since a notification may have been missed.
+The pipeline's rollup notifies with the org id and the day when an org-day's
+numbers change (other changes: the org id alone). Notifications are coalesced
+per org (graph/coalesce.py, HL_ANALYTICS_CACHE_COALESCE_S): at most one
+invalidation per org per window, hiding only the answers that read a changed
+day. The link reconnects on its own (with backoff); after any gap every answer
+this instance cached is dropped, since a notification may have been missed.
 Each change is also handed to the `on_change` hooks (the subscriptions' fan-out,
-`graph/subscriptions.py`): one LISTEN connection per instance serves them all.
+`graph/subscriptions.py`) as it arrives, not coalesced: one LISTEN connection per
+instance serves them all.
 """
 
 from __future__ import annotations
@@ -12,20 +16,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
+from datetime import date
 
 from graph.cache import ResponseCache
+from graph.coalesce import Coalescer
 from storage import changes
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
+DEFAULT_COALESCE_S = 2.0  # HL_ANALYTICS_CACHE_COALESCE_S
 
 
 class ChangeListener:
-    def __init__(self, database_url: str, cache: ResponseCache) -> None:
+    def __init__(
+        self, database_url: str, cache: ResponseCache, coalesce_s: float = DEFAULT_COALESCE_S
+    ) -> None:
         self.database_url = database_url
         self.cache = cache
+        self.coalescer = Coalescer(coalesce_s, self._invalidate)
         self.listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff = BACKOFF_MIN_S
@@ -41,9 +52,17 @@ class ChangeListener:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.coalescer.stop()
+
+    async def _invalidate(self, org_id: uuid.UUID, days: frozenset[date] | None) -> None:
+        if days is None:
+            await self.cache.invalidate(org_id)
+        else:
+            await self.cache.invalidate_days(org_id, days)
 
     async def _on_listening(self) -> None:
         self._backoff = BACKOFF_MIN_S
+        self.coalescer.forget()
         await self.cache.invalidate_all()
         for hook in self.on_reconnect:
             hook()
@@ -58,7 +77,7 @@ class ChangeListener:
             return
         for hook in self.on_change:
             hook(change)
-        await self.cache.invalidate(change.org_id)
+        await self.coalescer.changed(change.org_id, None if change.day is None else [change.day])
 
     async def _run(self) -> None:
         while True:

@@ -1,12 +1,17 @@
 """A GraphQL request as it arrives over HTTP: bytes first, parsed only when needed.
 
-The endpoint keys its cache on the raw bytes, so a cached answer is sent
-without parsing the JSON body or the document. `classify` reads the operation's
-type and root fields (for GET refusing mutations and for the cache's TTL).
+The endpoint keys its cache on what a request means (`meaning`): the document as
+graphql-core prints it once parsed (no whitespace, comments or formatting of the
+client's), the operation name, and the variables with their keys sorted. Extra
+JSON keys, key order, spacing and comments therefore cannot make a miss. The
+meaning of recently seen bodies is remembered by their bytes, so a repeated body
+is answered without parsing it again. `classify` reads the operation's type and
+root fields (for GET refusing mutations and for the cache's TTL).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +19,15 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+    print_ast,
+)
 from starlette.types import Receive
 
 from graph.errors import ClientError
@@ -30,16 +43,26 @@ class Operation:
     root_fields: frozenset[str]
 
 
+@lru_cache(maxsize=512)
+def parsed(query: str) -> tuple[DocumentNode, str] | None:
+    """The document and its printed (normalised) text; None when it does not parse."""
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS, no_location=True)
+    except (GraphQLError, RecursionError):
+        return None
+    return document, print_ast(document)
+
+
 @lru_cache(maxsize=256)
 def classify(query: str, operation_name: str | None) -> Operation | None:
     """The chosen operation's type and root fields; None when Strawberry must explain why not.
 
     Several operations without `operationName` are refused here: GraphQL requires the
     name then, and Strawberry would run the first one instead of saying so."""
-    try:
-        document = parse(query, max_tokens=MAX_TOKENS, no_location=True)
-    except GraphQLError:
+    parsed_query = parsed(query)
+    if parsed_query is None:
         return None
+    document = parsed_query[0]
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is None and len(operations) > 1:
         raise ClientError(
@@ -83,6 +106,16 @@ def _from_params(params: Mapping[str, Any], method: str) -> GraphQLRequest:
     if name is not None and not isinstance(name, str):
         raise ClientError("`operationName` must be a string")
     return GraphQLRequest(query, variables or None, name or None, method)
+
+
+def meaning(read: GraphQLRequest) -> str:
+    """The cache's digest of a request: the same for every spelling of the same question."""
+    parsed_query = parsed(read.query)
+    # A document that does not parse is answered 400, never cached: its text will do.
+    text = read.query if parsed_query is None else parsed_query[1]
+    variables = json.dumps(read.variables or {}, sort_keys=True, separators=(",", ":"))
+    key = "\0".join((text, read.operation_name or "", variables))
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

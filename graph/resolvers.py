@@ -35,7 +35,7 @@ from graph.types import (
 from jobs import tracking
 from storage import dashboard, orgs
 from storage.db import connection
-from storage.errors import InvalidAddress
+from storage.errors import InvalidAddress, TooManyWallets
 
 Ctx = Info[RequestContext, None]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -117,7 +117,7 @@ class Query:
     ) -> list[DayMetrics]:
         ctx = info.context
         start, end = days_of(range, between, ctx.today)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             rows = await dashboard.global_series(conn, ctx.caller.org_id, start, end)
         return [DayMetrics.of(row) for row in rows]
 
@@ -140,7 +140,7 @@ class Query:
             raise limit_error(limit)
         ctx = info.context
         start, end = days_of(range, between, ctx.today)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             rows = await dashboard.top_wallets(
                 conn, ctx.caller.org_id, start, end, limit, order_by.name
             )
@@ -160,7 +160,7 @@ class Query:
         normalized = _address(address)
         ctx = info.context
         start, end = days_of(range, between, ctx.today)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             row = await dashboard.wallet_series(conn, ctx.caller.org_id, normalized, start, end)
         return WalletMetrics.of(row, start, end) if row else None
 
@@ -176,7 +176,7 @@ class Query:
     ) -> list[CoinMetrics]:
         ctx = info.context
         start, end = days_of(range, between, ctx.today)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             rows = await dashboard.coin_breakdown(conn, ctx.caller.org_id, start, end)
         return [CoinMetrics.of(row) for row in rows]
 
@@ -238,12 +238,12 @@ def _tracked_wallet_page(
 
 
 def _track(
-    database_url: str, org_id: uuid.UUID, addresses: list[str]
+    database_url: str, org_id: uuid.UUID, addresses: list[str], max_wallets: int
 ) -> tuple[list[str], list[str]]:
     """`jobs.tracking.track_wallets` in one transaction (in a worker thread: the
     pipeline's functions are synchronous); (every address given, those newly tracked)."""
     with connection(database_url) as conn:
-        done = tracking.track_wallets(conn, org_id, addresses)
+        done = tracking.track_wallets(conn, org_id, addresses, max_wallets=max_wallets)
     return [w.address for w in done.wallets], [w.address for w in done.added]
 
 
@@ -278,9 +278,16 @@ class Mutation:
         if not 1 <= len(addresses) <= MAX_ADDRESSES:
             raise BadUserInput(f"give 1 to {MAX_ADDRESSES} addresses per call")
         normalized = [_address(a) for a in addresses]
-        tracked, added = await asyncio.to_thread(
-            _track, ctx.services.database_url, ctx.caller.org_id, normalized
-        )
+        try:
+            tracked, added = await asyncio.to_thread(
+                _track,
+                ctx.services.database_url,
+                ctx.caller.org_id,
+                normalized,
+                ctx.services.max_wallets_per_org,
+            )
+        except TooManyWallets as exc:
+            raise BadUserInput(exc.message) from None
         await ctx.services.cache.invalidate(ctx.caller.org_id)
         return TrackWalletsResult(tracked=tracked, added=added)
 

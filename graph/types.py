@@ -10,7 +10,9 @@ through `usd()` (6 places, half-even) on its way out; prices and sizes do not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from enum import Enum
@@ -26,6 +28,7 @@ from storage import dashboard
 
 MAX_COIN_CHARS = 100
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _described(description: str) -> Callable[[F], F]:
@@ -74,6 +77,29 @@ D_OUTCOME = "volume of outcome-market (HIP-4) trades in USD"
 D_FEES = "fees in USD, rebates negative, system fills included"
 D_PNL = "realized PnL (closedPnl) in USD, system fills included"
 D_ACTIVE = "days with at least one trade fill"
+D_FUNDING = (
+    "funding payments in USD, signed (negative = paid), of perps whose collateral is a "
+    "USD stablecoin; on the UTC day of each hourly payment"
+)
+D_NET = "realizedPnlUsd - feesUsd + fundingUsd: PnL net of fees and funding"
+D_DEPOSITS = (
+    "deposits in USD: bridge deposits and transfers received from another address "
+    "(README: ledger update types)"
+)
+D_WITHDRAWALS = (
+    "withdrawals in USD: bridge withdrawals (fee included) and transfers sent to another "
+    "address (README: ledger update types)"
+)
+
+
+def net_pnl(realized: Decimal, fees: Decimal, funding: Decimal) -> Decimal:
+    """Net PnL from the exact stored amounts, rounded once like every USD amount."""
+    with localcontext() as ctx:
+        ctx.prec = 80
+        exact = Decimal(realized) - Decimal(fees) + Decimal(funding)
+    return usd(exact)
+
+
 D_ADDRESS = "the wallet: 0x followed by 40 lowercase hex digits"
 D_COMPLETE_FROM = (
     "the UTC day from which every fill of the wallet is stored (an archive backfill made "
@@ -104,6 +130,8 @@ class WalletOrder(Enum):
     TRADES = strawberry.enum_value("TRADES", description="tradeCount")
     PNL = strawberry.enum_value("PNL", description="realizedPnlUsd")
     FEES = strawberry.enum_value("FEES", description="feesUsd")
+    NET_PNL = strawberry.enum_value("NET_PNL", description="netPnlUsd")
+    FUNDING = strawberry.enum_value("FUNDING", description="fundingUsd")
 
 
 @strawberry.type(description="An org's numbers of one UTC day (zeros on a day without fills)")
@@ -122,6 +150,10 @@ class DayMetrics:
     avg_volume_per_user: Decimal = strawberry.field(
         description="totalVolumeUsd / dau, 2 decimals (rounded half-even); 0.00 when dau = 0"
     )
+    funding_usd: Decimal = strawberry.field(description=D_FUNDING)
+    net_pnl_usd: Decimal = strawberry.field(description=D_NET)
+    deposits_usd: Decimal = strawberry.field(description=D_DEPOSITS)
+    withdrawals_usd: Decimal = strawberry.field(description=D_WITHDRAWALS)
 
     @classmethod
     def of(cls, row: dashboard.DayMetrics) -> DayMetrics:
@@ -136,7 +168,113 @@ class DayMetrics:
             fees_usd=usd(row.fees_usd),
             realized_pnl_usd=usd(row.realized_pnl_usd),
             avg_volume_per_user=per_user(row.total_volume_usd, row.dau),
+            funding_usd=usd(row.funding_usd),
+            net_pnl_usd=net_pnl(row.realized_pnl_usd, row.fees_usd, row.funding_usd),
+            deposits_usd=usd(row.deposits_usd),
+            withdrawals_usd=usd(row.withdrawals_usd),
         )
+
+
+class _Once:
+    """One read of the database per object, however many of its fields need it (GraphQL
+    resolves an object's fields concurrently): the first caller starts it, all await it."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+
+    async def get(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.ensure_future(load())
+        result: T = await self._tasks[key]
+        return result
+
+
+def _usd_or_none(value: Decimal | None) -> Decimal | None:
+    return None if value is None else usd(value)
+
+
+D_SNAPSHOT_USD = "in USD; null when the dex's collateral is not a USD stablecoin"
+
+
+@strawberry.type(description="A spot balance of the wallet's latest snapshot")
+class Balance:
+    coin: str = strawberry.field(description="the token as Hyperliquid names it (USDC, HYPE)")
+    total: Decimal = strawberry.field(description="the balance, in the token")
+    hold: Decimal = strawberry.field(description="the part held by open orders, in the token")
+    value_usd: Decimal | None = strawberry.field(
+        description="the balance in USD when the token is a USD stablecoin (it then counts in "
+        "accountValueUsd); null otherwise: no price is guessed"
+    )
+
+    @classmethod
+    def of(cls, row: dashboard.BalanceRow) -> Balance:
+        return cls(
+            coin=row.coin,
+            total=row.total,
+            hold=row.hold,
+            value_usd=usd(row.total) if row.usd_priced else None,
+        )
+
+
+@strawberry.type(description="An open perp position of the wallet's latest snapshot")
+class Position:
+    coin: str = strawberry.field(description="the perp as Hyperliquid names it (BTC, xyz:TSLA)")
+    dex: str | None = strawberry.field(
+        description="the builder-deployed dex (xyz of xyz:TSLA); null for the default"
+    )
+    size: Decimal = strawberry.field(description="signed size: negative is short")
+    entry_px: Decimal | None = strawberry.field(description="average entry price")
+    position_value_usd: Decimal | None = strawberry.field(
+        description=f"|size| × mark price, {D_SNAPSHOT_USD}"
+    )
+    unrealized_pnl_usd: Decimal | None = strawberry.field(
+        description=f"unrealized PnL at the mark price, {D_SNAPSHOT_USD}"
+    )
+    leverage: Decimal = strawberry.field(description="the position's leverage")
+    isolated: bool = strawberry.field(description="isolated margin (else cross)")
+    liquidation_px: Decimal | None = strawberry.field(
+        description="the liquidation price; null when none"
+    )
+    margin_used_usd: Decimal | None = strawberry.field(
+        description=f"margin the position holds, {D_SNAPSHOT_USD}"
+    )
+    funding_since_open_usd: Decimal | None = strawberry.field(
+        description=f"funding received since the position opened (negative = paid), "
+        f"{D_SNAPSHOT_USD}"
+    )
+
+    @classmethod
+    def of(cls, row: dashboard.PositionRow) -> Position:
+        def money(value: Decimal) -> Decimal | None:
+            return usd(value) if row.usd_priced else None
+
+        return cls(
+            coin=row.coin,
+            dex=row.dex or None,
+            size=row.size,
+            entry_px=row.entry_px,
+            position_value_usd=money(row.position_value),
+            unrealized_pnl_usd=money(row.unrealized_pnl),
+            leverage=row.leverage,
+            isolated=row.leverage_type == "isolated",
+            liquidation_px=row.liquidation_px,
+            margin_used_usd=money(row.margin_used),
+            funding_since_open_usd=money(row.funding_since_open),
+        )
+
+
+@strawberry.type(description="A wallet's account value at the end of one UTC day")
+class AccountValueDay:
+    day: date = strawberry.field(description=D_DAY)
+    account_value_usd: Decimal | None = strawberry.field(
+        description="the account value of the day's last snapshot; null where none"
+    )
+
+
+D_ACCOUNT_VALUE = (
+    "account value in USD: the accountValue of each perp dex whose collateral is a USD "
+    "stablecoin plus spot balances in USD stablecoins (others are not priced)"
+)
 
 
 @strawberry.type(description="The org's latest day with activity, and the day before it")
@@ -152,6 +290,40 @@ class DashboardSummary:
     last_synced_at: datetime | None = strawberry.field(
         description="newest successful ingest among the org's wallets"
     )
+    once: strawberry.Private[_Once] = dataclasses.field(default_factory=_Once)
+
+    async def _account(self, info: strawberry.Info[RequestContext, None]) -> dashboard.Account:
+        ctx = info.context
+
+        async def load() -> dashboard.Account:
+            async with ctx.connection() as conn:
+                return await dashboard.org_account(conn, ctx.caller.org_id)
+
+        return await self.once.get("account", load)
+
+    @_described(
+        f"{D_ACCOUNT_VALUE}, summed over the org's wallets' latest snapshots; null when none"
+    )
+    async def account_value_usd(
+        self, info: strawberry.Info[RequestContext, None]
+    ) -> Decimal | None:
+        return _usd_or_none((await self._account(info)).account_value_usd)
+
+    @_described(
+        "unrealized PnL in USD summed over the org's wallets' latest snapshots; null when none"
+    )
+    async def unrealized_pnl_usd(
+        self, info: strawberry.Info[RequestContext, None]
+    ) -> Decimal | None:
+        return _usd_or_none((await self._account(info)).unrealized_pnl_usd)
+
+    @_described("open perp positions in the org's wallets' latest snapshots")
+    async def open_positions(self, info: strawberry.Info[RequestContext, None]) -> int:
+        return (await self._account(info)).open_positions
+
+    @_described("the oldest of those latest snapshots: how stale the sums can be; null when none")
+    async def positions_as_of(self, info: strawberry.Info[RequestContext, None]) -> datetime | None:
+        return (await self._account(info)).as_of
 
     @classmethod
     def of(cls, row: dashboard.Summary) -> DashboardSummary:
@@ -178,6 +350,10 @@ class WalletRank:
     fees_usd: Decimal = strawberry.field(description=D_FEES)
     realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
     active_days: int = strawberry.field(description=D_ACTIVE)
+    funding_usd: Decimal = strawberry.field(description=D_FUNDING)
+    net_pnl_usd: Decimal = strawberry.field(description=D_NET)
+    deposits_usd: Decimal = strawberry.field(description=D_DEPOSITS)
+    withdrawals_usd: Decimal = strawberry.field(description=D_WITHDRAWALS)
 
     @classmethod
     def of(cls, row: dashboard.WalletRank) -> WalletRank:
@@ -192,6 +368,10 @@ class WalletRank:
             fees_usd=usd(row.fees_usd),
             realized_pnl_usd=usd(row.realized_pnl_usd),
             active_days=row.active_days,
+            funding_usd=usd(row.funding_usd),
+            net_pnl_usd=net_pnl(row.realized_pnl_usd, row.fees_usd, row.funding_usd),
+            deposits_usd=usd(row.deposits_usd),
+            withdrawals_usd=usd(row.withdrawals_usd),
         )
 
 
@@ -207,6 +387,10 @@ class WalletDay:
     )
     fees_usd: Decimal = strawberry.field(description=D_FEES)
     realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
+    funding_usd: Decimal = strawberry.field(description=D_FUNDING)
+    net_pnl_usd: Decimal = strawberry.field(description=D_NET)
+    deposits_usd: Decimal = strawberry.field(description=D_DEPOSITS)
+    withdrawals_usd: Decimal = strawberry.field(description=D_WITHDRAWALS)
 
 
 @strawberry.type(description="A wallet's sums over a range")
@@ -221,6 +405,10 @@ class WalletTotals:
     fees_usd: Decimal = strawberry.field(description=D_FEES)
     realized_pnl_usd: Decimal = strawberry.field(description=D_PNL)
     active_days: int = strawberry.field(description=D_ACTIVE)
+    funding_usd: Decimal = strawberry.field(description=D_FUNDING)
+    net_pnl_usd: Decimal = strawberry.field(description=D_NET)
+    deposits_usd: Decimal = strawberry.field(description=D_DEPOSITS)
+    withdrawals_usd: Decimal = strawberry.field(description=D_WITHDRAWALS)
 
 
 @strawberry.type(description="One tracked wallet over a range: a zero-filled day series and totals")
@@ -239,13 +427,84 @@ class WalletMetrics:
     # The days of the series: what `fills` lists when it is given no `between`.
     start: strawberry.Private[date]
     end: strawberry.Private[date]
+    once: strawberry.Private[_Once] = dataclasses.field(default_factory=_Once)
+
+    async def _account(self, info: strawberry.Info[RequestContext, None]) -> dashboard.Account:
+        ctx = info.context
+
+        async def load() -> dashboard.Account:
+            async with ctx.connection() as conn:
+                return await dashboard.wallet_account(conn, ctx.caller.org_id, self.address)
+
+        return await self.once.get("account", load)
+
+    @_described(f"{D_ACCOUNT_VALUE}, of the latest snapshot; null before the first")
+    async def account_value_usd(
+        self, info: strawberry.Info[RequestContext, None]
+    ) -> Decimal | None:
+        return _usd_or_none((await self._account(info)).account_value_usd)
+
+    @_described(
+        "unrealized PnL in USD of the latest snapshot's positions on USD-collateral dexes; "
+        "null before the first"
+    )
+    async def unrealized_pnl_usd(
+        self, info: strawberry.Info[RequestContext, None]
+    ) -> Decimal | None:
+        return _usd_or_none((await self._account(info)).unrealized_pnl_usd)
+
+    @_described("when the latest snapshot was taken (the exchange's clock); null before the first")
+    async def positions_as_of(self, info: strawberry.Info[RequestContext, None]) -> datetime | None:
+        return (await self._account(info)).as_of
+
+    @_described(
+        "the spot balances of the latest snapshot, by coin; those not in a USD stablecoin "
+        "are listed unpriced"
+    )
+    async def balances(self, info: strawberry.Info[RequestContext, None]) -> list[Balance]:
+        ctx = info.context
+        async with ctx.connection() as conn:
+            rows = await dashboard.wallet_balances(conn, ctx.caller.org_id, self.address)
+        return [Balance.of(row) for row in rows]
+
+    @_described("the open perp positions of the latest snapshot, by coin")
+    async def positions(self, info: strawberry.Info[RequestContext, None]) -> list[Position]:
+        ctx = info.context
+        async with ctx.connection() as conn:
+            rows = await dashboard.wallet_positions(conn, ctx.caller.org_id, self.address)
+        return [Position.of(row) for row in rows]
+
+    @_described(
+        "the account value at the end of each UTC day of the range (or between's), oldest "
+        "first: the day's last snapshot, null where none"
+    )
+    async def account_value(
+        self,
+        info: strawberry.Info[RequestContext, None],
+        range: Annotated[
+            MetricsRange, strawberry.argument(description="the last 7, 30 or 90 days")
+        ] = MetricsRange.D30,
+        between: Annotated[
+            DateRange | None,
+            strawberry.argument(description="UTC days, both included, instead of `range`"),
+        ] = None,
+    ) -> list[AccountValueDay]:
+        ctx = info.context
+        start, end = (
+            dashboard.range_bounds(range.name, ctx.today)
+            if between is None
+            else checked_days(between.from_, between.to, ctx.today)
+        )
+        async with ctx.connection() as conn:
+            rows = await dashboard.account_series(conn, ctx.caller.org_id, self.address, start, end)
+        return [AccountValueDay(day=d, account_value_usd=_usd_or_none(v)) for d, v in rows]
 
     @_described(
         "the wallet's trading per coin over the series' days, by volumeUsd descending, ties by coin"
     )
     async def coins(self, info: strawberry.Info[RequestContext, None]) -> list[CoinMetrics]:
         ctx = info.context
-        async with ctx.connection() as conn:
+        async with ctx.connection((self.start, self.end)) as conn:
             rows = await dashboard.coin_breakdown(
                 conn, ctx.caller.org_id, self.start, self.end, self.address
             )
@@ -293,7 +552,7 @@ class WalletMetrics:
             position = (key[0], key[1], key[2], key[3])
         if coin is not None:
             checked_text("coin", coin, 1, MAX_COIN_CHARS)
-        async with ctx.connection() as conn:
+        async with ctx.connection((start, end)) as conn:
             page = await dashboard.wallet_fills(
                 conn,
                 org_id,
@@ -334,6 +593,10 @@ class WalletMetrics:
                     total_volume_usd=usd(d.total_volume_usd),
                     fees_usd=usd(d.fees_usd),
                     realized_pnl_usd=usd(d.realized_pnl_usd),
+                    funding_usd=usd(d.funding_usd),
+                    net_pnl_usd=net_pnl(d.realized_pnl_usd, d.fees_usd, d.funding_usd),
+                    deposits_usd=usd(d.deposits_usd),
+                    withdrawals_usd=usd(d.withdrawals_usd),
                 )
                 for d in row.days
             ],
@@ -346,6 +609,10 @@ class WalletMetrics:
                 fees_usd=usd(t.fees_usd),
                 realized_pnl_usd=usd(t.realized_pnl_usd),
                 active_days=t.active_days,
+                funding_usd=usd(t.funding_usd),
+                net_pnl_usd=net_pnl(t.realized_pnl_usd, t.fees_usd, t.funding_usd),
+                deposits_usd=usd(t.deposits_usd),
+                withdrawals_usd=usd(t.withdrawals_usd),
             ),
             last_synced_at=row.last_synced_at,
             unpriced_fills=row.unpriced_fills,

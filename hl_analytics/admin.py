@@ -54,7 +54,9 @@ def wallets_track(settings: Settings, args: argparse.Namespace) -> int:
     org_id = orgs.parse_org_id(args.org_id)
     addresses = [orgs.normalize_address(a) for a in args.addresses]
     with transaction(settings) as conn:
-        done = tracking.track_wallets(conn, org_id, addresses)
+        done = tracking.track_wallets(
+            conn, org_id, addresses, max_wallets=settings.hl_analytics_max_wallets_per_org
+        )
     added, given = len(done.added), len(done.wallets)
     print(f"{added} wallet(s) newly tracked, {given - added} already tracked")
     return 0

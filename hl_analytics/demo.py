@@ -91,13 +91,13 @@ def _save_state(data_dir: Path, state: dict[str, str]) -> None:
     path.chmod(0o600)
 
 
-def _seed(url: str, state: dict[str, str], addresses: list[str]) -> str:
+def _seed(url: str, state: dict[str, str], addresses: list[str], max_wallets: int) -> str:
     with connection(url) as conn:
         org_id = state.get("org_id")
         if org_id is None or not any(str(o.id) == org_id for o in orgs.list_orgs(conn)):
             org_id = str(orgs.create_org(conn, DEMO_ORG).id)
         orgs.add_user(conn, DEMO_ADMIN, org_id, "admin")
-        tracking.track_wallets(conn, org_id, addresses)
+        tracking.track_wallets(conn, org_id, addresses, max_wallets=max_wallets)
     return org_id
 
 
@@ -216,7 +216,7 @@ def demo_cmd(settings: Settings, args: argparse.Namespace) -> int:
             env["HYPERLIQUID_RPS"] = DEMO_SIMULATOR_RPS
         say(f"Exchange: {hl_url}")
 
-        org_id = _seed(url, state, addresses)
+        org_id = _seed(url, state, addresses, settings.hl_analytics_max_wallets_per_org)
         state["org_id"] = org_id
         _save_state(data_dir, state)
         say(f"Organisation {DEMO_ORG} ({org_id}) tracks {len(addresses)} wallets.")

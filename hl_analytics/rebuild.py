@@ -5,7 +5,8 @@ quote token) or to prove the derived tables derivable. Day by day, oldest first,
 each day in one transaction: the wallet-days of the wallets in scope (every
 wallet, or the org's), then the org-days of every org tracking one of them
 (an org's day is a sum over its wallets, so a shared wallet's other orgs change
-too), with a notification so running APIs drop their cached answers. Every
+too), with a notification so running APIs drop their cached answers; then the
+running totals (storage/read_models.py) from the first day on, once. Every
 statement recomputes rows from their sources, so running it twice, or beside
 the workers, changes nothing more.
 """
@@ -19,7 +20,7 @@ from datetime import date, timedelta
 from hl_analytics.admin import transaction
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
-from storage import changes, orgs, rollups
+from storage import orgs, read_models, rollups
 
 PROGRESS_EVERY_S = 2.0
 
@@ -62,18 +63,29 @@ def rebuild(
         with transaction(settings) as conn:
             if wallet_ids is None:
                 rollups.rebuild_all_wallet_days(
-                    conn, day, usd_tokens=settings.hyperliquid_usd_tokens
+                    conn, day, usd_tokens=settings.hyperliquid_usd_tokens, running_totals=False
                 )
             else:
                 rollups.rebuild_wallet_days(
-                    conn, wallet_ids, day, usd_tokens=settings.hyperliquid_usd_tokens
+                    conn,
+                    wallet_ids,
+                    day,
+                    usd_tokens=settings.hyperliquid_usd_tokens,
+                    running_totals=False,
                 )
             for org in org_ids:
                 written += rollups.rebuild_org_day(conn, org, day)
-                changes.notify_changed(conn, org)
         if time.monotonic() - shown >= PROGRESS_EVERY_S or n == total - 1:
             shown = time.monotonic()
             print(f"  {n + 1}/{total} days ({day})", flush=True)
+    # The running totals from the first rebuilt day on, once (per day it would rewrite
+    # every later day again): one transaction under the same locks as a rollup's.
+    with transaction(settings) as conn:
+        if wallet_ids is None:
+            rollups.lock_all_wallet_days(conn)
+        else:
+            rollups.lock_wallet_days(conn, wallet_ids)
+        read_models.refresh_running_totals(conn, wallet_ids, start)
     print(f"rebuilt {total} day(s); {written} org-day(s) with activity")
     return total, written
 

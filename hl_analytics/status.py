@@ -1,4 +1,6 @@
-"""`hl-analytics status`: per-org sync state, queue depth and failed jobs, as tables."""
+"""`hl-analytics status`: per-org sync state, each data kind's freshness (fills,
+funding, positions, ledger; the ledger types no rule classifies), queue depth and
+failed jobs, as tables."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from datetime import UTC, datetime
 from hl_analytics.admin import transaction
 from hl_core.settings import Settings
 from storage import jobs as job_store
-from storage import markets, node_position, reports, rollups
+from storage import ledger, markets, node_position, reports, rollups
 from storage.text import printable
 
 FAILED_SHOWN = 10
@@ -60,6 +62,8 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
         failed = job_store.failed_jobs(conn, limit=FAILED_SHOWN)
         positions = node_position.all_positions(conn)
         complete = reports.complete_from_counts(conn)
+        kinds = reports.kind_freshness(conn)
+        unknown = ledger.unknown_types(conn)
     print("Organisations")
     print(
         table(
@@ -109,6 +113,52 @@ def status_cmd(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"{count} wallet(s) have every fill from {day} on "
             "(archive backfill, or an API pass from their first fill)"
+        )
+    print()
+    print("Data kinds (over every tracked wallet)")
+    print(
+        table(
+            (
+                "kind",
+                "wallets",
+                "synced",
+                "failing",
+                "newest success (UTC)",
+                "oldest success (UTC)",
+                "lag",
+                "stored",
+                "quarantined",
+            ),
+            [
+                (
+                    k.kind,
+                    k.wallets,
+                    k.synced,
+                    k.failing,
+                    k.newest_success_at,
+                    k.oldest_success_at,
+                    _lag(k.oldest_synced_until_ms, now_s) if k.wallets else "-",
+                    k.stored,
+                    k.quarantined,
+                )
+                for k in kinds
+            ],
+        )
+    )
+    print(
+        "  funding is asked for about hourly, and only for wallets whose perp positions "
+        "may be open: a wallet without any lags on purpose; positions: one snapshot "
+        "about every 10 minutes (an invalid one keeps the previous and counts as failing); "
+        "ledger: about every 6 hours"
+    )
+    if unknown:
+        print("Ledger update types no rule classifies (stored, counted as neither deposit nor")
+        print("withdrawal):")
+        print(
+            table(
+                ("type", "updates", "wallets", "last (UTC)"),
+                [(u.type, u.updates, u.wallets, _block_time(u.last_ms)) for u in unknown],
+            )
         )
     print()
     print("Fill files (node-ingest, backfill --archive)")

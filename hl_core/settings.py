@@ -61,6 +61,7 @@ def _flag(value: str) -> bool:
 
 # Counted at par as US dollars (Hyperliquid's USD stablecoins); anything else is unpriced.
 DEFAULT_USD_TOKENS = ("USDC", "USDH", "USDT0", "USDE")
+DEFAULT_MAX_WALLETS_PER_ORG = 100_000
 _TOKEN = re.compile(r"^[A-Za-z0-9]{1,20}$")
 _DEX = re.compile(r"^[a-z0-9]{1,20}$")
 
@@ -195,6 +196,78 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "HL_ANALYTICS_CACHE_COALESCE_S",
+        "2",
+        "Seconds over which an org's change notifications are gathered into one cache "
+        "invalidation (the first after a quiet spell applies at once); answers are stale "
+        "at most this long plus the notification's delay.",
+        _positive_float,
+    ),
+    Setting(
+        "HL_ANALYTICS_CALLER_RPS",
+        "10",
+        "API requests per second one caller (a token's `sub`) may send, sustained; "
+        "above it and its burst: 429 with Retry-After.",
+        _positive_float,
+    ),
+    Setting(
+        "HL_ANALYTICS_CALLER_BURST",
+        "40",
+        "API requests one caller may send at once above HL_ANALYTICS_CALLER_RPS (a page load).",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_ORG_RPS",
+        "40",
+        "API requests per second all callers of one org may send together, sustained.",
+        _positive_float,
+    ),
+    Setting(
+        "HL_ANALYTICS_ORG_BURST",
+        "120",
+        "API requests all callers of one org may send at once above HL_ANALYTICS_ORG_RPS.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_CALLER_CONCURRENCY",
+        "4",
+        "Requests of one caller that may use the database at the same time (cache hits "
+        "do not count); one more: 429.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_ORG_CONCURRENCY",
+        "6",
+        "Requests of one org that may use the database at the same time; one more: 429.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_CALLER_COST_PER_S",
+        "400",
+        "Cost (README: cost of a document) of the documents one caller may have run per "
+        "second, sustained; cache hits cost nothing. Beyond it and its burst: 429.",
+        _positive_float,
+    ),
+    Setting(
+        "HL_ANALYTICS_CALLER_COST_BURST",
+        "4800",
+        "Cost one caller may have run at once above HL_ANALYTICS_CALLER_COST_PER_S "
+        "(never less than HL_ANALYTICS_COST_BUDGET).",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_COST_BUDGET",
+        "2400",
+        "Most a GraphQL document may cost (README: cost of a document); above it: 400.",
+        _positive_int,
+    ),
+    Setting(
+        "HL_ANALYTICS_MAX_WALLETS_PER_ORG",
+        str(DEFAULT_MAX_WALLETS_PER_ORG),
+        "Most wallets one org may track; tracking more is refused with an error naming it.",
+        _positive_int,
+    ),
+    Setting(
         "HL_ANALYTICS_WS_MAX_PER_USER",
         "5",
         "Subscription websockets one user (token `sub`) may hold open on one API instance.",
@@ -235,6 +308,17 @@ class Settings:
     log_level: str
     hl_analytics_health_stall_s: float
     hl_analytics_cache_max_bytes: int
+    hl_analytics_cache_coalesce_s: float
+    hl_analytics_caller_rps: float
+    hl_analytics_caller_burst: int
+    hl_analytics_org_rps: float
+    hl_analytics_org_burst: int
+    hl_analytics_caller_concurrency: int
+    hl_analytics_org_concurrency: int
+    hl_analytics_caller_cost_per_s: float
+    hl_analytics_caller_cost_burst: int
+    hl_analytics_cost_budget: int
+    hl_analytics_max_wallets_per_org: int
     hl_analytics_ws_max_per_user: int
     hl_analytics_ws_max_connections: int
     hl_analytics_ws_queue: int

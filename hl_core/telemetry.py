@@ -13,6 +13,7 @@ this module before `hl-analytics worker` has set it (jobs.prometheus.prepare).
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -62,8 +63,18 @@ def api_metrics() -> ApiMetrics:
     )
 
 
-@cache
+# `cache` lets two threads that call at once both build the metrics, and the second
+# registration fails (a worker's threads' first ingests did, and were retried).
+_worker_metrics_lock = threading.Lock()
+
+
 def worker_metrics() -> WorkerMetrics:
+    with _worker_metrics_lock:
+        return _worker_metrics()
+
+
+@cache
+def _worker_metrics() -> WorkerMetrics:
     from prometheus_client import Counter, Gauge, Histogram
 
     return WorkerMetrics(

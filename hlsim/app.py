@@ -3,8 +3,11 @@
 Starlette, like the API's, because an app is then a few plain handlers that
 uvicorn serves in a thread of a test or as its own process.
 
-`POST /info` answers `userFillsByTime`, `userFills`, `spotMeta`, `perpDexs`
-and `meta` with Hyperliquid's JSON shapes. `meta` takes an optional `dex`
+`POST /info` answers `userFillsByTime`, `userFills`, `userFunding` (at most
+500 entries a page, hlsim.funding), `clearinghouseState` (optional `dex`) and
+`spotClearinghouseState` (hlsim.account), `userNonFundingLedgerUpdates` (at
+most 500 a page, hlsim.ledger), `spotMeta`, `perpDexs` and `meta` with
+Hyperliquid's JSON shapes. `meta` takes an optional `dex`
 ("" or absent: the default dex; an unlisted dex gets 422). `userFillsByTime`
 takes an optional `dex` too: given (and not ""), only fills of that builder
 dex's perps are answered; absent, every fill of the wallet, of every market
@@ -48,7 +51,17 @@ from hlsim.requestlog import LoggedRequest, RequestLog, now
 from hlsim.weights import DEFAULT_PER_MINUTE, WeightBudget, weight
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-SUPPORTED = ("userFillsByTime", "userFills", "spotMeta", "perpDexs", "meta")
+SUPPORTED = (
+    "userFillsByTime",
+    "userFills",
+    "userFunding",
+    "clearinghouseState",
+    "spotClearinghouseState",
+    "userNonFundingLedgerUpdates",
+    "spotMeta",
+    "perpDexs",
+    "meta",
+)
 
 
 class BadRequest(Exception):
@@ -119,6 +132,18 @@ def answer(market: Market, body: dict[str, Any]) -> Any:
         start = _int(body, "startTime", required=True)
         end = _int(body, "endTime", required=False)
         return market.user_fills_by_time(_user(body), start or 0, end, _dex(body) or None)
+    if kind == "clearinghouseState":
+        return market.clearinghouse_state(_user(body), _dex(body))
+    if kind == "spotClearinghouseState":
+        return market.spot_clearinghouse_state(_user(body))
+    if kind == "userNonFundingLedgerUpdates":
+        start = _int(body, "startTime", required=True)
+        end = _int(body, "endTime", required=False)
+        return market.user_non_funding_ledger_updates(_user(body), start or 0, end)
+    if kind == "userFunding":
+        start = _int(body, "startTime", required=True)
+        end = _int(body, "endTime", required=False)
+        return market.user_funding(_user(body), start or 0, end)
     raise BadRequest(f"unknown or unsimulated request type {kind!r}; simulated: {SUPPORTED}")
 
 
@@ -175,6 +200,10 @@ def create_app(state: SimState) -> Starlette:
         state.budget.charge(client, spent)
         if plan and plan.malformed and isinstance(data, list):
             data = _corrupt(data)
+        elif plan and plan.malformed and isinstance(data, dict) and data:
+            # An account answer whose first field (marginSummary, balances) is not one.
+            first = next(iter(data))
+            data = {**data, first: "not-valid"}
         content = _dumps(data)
         if plan and plan.truncate:
             content = content[: max(1, len(content) // 2)]

@@ -28,7 +28,7 @@ class FaultPlan:
     retry_after: float | None = None  # with a 429/503: the Retry-After header, in seconds
     delay_s: float = 0.0  # answer this much later (beyond a client timeout: a timeout)
     truncate: bool = False  # cut the body in half: invalid JSON
-    malformed: bool = False  # corrupt one fill of the answer
+    malformed: bool = False  # corrupt one item of a list answer, or an object's first field
     count: int = 1  # how many matching requests it applies to
     type: str | None = None  # only requests of this type
     user: str | None = None  # only requests about this wallet

@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from hlsim import account, funding, ledger
 from hlsim.coins import BY_NAME, DEX_BY_NAME, meta, perp_dexs, spot_meta
 from hlsim.trader import DAY_MS, RawFill, Trader
 
 PAGE_LIMIT = 2000
+# `userFunding` answers at most this many entries, oldest first.
+FUNDING_PAGE_LIMIT = 500
 HORIZON = 10_000
 
 
@@ -67,6 +70,12 @@ class Market:
         self._books: dict[str, WalletBook] = {}
         self._traders: list[Trader] = []
         self._planters: dict[str, Trader] = {}
+        self._planted_funding: dict[str, list[tuple[int, Any]]] = {}
+        # Funding paid up to a time is history: fills planted in the past later (a test's
+        # "lost" fills) change the positions of hours to come, never a payment made.
+        self._paid: dict[str, tuple[int, list[Any]]] = {}
+        self._booked: dict[str, tuple[int, list[Any]]] = {}  # ledger updates, the same way
+        self._planted_ledger: dict[str, list[tuple[int, Any]]] = {}
         self._next_index = 0
         self._lock = threading.RLock()
 
@@ -226,6 +235,95 @@ class Market:
                     if len(page) == PAGE_LIMIT:
                         break
             return page
+
+    def add_raw_funding(self, address: str, time_ms: int, raw: Any) -> None:
+        """Plants anything as a `userFunding` entry at `time_ms` (for malformed ones)."""
+        with self._lock:
+            self._planted_funding.setdefault(address.lower(), []).append((time_ms, raw))
+
+    def funding(self, address: str) -> list[Any]:
+        """Ground truth: every funding entry of the wallet up to the clock, oldest first: the
+        payments its positions earn (hlsim.funding) and any planted ones."""
+        with self._lock:
+            return [raw for _, raw in self._timed_funding(address)]
+
+    def user_funding(self, address: str, start_ms: int, end_ms: int | None) -> list[Any]:
+        """`userFunding`: oldest first, `startTime` to `endTime` inclusive, at most 500."""
+        with self._lock:
+            entries = self._timed_funding(address)
+        end = self.now_ms if end_ms is None else end_ms
+        page = [raw for t, raw in entries if start_ms <= t <= end]
+        return page[:FUNDING_PAGE_LIMIT]
+
+    def _earned(self, address: str) -> list[Any]:
+        key = address.lower()
+        until, paid = self._paid.get(key, (-1, []))
+        if until < self.now_ms:
+            later = funding.payments(self.seed, self.fills(key), self.now_ms)
+            paid = paid + [e for e in later if e["time"] > until]
+            self._paid[key] = (self.now_ms, paid)
+        return paid
+
+    def _timed_funding(self, address: str) -> list[tuple[int, Any]]:
+        entries = [(e["time"], e) for e in self._earned(address)]
+        planted = self._planted_funding.get(address.lower(), [])
+        entries.extend((t, raw) for t, raw in planted if t <= self.now_ms)
+        entries.sort(key=lambda item: item[0])
+        return entries
+
+    def clearinghouse_state(self, address: str, dex: str = "") -> dict[str, Any]:
+        """`clearinghouseState` of one perp dex (hlsim.account); KeyError for an unknown dex."""
+        if dex and dex not in DEX_BY_NAME:
+            raise KeyError(dex)
+        with self._lock:
+            fills = self.fills(address)
+            moved = ledger.perp_usdc(self._well_formed_ledger(address), address.lower())
+            return account.clearinghouse_state(
+                fills, self._earned(address), dex, self.now_ms, moved
+            )
+
+    def spot_clearinghouse_state(self, address: str) -> dict[str, Any]:
+        with self._lock:
+            moved = ledger.spot_changes(self._well_formed_ledger(address), address.lower())
+            return account.spot_clearinghouse_state(self.fills(address), moved)
+
+    def add_raw_ledger(self, address: str, time_ms: int, raw: Any) -> None:
+        """Plants anything as a ledger update at `time_ms` (any type, malformed ones too)."""
+        with self._lock:
+            self._planted_ledger.setdefault(address.lower(), []).append((time_ms, raw))
+
+    def ledger(self, address: str) -> list[Any]:
+        """Ground truth: every non-funding ledger update of the wallet up to the clock,
+        oldest first: those it books (hlsim.ledger) and any planted ones."""
+        return [raw for _, raw in self._timed_ledger(address)]
+
+    def _timed_ledger(self, address: str) -> list[tuple[int, Any]]:
+        key = address.lower()
+        with self._lock:
+            until, booked = self._booked.get(key, (-1, []))
+            if until < self.now_ms:
+                times = [f["time"] for f in self.fills(key) if isinstance(f, dict)]
+                first = min((t for t in times if isinstance(t, int)), default=None)
+                later = ledger.updates(self.seed, key, first, self.now_ms)
+                booked = booked + [e for e in later if e["time"] > until]
+                self._booked[key] = (self.now_ms, booked)
+            entries = [(e["time"], e) for e in booked]
+            planted = self._planted_ledger.get(key, [])
+            entries.extend((t, raw) for t, raw in planted if t <= self.now_ms)
+            entries.sort(key=lambda item: item[0])
+            return entries
+
+    def _well_formed_ledger(self, address: str) -> list[Any]:
+        """The ledger updates an account state can follow (planted malformed ones left out)."""
+        return [e for e in self.ledger(address) if ledger.well_formed(e)]
+
+    def user_non_funding_ledger_updates(
+        self, address: str, start_ms: int, end_ms: int | None
+    ) -> list[Any]:
+        """Oldest first, `startTime` to `endTime` inclusive, at most 500 a page."""
+        end = self.now_ms if end_ms is None else end_ms
+        page = [e for t, e in self._timed_ledger(address) if start_ms <= t <= end]
+        return page[:FUNDING_PAGE_LIMIT]
 
     def user_fills(self, address: str) -> list[Any]:
         with self._lock:

@@ -2,10 +2,11 @@
 
 From Hyperliquid's rate-limit docs: REST requests of one IP share 1200 weight
 per minute; `/info` requests weigh 20, except a few light ones (2) and
-`userRole` (60); `userFills` and `userFillsByTime` (among others) weigh one
-more per 20 items returned. The budget here is a token bucket refilled
-continuously at `per_minute / 60` a second, so it can be made to bite quickly
-in tests by lowering `per_minute`.
+`userRole` (60); `userFills`, `userFillsByTime`, `userFunding` and
+`userNonFundingLedgerUpdates` (among others) weigh one more per 20 items
+returned. The budget here is a token bucket refilled continuously at
+`per_minute / 60` a second, so it can be made to bite quickly in tests by
+lowering `per_minute`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ LIGHT = frozenset(
         "exchangeStatus",
     }
 )
-PER_ITEM = frozenset({"userFills", "userFillsByTime", "historicalOrders", "recentTrades"})
+PER_ITEM = frozenset(
+    {
+        "userFills",
+        "userFillsByTime",
+        "userFunding",
+        "userNonFundingLedgerUpdates",
+        "historicalOrders",
+        "recentTrades",
+    }
+)
 ITEMS_PER_WEIGHT = 20
 DEFAULT_PER_MINUTE = 1200
 

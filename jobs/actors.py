@@ -1,5 +1,11 @@
 """The bodies of the pipeline's actors: ingest → wallet-days → org-day.
 
+`ingest_funding(address)` and `ingest_ledger(address)` store a wallet's new
+funding payments and non-funding ledger updates (jobs.ingest_paged); the days
+whose numbers they change are made pending and rolled up exactly as an ingest
+page's new fills' days are. `snapshot_positions(address)`
+stores a snapshot of its account (jobs.snapshot); it causes no rollup.
+
 Each orchestrates; the work happens in SQL (storage.rollups) or in
 jobs.ingest. Follow-up work is recorded on the connection and inside the
 transaction whose commit makes it necessary, so a follow-up exists if and
@@ -31,7 +37,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +47,10 @@ from hl_core.telemetry import worker_metrics
 from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestReport
 from jobs.ingest import ingest_wallet as run_ingest
+from jobs.ingest_paged import LEDGER_KIND, PagedReport, ingest_paged
+from jobs.ingest_paged import ingest_funding as run_funding
 from jobs.markets import CoinResolver
+from jobs.snapshot import SnapshotReport, snapshot_wallet
 from storage import orgs, rollups
 from storage.db import borrow
 from storage.orgs import Wallet
@@ -60,14 +69,93 @@ def ingest_dedup_key(address: str) -> str:
     return f"ingest_wallet:{address}"
 
 
-def send_ingests(p: Pipeline, addresses: Iterable[str], *, batch: str | None = None) -> None:
-    """Queues ingest of each wallet (merged with one already queued); inside a transaction
-    block of `p.broker` the sends join the caller's transaction."""
+def _send_each(
+    actor: Any,
+    addresses: Iterable[str],
+    dedup_key: Callable[[str], str],
+    batch: str | None,
+    fair_keys: Mapping[str, str] | str,
+) -> None:
+    """Queues `actor` for each wallet, merged with one already queued (its dedup key);
+    inside a transaction block of the broker the sends join the caller's transaction.
+    `fair_keys` says whom each is for (an org id, or one for all): the queue shares its
+    turns between them."""
     for address in addresses:
-        options: dict[str, Any] = {"dedup_key": ingest_dedup_key(address)}
+        options: dict[str, Any] = {"dedup_key": dedup_key(address)}
         if batch:
             options["batch"] = batch
-        p.ingest_wallet.send_with_options(args=(address,), **options)
+        key = fair_keys if isinstance(fair_keys, str) else fair_keys.get(address, "")
+        if key:
+            options["fair_key"] = key
+        actor.send_with_options(args=(address,), **options)
+
+
+def send_ingests(
+    p: Pipeline,
+    addresses: Iterable[str],
+    *,
+    batch: str | None = None,
+    fair_keys: Mapping[str, str] | str = "",
+) -> None:
+    """Queues ingest of each wallet's fills."""
+    _send_each(p.ingest_wallet, addresses, ingest_dedup_key, batch, fair_keys)
+
+
+def funding_dedup_key(address: str) -> str:
+    return f"ingest_funding:{address}"
+
+
+def send_funding_ingests(
+    p: Pipeline,
+    addresses: Iterable[str],
+    *,
+    batch: str | None = None,
+    fair_keys: Mapping[str, str] | str = "",
+) -> None:
+    """Queues ingest of each wallet's funding payments, as `send_ingests` does fills."""
+    _send_each(p.ingest_funding, addresses, funding_dedup_key, batch, fair_keys)
+
+
+def ledger_dedup_key(address: str) -> str:
+    return f"ingest_ledger:{address}"
+
+
+def send_ledger_ingests(
+    p: Pipeline,
+    addresses: Iterable[str],
+    *,
+    batch: str | None = None,
+    fair_keys: Mapping[str, str] | str = "",
+) -> None:
+    """Queues ingest of each wallet's non-funding ledger updates."""
+    _send_each(p.ingest_ledger, addresses, ledger_dedup_key, batch, fair_keys)
+
+
+def snapshot_dedup_key(address: str) -> str:
+    return f"snapshot_positions:{address}"
+
+
+def send_snapshots(
+    p: Pipeline,
+    addresses: Iterable[str],
+    *,
+    batch: str | None = None,
+    fair_keys: Mapping[str, str] | str = "",
+) -> None:
+    """Queues an account snapshot of each wallet."""
+    _send_each(p.snapshot_positions, addresses, snapshot_dedup_key, batch, fair_keys)
+
+
+def send_every_kind(
+    p: Pipeline,
+    addresses: Sequence[str],
+    *,
+    batch: str | None = None,
+    fair_keys: Mapping[str, str] | str = "",
+) -> None:
+    """Queues everything a wallet's numbers need: fills, funding, ledger, a snapshot."""
+    for send in (send_ingests, send_funding_ingests, send_ledger_ingests, send_snapshots):
+        send(p, addresses, batch=batch, fair_keys=fair_keys)
 
 
 def send_global_rollups(
@@ -134,6 +222,84 @@ def ingest_wallet(p: Pipeline, address: str) -> None:
         len(report.new_days),
         extra={"action": "ingest_done", "wallet": address, "stored": report.stored},
     )
+
+
+def ingest_funding(p: Pipeline, address: str) -> None:
+    """A wallet's new funding payments; their days are rolled up like new fills' days."""
+    address = orgs.normalize_address(address)
+    with borrow(p.pool) as conn:
+        (wallet,) = orgs.upsert_wallets(conn, [address])
+        report = asyncio.run(_ingest_funding(p, conn, wallet))
+    log.info(
+        "ingested funding of %s: %d payment(s) fetched in %d page(s), %d new, %d rejected",
+        address,
+        report.fetched,
+        report.pages,
+        report.stored,
+        report.rejected,
+        extra={"action": "funding_ingest_done", "wallet": address, "stored": report.stored},
+    )
+
+
+async def _ingest_funding(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> PagedReport:
+    def on_new_days(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
+        queue_wallet_days(p, conn, wallet.id, days)
+
+    async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
+        return await run_funding(conn, client, wallet, on_new_days=on_new_days)
+
+
+def ingest_ledger(p: Pipeline, address: str) -> None:
+    """A wallet's new non-funding ledger updates; the days of new deposits and
+    withdrawals are rolled up like new fills' days."""
+    address = orgs.normalize_address(address)
+    with borrow(p.pool) as conn:
+        (wallet,) = orgs.upsert_wallets(conn, [address])
+        report = asyncio.run(_ingest_ledger(p, conn, wallet))
+    log.info(
+        "ingested the ledger of %s: %d update(s) fetched in %d page(s), %d new, %d rejected",
+        address,
+        report.fetched,
+        report.pages,
+        report.stored,
+        report.rejected,
+        extra={"action": "ledger_ingest_done", "wallet": address, "stored": report.stored},
+    )
+
+
+async def _ingest_ledger(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> PagedReport:
+    def on_new_days(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
+        queue_wallet_days(p, conn, wallet.id, days)
+
+    async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
+        return await ingest_paged(
+            conn,
+            lambda address, start: client.ledger_pages(address, start),
+            LEDGER_KIND,
+            wallet,
+            on_new_days=on_new_days,
+        )
+
+
+def snapshot_positions(p: Pipeline, address: str) -> None:
+    """A snapshot of the wallet's positions, balances and account value (jobs.snapshot)."""
+    address = orgs.normalize_address(address)
+    with borrow(p.pool) as conn:
+        (wallet,) = orgs.upsert_wallets(conn, [address])
+        report = asyncio.run(_snapshot(p, conn, wallet))
+    log.info(
+        "snapshot of %s: %s",
+        address,
+        "kept the previous one" if report.totals is None else "stored",
+        extra={"action": "snapshot_done", "wallet": address},
+    )
+
+
+async def _snapshot(p: Pipeline, conn: psycopg.Connection, wallet: Wallet) -> SnapshotReport:
+    async with HyperliquidClient.from_settings(p.settings, p.database_url) as client:
+        return await snapshot_wallet(
+            conn, client, wallet, usd_tokens=p.settings.hyperliquid_usd_tokens
+        )
 
 
 def reprice(p: Pipeline, conn: psycopg.Connection, coins: list[str]) -> None:

@@ -19,6 +19,9 @@ Guarantees
   messages sent while a tagged message is processed inherit its batches, and a
   de-duplicated send adds its batches to the message that absorbed it.
   `storage.jobs.batch_progress` counts a batch's states.
+- Fairness: option `fair_key` (an org's id) says whom a message is for; a queue's
+  messages are claimed round robin over their keys, oldest first within each, so
+  many messages of one key cannot hold back another's (storage/jobs.py).
 - Leases: a claimed message is leased to its worker for `lease_s`; the worker's
   heartbeat (every `lease_s / 3`) renews the leases of all messages it holds. When
   a worker dies (even `kill -9`), any live worker re-delivers its messages at its
@@ -191,6 +194,7 @@ class PostgresBroker(dramatiq.Broker):
             "dedup_running": bool(message.options.get("dedup_running", False)),
             "batches": sorted(batches),
             "parent_id": parent.job_id if parent is not None else None,
+            "fair_key": str(message.options.get("fair_key") or ""),
         }
         self.emit_before("enqueue", message, delay)
         current = _transaction.get()

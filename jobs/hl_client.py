@@ -47,6 +47,14 @@ be paged into (the API takes no finer cursor than a millisecond) and may have
 been cut: the pass steps past that millisecond, logs it, and marks the page
 truncated, since some of its fills may be out of reach.
 
+Funding payments (`userFunding`, at most 500 entries a page, weighing 20 plus
+1 per 20 entries like fills) are paged by the same pass (`_paged`): a page of
+500 may have been cut, so it is followed from its last entry's time and the
+entries already delivered are dropped by their identity (time, coin); there is
+no 10,000 horizon. Non-funding ledger updates (`userNonFundingLedgerUpdates`)
+are paged the same way; their identity is (time, hash) and, where the hash is
+zero, the update's own fields (storage.ledger).
+
 A pass covers `[start_ms, end_ms]`, or up to the exchange's "now" without
 `end_ms` (no `endTime` is sent; the API defaults it to now). The final page is
 complete up to `end_ms` or to the exchange's clock, whichever is earlier: the
@@ -71,7 +79,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
@@ -83,6 +91,8 @@ from hl_core import telemetry
 from hl_core.settings import Settings
 from jobs.errors import HyperliquidRejected, HyperliquidUnavailable
 from jobs.hl_parse import parse_fills
+from jobs.hl_parse_funding import parse_fundings
+from jobs.hl_parse_ledger import parse_ledger
 from jobs.ratelimit import (
     STANDARD_WEIGHT,
     PostgresRateLimiter,
@@ -90,6 +100,10 @@ from jobs.ratelimit import (
     RedisRateLimiter,
 )
 from storage.fills import Fill, identity
+from storage.funding import Funding
+from storage.funding import identity as funding_identity
+from storage.ledger import LedgerUpdate
+from storage.ledger import identity as ledger_identity
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +112,11 @@ PAGE_LIMIT = 2000
 SMALLEST_CUT = 500
 HORIZON = 10_000
 ITEMS_PER_WEIGHT = 20
+# Requests that weigh 2 instead of 20 (Hyperliquid's rate-limit docs).
+LIGHT = frozenset({"clearinghouseState", "spotClearinghouseState"})
+LIGHT_COST = 2 / STANDARD_WEIGHT
+# Requests that weigh one more per ITEMS_PER_WEIGHT items answered.
+PER_ITEM = frozenset({"userFills", "userFillsByTime", "userFunding", "userNonFundingLedgerUpdates"})
 USER_AGENT = "hl-analytics"
 
 
@@ -119,9 +138,41 @@ class FillPage:
     truncated: bool
 
 
+@dataclass(frozen=True)
+class FundingPage:
+    """One page of a pass over a wallet's funding payments, as `FillPage` is for fills."""
+
+    items: list[Funding]
+    rejected: list[tuple[object, str]]
+    complete_until_ms: int
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """One page of a pass over a wallet's non-funding ledger updates."""
+
+    items: list[LedgerUpdate]
+    rejected: list[tuple[object, str]]
+    complete_until_ms: int
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What paging needs to know of one time-paged request kind."""
+
+    name: str
+    parse: Callable[[list[Any]], tuple[list[Any], list[tuple[object, str]]]]
+    key: Callable[[Any], Hashable]
+    horizon: int | None  # items beyond which older ones are out of reach; None: no limit
+
+
+_FILLS = _Kind("fill", parse_fills, identity, HORIZON)
+_FUNDING = _Kind("funding", parse_fundings, funding_identity, None)
+
+
 @dataclass
 class _Pass:
-    seen: set[tuple[int, int, int, str]] = field(default_factory=set)
+    seen: set[Hashable] = field(default_factory=set)
     seen_rejects: set[str] = field(default_factory=set)
     truncated: bool = False
 
@@ -218,12 +269,14 @@ class HyperliquidClient:
         return data
 
     async def _info(self, body: dict[str, Any], *, expect: type) -> tuple[Any, int | None]:
-        """The answer's JSON and the exchange's clock when it answered (None: unknown)."""
+        """The answer's JSON and the exchange's clock when it answered (None: unknown).
+
+        A light request (`LIGHT`, weight 2) takes a tenth of a slot of the limiter."""
         what = f"{body.get('type')} for {body.get('user', 'the exchange')}"
         key = str(body.get("user", body.get("type")))
         reason = ""
         for attempt in range(1, self.max_attempts + 1):
-            await self.limiter.acquire(key)
+            await self.limiter.acquire(key, LIGHT_COST if body.get("type") in LIGHT else 1.0)
             wait: float | None = None
             reason = ""
             try:
@@ -287,7 +340,7 @@ class HyperliquidClient:
         )
 
     async def _charge_items(self, body: dict[str, Any], data: Any) -> None:
-        if body.get("type") in ("userFills", "userFillsByTime") and isinstance(data, list):
+        if body.get("type") in PER_ITEM and isinstance(data, list):
             extra = len(data) // ITEMS_PER_WEIGHT
             if extra:
                 await self.limiter.charge(extra / STANDARD_WEIGHT)
@@ -308,6 +361,20 @@ class HyperliquidClient:
             body["dex"] = dex
         raw, server_ms = await self._info(body, expect=list)
         return raw, server_ms
+
+    async def clearinghouse_state(self, address: str, dex: str = "") -> dict[str, Any]:
+        """A wallet's perp account on one dex ("" the default): `clearinghouseState`."""
+        body: dict[str, Any] = {"type": "clearinghouseState", "user": address}
+        if dex:
+            body["dex"] = dex
+        data: dict[str, Any] = await self.info(body, expect=dict)
+        return data
+
+    async def spot_clearinghouse_state(self, address: str) -> dict[str, Any]:
+        """A wallet's spot balances: `spotClearinghouseState`."""
+        body = {"type": "spotClearinghouseState", "user": address}
+        data: dict[str, Any] = await self.info(body, expect=dict)
+        return data
 
     async def latest_fills(self, address: str) -> tuple[list[Fill], list[tuple[object, str]]]:
         """The wallet's most recent fills (`userFills`: up to 2000, newest first)."""
@@ -354,52 +421,127 @@ class HyperliquidClient:
     async def _pass(
         self, address: str, start_ms: int, end_ms: int | None, dex: str | None, state: _Pass
     ) -> AsyncIterator[FillPage]:
+        async def fetch(cursor: int) -> tuple[list[Any], int | None]:
+            return await self.user_fills_by_time(address, cursor, end_ms, dex)
+
+        async for items, rejected, complete, truncated in self._paged(
+            address, start_ms, end_ms, fetch, _FILLS, state
+        ):
+            yield FillPage(items, rejected, complete, truncated)
+
+    async def _paged(
+        self,
+        address: str,
+        start_ms: int,
+        end_ms: int | None,
+        fetch: Callable[[int], Awaitable[tuple[list[Any], int | None]]],
+        kind: _Kind,
+        state: _Pass,
+    ) -> AsyncIterator[tuple[list[Any], list[tuple[object, str]], int, bool]]:
+        """One pass of time-paged requests (see the module doc): each page's new items,
+        new rejections, the time below which everything is delivered, and truncation."""
         started_ms = int(time.time() * 1000)
         cursor = start_ms
         while True:
-            raw, server_ms = await self.user_fills_by_time(address, cursor, end_ms, dex)
-            fills, rejected = parse_fills(raw)
-            page_fills = self._new_fills(state, fills)
-            page_rejected = self._new_rejects(state, address, rejected)
-            if len(state.seen) >= HORIZON:
+            raw, server_ms = await fetch(cursor)
+            items, rejected = kind.parse(raw)
+            page_items = self._new_items(state, items, kind.key)
+            page_rejected = self._new_rejects(state, address, rejected, kind.name)
+            if kind.horizon is not None and len(state.seen) >= kind.horizon:
                 state.truncated = True
             if len(raw) < SMALLEST_CUT:
                 # Not cut (see the module doc): nothing more up to the exchange's clock.
                 now_ms = (server_ms if server_ms is not None else started_ms) - 1000
                 complete = now_ms if end_ms is None else min(end_ms, now_ms)
-                yield FillPage(page_fills, page_rejected, max(complete, cursor), state.truncated)
+                yield page_items, page_rejected, max(complete, cursor), state.truncated
                 return
-            # Raw times, so a page whose last fills are malformed still moves on.
+            # Raw times, so a page whose last items are malformed still moves on.
             last = max(_raw_time(r) for r in raw)
             if last <= cursor:
                 # A page inside one millisecond, maybe cut: the API cannot page into it.
                 log.warning(
-                    "wallet %s has %d or more fills at %d ms; any beyond this page's %d "
+                    "wallet %s has %d or more %s entries at %d ms; any beyond this page's %d "
                     "are out of the API's reach",
                     address,
                     SMALLEST_CUT,
+                    kind.name,
                     cursor,
                     len(raw),
                     extra={"action": "fill_burst_overflow", "wallet": address, "time_ms": cursor},
                 )
                 state.truncated = True
                 last = cursor + 1
-            yield FillPage(page_fills, page_rejected, last, state.truncated)
+            yield page_items, page_rejected, last, state.truncated
             cursor = last
 
+    async def user_funding(
+        self, address: str, start_ms: int, end_ms: int | None
+    ) -> tuple[list[Any], int | None]:
+        """One page of raw funding entries (at most 500) and the exchange's clock."""
+        body: dict[str, Any] = {"type": "userFunding", "user": address, "startTime": start_ms}
+        if end_ms is not None:
+            body["endTime"] = end_ms
+        raw, server_ms = await self._info(body, expect=list)
+        return raw, server_ms
+
+    async def funding_pages(
+        self, address: str, start_ms: int, end_ms: int | None = None
+    ) -> AsyncIterator[FundingPage]:
+        """Every funding payment of the wallet in `[start_ms, end_ms]`, page by page, paged
+        as fills are (a page of 500, the most `userFunding` answers, may have been cut)."""
+        address = address.lower()
+
+        async def fetch(cursor: int) -> tuple[list[Any], int | None]:
+            return await self.user_funding(address, cursor, end_ms)
+
+        async for items, rejected, complete, _ in self._paged(
+            address, start_ms, end_ms, fetch, _FUNDING, _Pass()
+        ):
+            yield FundingPage(items, rejected, complete)
+
+    async def user_ledger(
+        self, address: str, start_ms: int, end_ms: int | None
+    ) -> tuple[list[Any], int | None]:
+        """One page of raw non-funding ledger updates (at most 500) and the exchange's clock."""
+        body: dict[str, Any] = {
+            "type": "userNonFundingLedgerUpdates",
+            "user": address,
+            "startTime": start_ms,
+        }
+        if end_ms is not None:
+            body["endTime"] = end_ms
+        raw, server_ms = await self._info(body, expect=list)
+        return raw, server_ms
+
+    async def ledger_pages(
+        self, address: str, start_ms: int, end_ms: int | None = None
+    ) -> AsyncIterator[LedgerPage]:
+        """Every ledger update of the wallet in `[start_ms, end_ms]`, page by page, paged as
+        funding is; an update's identity is (time, hash, and its fields when the hash is 0)."""
+        address = address.lower()
+        kind = _Kind("ledger", lambda raws: parse_ledger(raws, address), ledger_identity, None)
+
+        async def fetch(cursor: int) -> tuple[list[Any], int | None]:
+            return await self.user_ledger(address, cursor, end_ms)
+
+        async for items, rejected, complete, _ in self._paged(
+            address, start_ms, end_ms, fetch, kind, _Pass()
+        ):
+            yield LedgerPage(items, rejected, complete)
+
     @staticmethod
-    def _new_fills(state: _Pass, fills: list[Fill]) -> list[Fill]:
-        new: list[Fill] = []
-        for fill in fills:
-            key = identity(fill)
-            if key not in state.seen:
-                state.seen.add(key)
-                new.append(fill)
+    def _new_items(state: _Pass, items: list[Any], key: Callable[[Any], Hashable]) -> list[Any]:
+        new: list[Any] = []
+        for item in items:
+            k = key(item)
+            if k not in state.seen:
+                state.seen.add(k)
+                new.append(item)
         return new
 
     @staticmethod
     def _new_rejects(
-        state: _Pass, address: str, rejected: list[tuple[object, str]]
+        state: _Pass, address: str, rejected: list[tuple[object, str]], what: str = "fill"
     ) -> list[tuple[object, str]]:
         new: list[tuple[object, str]] = []
         for raw, reason in rejected:
@@ -409,10 +551,11 @@ class HyperliquidClient:
             state.seen_rejects.add(key)
             new.append((raw, reason))
             log.warning(
-                "rejected a fill of wallet %s: %s",
+                "rejected a %s entry of wallet %s: %s",
+                what,
                 address,
                 reason,
-                extra={"action": "fill_rejected", "wallet": address, "reason": reason},
+                extra={"action": f"{what}_rejected", "wallet": address, "reason": reason},
             )
         return new
 

@@ -57,7 +57,7 @@ from jobs.hl_parse import InvalidFill, parse_fill
 from jobs.node_files import BY_BLOCK, HourFile, MalformedLine
 from jobs.node_tracked import TrackedWallets
 from jobs.pipeline import Pipeline, build
-from storage import cursor, embedded, fills, node_position, rollups
+from storage import cursor, embedded, fills, node_position, orgs, rollups
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 from storage.fills import Fill
@@ -293,8 +293,10 @@ class NodeFollower:
             len(tracked),
             extra={"action": "node_gap", "gap": what, "wallets": len(tracked)},
         )
+        owners = orgs.fair_orgs(conn, list(tracked.values()))
+        keys = {a: str(owners[i]) for a, i in tracked.items() if i in owners}
         with self.p.broker.transaction(conn):
-            actors.send_ingests(self.p, sorted(tracked))
+            actors.send_ingests(self.p, sorted(tracked), fair_keys=keys)
 
     def _next_file(
         self,

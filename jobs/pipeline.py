@@ -6,8 +6,10 @@ several databases, and nothing touches a database at import time. Dramatiq's
 `dramatiq` command needs a module-level broker: `jobs.worker_entry` builds the
 pipeline from the environment for it.
 
-Queues: `ingest` (paced by Hyperliquid's rate limit) and `rollups` (database
-only). A worker's threads serve both; rollups have the higher priority
+Queues: `ingest` (paced by Hyperliquid's rate limit: a wallet's fills, its
+funding payments and ledger updates with `ingest_funding` and `ingest_ledger`,
+its account with `snapshot_positions`)
+and `rollups` (database only). A worker's threads serve both; rollups have the higher priority
 (Dramatiq's `priority`, lower first), so a thread that frees up during a long
 backlog of ingests runs the waiting rollups first and stored fills become
 visible numbers without waiting for the whole backlog.
@@ -62,6 +64,9 @@ class Pipeline:
     broker: PostgresBroker
     pool_size: int = 4
     ingest_wallet: dramatiq.Actor[..., None] = field(init=False)
+    ingest_funding: dramatiq.Actor[..., None] = field(init=False)
+    ingest_ledger: dramatiq.Actor[..., None] = field(init=False)
+    snapshot_positions: dramatiq.Actor[..., None] = field(init=False)
     rollup_wallet_days: dramatiq.Actor[..., None] = field(init=False)
     rollup_global_day: dramatiq.Actor[..., None] = field(init=False)
     resolve_markets: dramatiq.Actor[..., None] = field(init=False)
@@ -74,6 +79,15 @@ class Pipeline:
         def ingest_wallet(address: str) -> None:
             actors.ingest_wallet(self, address)
 
+        def ingest_funding(address: str) -> None:
+            actors.ingest_funding(self, address)
+
+        def ingest_ledger(address: str) -> None:
+            actors.ingest_ledger(self, address)
+
+        def snapshot_positions(address: str) -> None:
+            actors.snapshot_positions(self, address)
+
         def rollup_wallet_days(day: str) -> None:
             actors.rollup_wallet_days(self, day)
 
@@ -84,6 +98,11 @@ class Pipeline:
             actors.resolve_markets(self, coins)
 
         self.ingest_wallet = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_wallet)
+        self.ingest_funding = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_funding)
+        self.ingest_ledger = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(ingest_ledger)
+        self.snapshot_positions = dramatiq.actor(broker=self.broker, **INGEST_OPTIONS)(
+            snapshot_positions
+        )
         # One decorator per actor: Dramatiq's decorator remembers the first name it gave.
         self.rollup_wallet_days = dramatiq.actor(broker=self.broker, **ROLLUP_OPTIONS)(
             rollup_wallet_days

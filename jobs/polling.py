@@ -25,11 +25,15 @@ every 3 min 20 s instead of every minute.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from storage.cursor import ScheduleRow
+
+R = TypeVar("R")
 
 MINUTE_S = 60.0
 HOUR_MS = 3_600_000
@@ -74,6 +78,16 @@ def plan(rows: Sequence[ScheduleRow], now: datetime, rps: float) -> Plan:
         or (now - row.last_attempt_at).total_seconds() >= interval * stretch
     ]
     return Plan(due, stretch, planned)
+
+
+def interleave(rows: Sequence[R], key: Callable[[R], str]) -> list[R]:
+    """The rows round robin by key: the first of each key, then the second of each, …"""
+    groups: dict[str, list[R]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return [
+        row for turn in itertools.zip_longest(*groups.values()) for row in turn if row is not None
+    ]
 
 
 def not_covered_by_node(rows: Sequence[ScheduleRow]) -> list[ScheduleRow]:

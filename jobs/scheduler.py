@@ -3,7 +3,11 @@
 Every tick (`--interval`, 5 s by default) one scheduler — whichever takes the
 tick's transaction-level advisory lock; others skip the tick — reads every
 tracked wallet's activity, picks the due ones under jobs.polling's policy,
-marks them scheduled and queues their ingest, all in one transaction. So with
+marks them scheduled and queues their ingest, all in one transaction. The due
+wallets are sent interleaved by org, each for the org that tracks it with the
+fewest wallets (a wallet several orgs track is one ingest), and the ingest queue
+hands out turns round robin between orgs: one org's backfill of thousands of
+wallets delays another org's ingests by about one of its own turns each. So with
 several scheduler processes each due wallet is still queued once; the ingest's
 de-duplication key would also merge a second send into the queued one.
 
@@ -12,6 +16,9 @@ While the node source (`hl-analytics node-ingest`) advances, wallets it covers
 within seconds, without spending the request budget. It does not cover a
 wallet's first pass over its reachable history, nor a history re-read. When
 it has not advanced for NODE_STALE_AFTER_S seconds, every wallet is polled again.
+
+After the fills, the other data kinds (funding payments) are planned in the same
+budget and the same transaction by jobs.plan_kinds.
 
 Coins whose quote token is still unknown (metadata failed or did not know them,
 or an upgrade recorded them) are sent to one `resolve_markets` job per tick,
@@ -40,10 +47,10 @@ from dramatiq.errors import ConnectionClosed
 
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
-from jobs import actors, polling
+from jobs import actors, plan_kinds, polling
 from jobs.node_source import SOURCE as NODE_SOURCE
 from jobs.pipeline import Pipeline, build
-from storage import cursor, embedded, fills, locks, markets, node_position
+from storage import cursor, embedded, fills, locks, markets, node_position, orgs
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 
@@ -75,13 +82,23 @@ def tick(p: Pipeline, conn: psycopg.Connection) -> Tick:
         if node_position.is_live(conn, NODE_SOURCE, p.settings.node_stale_after_s):
             rows = polling.not_covered_by_node(rows)
         result = polling.plan(rows, cursor.database_now(conn), p.settings.hyperliquid_rps)
-        cursor.mark_scheduled(conn, [r.wallet_id for r in result.due])
+        owners = orgs.fair_orgs(conn, [r.wallet_id for r in result.due])
+        due = polling.interleave(result.due, lambda r: str(owners.get(r.wallet_id, "")))
+        cursor.mark_scheduled(conn, [r.wallet_id for r in due])
         unresolved = markets.due_unresolved(conn)
         markets.mark_checked(conn, unresolved)
         with p.broker.transaction(conn):
-            actors.send_ingests(p, [r.address for r in result.due])
+            actors.send_ingests(
+                p,
+                [r.address for r in due],
+                fair_keys={
+                    r.address: str(owners[r.wallet_id]) for r in due if r.wallet_id in owners
+                },
+            )
             if unresolved:
                 p.resolve_markets.send_with_options(args=(unresolved,), dedup_key="resolve_markets")
+        # Other data kinds (funding), after the fills, in the same budget: jobs.plan_kinds.
+        plan_kinds.schedule_kinds(p, conn, cursor.database_now(conn))
     return Tick(True, len(rows), len(result.due), result.stretch)
 
 

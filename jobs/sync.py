@@ -1,10 +1,11 @@
 """`hl-analytics sync [--org ORG] [--wait] [--inline]`: ingest the tracked wallets now.
 
-It queues one ingest per tracked wallet (of one org, or of all), tagged with a
-new batch; every rollup those ingests cause inherits the batch (the broker
-propagates it, and merges it into a de-duplicated message that absorbs a send).
-A wallet whose ingest is already queued is not queued twice: that message
-joins the batch instead.
+It queues one ingest of fills, one of funding payments, one of ledger updates
+and one account snapshot per tracked wallet (of one org, or of all), tagged
+with a new batch; every rollup those ingests cause inherits the batch (the
+broker propagates it, and merges it into a de-duplicated message that absorbs a
+send). A wallet whose job (of any kind) is already queued is not queued twice:
+that message joins the batch instead.
 
 With `--wait` it blocks until the batch has nothing queued or running, showing
 progress (wallets done/total, fills stored, jobs by state), and exits 1 if any
@@ -24,6 +25,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -44,6 +46,9 @@ REPORT_EVERY_S = 2.0
 IDLE_HINT_S = 10.0
 INLINE_THREADS = 4
 RECONNECT_GIVE_UP_S = 300.0
+FINISHED = (
+    "sync finished: every ingest (fills, funding, ledger, snapshot) and rollup it caused is done"
+)
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,18 @@ def queue_sync(p: Pipeline, conn: psycopg.Connection, org_id: uuid.UUID | None) 
         wallets = orgs.tracked_wallets(conn, org_id)
         since = cursor.database_now(conn)
         before = cursor.progress(conn, [w.id for w in wallets], since).fills_stored
+        # The org that waits is whom its ingests are for; a sync of every org shares
+        # them as the scheduler does.
+        keys: dict[str, str] | str = str(org_id) if org_id else fair_keys(conn, wallets)
         with p.broker.transaction(conn):
-            actors.send_ingests(p, [w.address for w in wallets], batch=batch)
+            actors.send_every_kind(p, [w.address for w in wallets], batch=batch, fair_keys=keys)
     return Queued(batch, wallets, since, before)
+
+
+def fair_keys(conn: psycopg.Connection, wallets: Sequence[orgs.Wallet]) -> dict[str, str]:
+    """address → the org its ingest is queued for (storage.orgs.fair_orgs)."""
+    by_id = orgs.fair_orgs(conn, [w.id for w in wallets])
+    return {w.address: str(by_id[w.id]) for w in wallets if w.id in by_id}
 
 
 def _line(done: int, total: int, fills: int, progress: job_store.BatchProgress) -> str:
@@ -177,7 +191,7 @@ def run_sync(settings: Settings, org_id: uuid.UUID | None, *, wait: bool, inline
                 file=sys.stderr,
             )
             return 1
-        print("sync finished: every ingest and rollup it caused is done")
+        print(FINISHED)
         return 0
     finally:
         if worker is not None:

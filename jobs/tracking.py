@@ -64,7 +64,7 @@ def tracking_changed(
     tracked = [w.address for w in orgs.tracked_wallets(conn, org) if w.id in wanted]
     days = rollups.active_days(conn, list(wanted))
     with p.broker.transaction(conn):
-        actors.send_ingests(p, tracked)
+        actors.send_every_kind(p, tracked, fair_keys=str(org))
     actors.send_global_rollups(p, conn, [org], days)
 
 
@@ -81,13 +81,15 @@ def track_wallets(
     org_id: uuid.UUID | str,
     addresses: Sequence[str],
     *,
+    max_wallets: int,
     pipeline: Pipeline | None = None,
 ) -> Tracked:
     """Tracks the addresses for the org, queues the follow-up work of the newly tracked
     ones and notifies the API, all in the caller's transaction. An unknown org is
-    `OrgNotFound`; one bad address is `InvalidAddress` and writes nothing."""
+    `OrgNotFound`; one bad address is `InvalidAddress`, and going beyond `max_wallets`
+    (HL_ANALYTICS_MAX_WALLETS_PER_ORG) `TooManyWallets`; both write nothing."""
     org = orgs.parse_org_id(org_id)
-    wallets, added = orgs.track_wallets(conn, org, addresses)
+    wallets, added = orgs.track_wallets(conn, org, addresses, max_wallets=max_wallets)
     tracking_changed(conn, org, [w.id for w in added], pipeline=pipeline)
     changes.notify_changed(conn, org)
     return Tracked(wallets, added)

@@ -8,6 +8,7 @@ tells the org's live subscriptions which day changed, and to `node-ingest`
 (`listen_changes_sync`, `received`), which re-reads the org's tracked wallets. The
 payload is the org id, followed by a space and the UTC day when the change is one
 day's (`parse_change`).
+The API then hides only the cached answers that read that day.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ class Change:
 
 
 def notify_changed(conn: psycopg.Connection, org_id: uuid.UUID, day: date | None = None) -> None:
-    """Tells every API instance, at commit, that the org's numbers (of `day`) changed."""
-    payload = str(org_id) if day is None else f"{org_id} {day.isoformat()}"
-    conn.execute(NOTIFY, (CHANNEL, payload))
+    """Tells every API instance, at commit, that the org's numbers (of `day`) changed.
+    PostgreSQL folds identical notifications of one transaction into one."""
+    conn.execute(NOTIFY, (CHANNEL, payload(org_id, day)))
+
+
+def payload(org_id: uuid.UUID, day: date | None = None) -> str:
+    """What `notify_changed` sends: the org id, then a space and the day when given."""
+    return str(org_id) if day is None else f"{org_id} {day.isoformat()}"
 
 
 def parse_change(payload: str) -> Change:

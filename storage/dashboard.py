@@ -16,13 +16,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
+from storage import read_models
 from storage.fills import day_bounds_ms
 from storage.markets import dex_of
 from storage.orgs import SELECT_PROFILE, Profile
@@ -31,11 +32,14 @@ from storage.rollups import PRICE_FILL, pricing_params
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
 # The longest span a `DateRange` may cover, in days.
 MAX_RANGE_DAYS = 366
+# What each ordering ranks by: range totals (storage/read_models.py's SUMMED columns).
 ORDERS = {
-    "VOLUME": "sum(m.total_volume_usd)",
-    "TRADES": "sum(m.trade_count)",
-    "PNL": "sum(m.realized_pnl_usd)",
-    "FEES": "sum(m.fees_usd)",
+    "VOLUME": "t.total_volume_usd",
+    "TRADES": "t.trade_count",
+    "PNL": "t.realized_pnl_usd",
+    "FEES": "t.fees_usd",
+    "NET_PNL": "(t.realized_pnl_usd - t.fees_usd + t.funding_usd)",
+    "FUNDING": "t.funding_usd",
 }
 
 PING = "SELECT 1"
@@ -57,6 +61,10 @@ def _day_columns(alias: str) -> str:
     values = [f"coalesce({alias}.{name}, 0)" for name in _DAY_VALUES]
     # 2 decimals as the contract says, whatever scale the rollup stored.
     values.append(f"round(coalesce({alias}.avg_volume_per_user, 0), 2)")
+    # After the original columns, so the funding column is an addition to every reader.
+    values.append(f"coalesce({alias}.funding_usd, 0)")
+    values.append(f"coalesce({alias}.deposits_usd, 0)")
+    values.append(f"coalesce({alias}.withdrawals_usd, 0)")
     return ", ".join(values)
 
 
@@ -84,25 +92,29 @@ LEFT JOIN global_day_metrics cur ON cur.org_id = %(org_id)s AND cur.day = l.day
 LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.day - 1
 """
 
+# The org's wallets ranked over a range, from their range totals (storage/read_models.py:
+# summed from the days for a short range, two running totals per wallet otherwise).
 _TOP_WALLETS = """
 SELECT
     row_number() OVER (ORDER BY {key} DESC, w.address),
     w.address,
-    sum(m.trade_count), sum(m.spot_volume_usd), sum(m.perp_volume_usd),
-    sum(m.outcome_volume_usd), sum(m.total_volume_usd), sum(m.fees_usd),
-    sum(m.realized_pnl_usd), count(*) FILTER (WHERE m.trade_count > 0)
-FROM org_wallets ow
-JOIN wallets w ON w.id = ow.wallet_id
-JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id
-WHERE ow.org_id = %(org_id)s AND m.day BETWEEN %(start)s AND %(end)s
-GROUP BY w.address
+    t.trade_count, t.spot_volume_usd, t.perp_volume_usd, t.outcome_volume_usd,
+    t.total_volume_usd, t.fees_usd, t.realized_pnl_usd, t.active_days, t.funding_usd,
+    t.deposits_usd, t.withdrawals_usd
+FROM ({totals}) t
+JOIN wallets w ON w.id = t.wallet_id
 -- Listed for its trades; system fills' fees and PnL still count in its sums.
-HAVING sum(m.trade_count) > 0
+WHERE t.trade_count > 0
 ORDER BY {key} DESC, w.address
 LIMIT %(limit)s
 """
-# One statement per ordering, built once here: the ranking key is never user text.
-SELECT_TOP_WALLETS = {order: _TOP_WALLETS.format(key=key) for order, key in ORDERS.items()}
+
+
+def top_wallets_sql(order: str, start: date, end: date) -> str:
+    """The ranking statement of `order` for the range's length; the key is never user text."""
+    totals = read_models.range_totals_sql(read_models.WALLETS, start, end)
+    return _TOP_WALLETS.format(key=ORDERS[order], totals=totals)
+
 
 # The series and its totals (window sums over the series) in one statement; no
 # row at all when the org does not track the address.
@@ -121,7 +133,10 @@ series AS (
            coalesce(m.total_volume_usd, 0) AS total,
            coalesce(m.fees_usd, 0) AS fees,
            coalesce(m.realized_pnl_usd, 0) AS pnl,
-           coalesce(m.unpriced_fills, 0) AS unpriced
+           coalesce(m.unpriced_fills, 0) AS unpriced,
+           coalesce(m.funding_usd, 0) AS funding,
+           coalesce(m.deposits_usd, 0) AS deposits,
+           coalesce(m.withdrawals_usd, 0) AS withdrawals
     FROM tracked t
     CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
     LEFT JOIN wallet_day_metrics m ON m.wallet_id = t.id AND m.day = d.day::date
@@ -131,7 +146,9 @@ SELECT s.address, s.day, s.trade_count, s.spot, s.perp, s.outcome, s.total, s.fe
        sum(s.outcome) OVER (), sum(s.total) OVER (), sum(s.fees) OVER (), sum(s.pnl) OVER (),
        count(*) FILTER (WHERE s.trade_count > 0) OVER (),
        c.last_success_at, sum(s.unpriced) OVER (),
-       (SELECT h.complete_from FROM hl_ingest_cursor h WHERE h.wallet_id = s.id)
+       (SELECT h.complete_from FROM hl_ingest_cursor h WHERE h.wallet_id = s.id),
+       s.funding, sum(s.funding) OVER (), s.deposits, sum(s.deposits) OVER (),
+       s.withdrawals, sum(s.withdrawals) OVER ()
 FROM series s
 LEFT JOIN hl_ingest_cursor c ON c.wallet_id = s.id AND c.last_success_at >= s.since
 ORDER BY s.day
@@ -150,6 +167,9 @@ class DayMetrics:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     avg_volume_per_user: Decimal
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +193,9 @@ class WalletRank:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     active_days: int
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +210,9 @@ class SeriesDay:
     total_volume_usd: Decimal
     fees_usd: Decimal
     realized_pnl_usd: Decimal
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +225,9 @@ class WalletTotals:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     active_days: int
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +270,7 @@ async def summary(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Summ
     cur = await conn.execute(SELECT_SUMMARY, {"org_id": org_id})
     row = await cur.fetchone()
     assert row is not None  # an aggregate without GROUP BY always returns a row
-    width = len(_DAY_VALUES) + 1
+    width = len(_DAY_VALUES) + 4  # and avg_volume_per_user, funding, deposits, withdrawals
     day, tracked, synced = row[0], row[1 + 2 * width], row[2 + 2 * width]
     if day is None:
         return Summary(None, None, None, tracked, synced)
@@ -259,7 +288,7 @@ async def top_wallets(
     order: str,
 ) -> list[WalletRank]:
     params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
-    cur = await conn.execute(SELECT_TOP_WALLETS[order], params)
+    cur = await conn.execute(top_wallets_sql(order, start, end), params)
     return [WalletRank(*row) for row in await cur.fetchall()]
 
 
@@ -279,8 +308,8 @@ async def wallet_series(
     first = rows[0]
     return WalletSeries(
         address=first[0],
-        days=[SeriesDay(*row[1:9]) for row in rows],
-        totals=WalletTotals(*first[9:17]),
+        days=[SeriesDay(*[*row[1:9], row[20], row[22], row[24]]) for row in rows],
+        totals=WalletTotals(*[*first[9:17], first[21], first[23], first[25]]),
         last_synced_at=first[17],
         unpriced_fills=int(first[18]),
         complete_from=first[19],
@@ -507,21 +536,22 @@ async def wallet_fills(
 # -- per coin --------------------------------------------------------------------------
 
 # The org's coins over [start, end] (or one of its wallets' when `address` is given),
-# from the per-coin rollup: by volume descending, ties by coin.
-SELECT_COIN_BREAKDOWN = """
-SELECT c.coin, coalesce(min(mk.display_name), c.coin), c.market,
-       sum(c.trade_count)::bigint, sum(c.volume_usd), sum(c.fees_usd),
-       sum(c.realized_pnl_usd),
-       count(DISTINCT c.wallet_id) FILTER (WHERE c.trade_count > 0)
-FROM org_wallets ow
-JOIN wallets w ON w.id = ow.wallet_id
-JOIN wallet_coin_day_metrics c ON c.wallet_id = ow.wallet_id
-LEFT JOIN hl_markets mk ON mk.coin = c.coin
-WHERE ow.org_id = %(org_id)s AND c.day BETWEEN %(start)s AND %(end)s
-  AND (%(address)s::text IS NULL OR w.address = %(address)s::text)
-GROUP BY c.coin, c.market
-ORDER BY sum(c.volume_usd) DESC, c.coin
+# from the per-coin range totals (storage/read_models.py): by volume descending, ties by
+# coin; `wallets` counts those with a trade of the coin in the range.
+_COIN_BREAKDOWN = """
+SELECT t.coin, coalesce(min(mk.display_name), t.coin), t.market,
+       sum(t.trade_count)::bigint, sum(t.volume_usd), sum(t.fees_usd),
+       sum(t.realized_pnl_usd), count(*) FILTER (WHERE t.trade_count > 0)
+FROM ({totals}) t
+LEFT JOIN hl_markets mk ON mk.coin = t.coin
+GROUP BY t.coin, t.market
+ORDER BY sum(t.volume_usd) DESC, t.coin
 """
+
+
+def coin_breakdown_sql(start: date, end: date, by_address: bool) -> str:
+    totals = read_models.range_totals_sql(read_models.COINS, start, end, by_address=by_address)
+    return _COIN_BREAKDOWN.format(totals=totals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,8 +576,141 @@ async def coin_breakdown(
 ) -> list[CoinMetrics]:
     """Per coin over start..end (inclusive): the org's wallets, or the one at `address`."""
     params = {"org_id": org_id, "start": start, "end": end, "address": address}
-    cur = await conn.execute(SELECT_COIN_BREAKDOWN, params)
+    cur = await conn.execute(coin_breakdown_sql(start, end, address is not None), params)
     return [
         CoinMetrics(coin, name, market, dex_of(coin), int(trades), volume, fees, pnl, wallets)
         for coin, name, market, trades, volume, fees, pnl, wallets in await cur.fetchall()
     ]
+
+
+# -- account snapshots (issue 16): additions, read from storage.positions' tables -------
+
+# The tracked wallet's latest snapshot totals; no row before its first snapshot (or when
+# the org does not track it).
+SELECT_WALLET_ACCOUNT = """
+SELECT a.account_value_usd, a.unrealized_pnl_usd, a.taken_ms
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN LATERAL (
+    SELECT * FROM wallet_account_days d WHERE d.wallet_id = w.id ORDER BY d.day DESC LIMIT 1
+) a ON true
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+"""
+SELECT_WALLET_POSITIONS = """
+SELECT p.coin, p.dex, p.size, p.entry_px, p.position_value, p.unrealized_pnl, p.leverage_type,
+       p.leverage, p.liquidation_px, p.margin_used, p.funding_since_open, p.usd_priced
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN wallet_positions p ON p.wallet_id = w.id
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+ORDER BY p.coin
+"""
+SELECT_WALLET_BALANCES = """
+SELECT b.coin, b.total, b.hold, b.usd_priced
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+JOIN wallet_balances b ON b.wallet_id = w.id
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+ORDER BY b.coin
+"""
+# Each day of the range with its last snapshot's account value, NULL where none.
+SELECT_ACCOUNT_SERIES = """
+SELECT d.day::date, a.account_value_usd
+FROM org_wallets ow
+JOIN wallets w ON w.id = ow.wallet_id
+CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS d(day)
+LEFT JOIN wallet_account_days a ON a.wallet_id = w.id AND a.day = d.day::date
+WHERE ow.org_id = %(org_id)s AND w.address = %(address)s
+ORDER BY d.day
+"""
+# Sums over the org's wallets' latest snapshots; NULL sums when none has one.
+SELECT_ORG_ACCOUNT = """
+WITH latest AS (
+    SELECT DISTINCT ON (a.wallet_id) a.account_value_usd, a.unrealized_pnl_usd,
+           a.open_positions, a.taken_ms
+    FROM org_wallets ow JOIN wallet_account_days a ON a.wallet_id = ow.wallet_id
+    WHERE ow.org_id = %(org_id)s
+    ORDER BY a.wallet_id, a.day DESC
+)
+SELECT sum(account_value_usd), sum(unrealized_pnl_usd),
+       coalesce(sum(open_positions), 0)::integer, min(taken_ms)
+FROM latest
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Latest-snapshot totals (of a wallet, or summed over an org's wallets)."""
+
+    account_value_usd: Decimal | None
+    unrealized_pnl_usd: Decimal | None
+    as_of: datetime | None
+    open_positions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    coin: str
+    dex: str
+    size: Decimal
+    entry_px: Decimal | None
+    position_value: Decimal
+    unrealized_pnl: Decimal
+    leverage_type: str
+    leverage: Decimal
+    liquidation_px: Decimal | None
+    margin_used: Decimal
+    funding_since_open: Decimal
+    usd_priced: bool
+
+
+def _as_of(taken_ms: int | None) -> datetime | None:
+    return None if taken_ms is None else datetime.fromtimestamp(taken_ms / 1000, UTC)
+
+
+async def wallet_account(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> Account:
+    params = {"org_id": org_id, "address": address}
+    cur = await conn.execute(SELECT_WALLET_ACCOUNT, params)
+    row = await cur.fetchone()
+    if row is None:
+        return Account(None, None, None)
+    return Account(row[0], row[1], _as_of(row[2]))
+
+
+async def wallet_positions(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> list[PositionRow]:
+    cur = await conn.execute(SELECT_WALLET_POSITIONS, {"org_id": org_id, "address": address})
+    return [PositionRow(*row) for row in await cur.fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceRow:
+    coin: str
+    total: Decimal
+    hold: Decimal
+    usd_priced: bool
+
+
+async def wallet_balances(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str
+) -> list[BalanceRow]:
+    cur = await conn.execute(SELECT_WALLET_BALANCES, {"org_id": org_id, "address": address})
+    return [BalanceRow(*row) for row in await cur.fetchall()]
+
+
+async def account_series(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, address: str, start: date, end: date
+) -> list[tuple[date, Decimal | None]]:
+    params = {"org_id": org_id, "address": address, "start": start, "end": end}
+    cur = await conn.execute(SELECT_ACCOUNT_SERIES, params)
+    return [(row[0], row[1]) for row in await cur.fetchall()]
+
+
+async def org_account(conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID) -> Account:
+    cur = await conn.execute(SELECT_ORG_ACCOUNT, {"org_id": org_id})
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns a row
+    return Account(row[0], row[1], _as_of(row[3]), int(row[2]))

@@ -56,6 +56,7 @@ def start(data_dir: Path) -> Any:
             # pgserver keeps the instance that failed: drop it so that a retry starts anew
             # (or joins a server that came up after all).
             postgres_server.PostgresServer._instances.pop(pgdata, None)
+            _clear_stale_pid_file(pgdata)
             if attempt == START_ATTEMPTS:
                 raise EmbeddedDatabaseError(
                     f"the embedded PostgreSQL in {pgdata} did not start ({exc}); "
@@ -72,6 +73,36 @@ def start(data_dir: Path) -> Any:
         "embedded PostgreSQL ready", extra={"action": "embedded_db_ready", "pgdata": str(pgdata)}
     )
     return server
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    """The first line of postmaster.pid: the server's pid, or minus the pid of a
+    single-user backend (initdb's bootstrap writes one); None when there is none."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _clear_stale_pid_file(pgdata: Path) -> None:
+    """A postmaster.pid whose process is gone (a backend killed before it could remove
+    it, as a loaded machine's interrupted initdb leaves) fails every later start:
+    pgserver reads it as a server's and cannot parse it. PostgreSQL itself overwrites
+    such a file; so do we, after waiting for a single-user backend that is still alive."""
+    pid = _postmaster_pid(pgdata)
+    if not pid:
+        return
+    deadline = time.monotonic() + PG_CTL_TIMEOUT_S
+    while pid < 0 and _pid_alive(-pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not _pid_alive(abs(pid)):
+        with contextlib.suppress(FileNotFoundError):
+            (pgdata / "postmaster.pid").unlink()
+            log.warning(
+                "removed a stale postmaster.pid (process %d is gone)",
+                abs(pid),
+                extra={"action": "embedded_db_stale_pid", "pgdata": str(pgdata)},
+            )
 
 
 def _patient_pg_ctl(module: Any) -> None:
@@ -147,10 +178,9 @@ def abandon(pgdata: Path, pid: int) -> None:
         handles.put(left)
         if left:
             return
-        try:
-            postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return
+        postmaster = _postmaster_pid(pgdata)
+        if postmaster is None or postmaster <= 0:
+            return  # no server (a negative pid is a single-user backend's, not a server's)
         with contextlib.suppress(ProcessLookupError):
             os.kill(postmaster, signal.SIGINT)
             deadline = time.monotonic() + 30

@@ -46,5 +46,9 @@ class InvalidAddress(StorageError):
     """A wallet address must be 0x followed by 40 hexadecimal digits."""
 
 
+class TooManyWallets(StorageError):
+    """The org would track more wallets than HL_ANALYTICS_MAX_WALLETS_PER_ORG allows."""
+
+
 class InvalidRole(StorageError):
     """A role must be admin or viewer."""

@@ -6,6 +6,12 @@ expired lease). `attempts` counts deliveries and doubles as a fencing token: a
 worker may finish or requeue a job only while it is still the delivery it was
 given, so a worker that lost its lease cannot finish someone else's delivery.
 
+Claims are fair between the keys of a queue (`fair_key`, 0017: the org an ingest
+is for): the oldest due job of every key comes before the second of any, so one
+org's thousands of queued ingests delay another's by at most one turn each. A
+de-duplicated send that adds a batch also moves the job to its own key: whoever
+waits on it now is who it is for (a wallet several orgs track is queued once).
+
 De-duplication is one statement: the partial unique index `jobs_dedup_key` (0004)
 holds the keys of queued jobs and of running jobs sent with `dedup_running`, and
 `INSERT … ON CONFLICT` against it merges the new send's batches into the holder.
@@ -36,29 +42,61 @@ REQUEUE_TRIES = 3
 # One row always: (inserted, notify).
 INSERT_JOB = f"""
 WITH job AS (
-    INSERT INTO jobs (message_id, queue, actor, message, run_at, dedup_key, dedup_running, batches)
+    INSERT INTO jobs (message_id, queue, actor, message, run_at, dedup_key, dedup_running, batches,
+                      fair_key)
     VALUES (
         %(message_id)s, %(queue)s, %(actor)s, %(message)s,
         clock_timestamp() + %(delay_ms)s * interval '1 millisecond',
         %(dedup_key)s, %(dedup_running)s,
         ARRAY(SELECT DISTINCT b FROM unnest(%(batches)s::text[] || coalesce(
-            (SELECT p.batches FROM jobs p WHERE p.id = %(parent_id)s), '{{}}')) AS b)
+            (SELECT p.batches FROM jobs p WHERE p.id = %(parent_id)s), '{{}}')) AS b),
+        %(fair_key)s
     )
     ON CONFLICT (dedup_key)
         WHERE dedup_key IS NOT NULL AND (state = 'queued' OR (state = 'running' AND dedup_running))
-    DO UPDATE SET batches = ARRAY(SELECT DISTINCT b FROM unnest(jobs.batches || EXCLUDED.batches) b)
+    DO UPDATE SET
+        batches = ARRAY(SELECT DISTINCT b FROM unnest(jobs.batches || EXCLUDED.batches) b),
+        fair_key = CASE WHEN EXCLUDED.fair_key = '' THEN jobs.fair_key ELSE EXCLUDED.fair_key END
         WHERE NOT jobs.batches @> EXCLUDED.batches
     RETURNING xmax = 0 AS inserted
 )
 SELECT coalesce(bool_or(inserted), false), pg_notify('{CHANNEL}', %(queue)s) FROM job
 """
+# Round robin over the queue's fair keys: the keys are walked through the index one
+# by one (a loose index scan: cheap however many jobs each has), each gives its
+# `limit` oldest due jobs numbered by turn, and the claim takes them by turn, then
+# the key served longest ago (`job_fair_turns`), then age; the keys it served are
+# marked (in key order, so concurrent claims lock those rows in one order). Rows
+# another consumer holds are skipped, as before.
 CLAIM_JOBS = """
-WITH next AS (
-    SELECT id FROM jobs
-    WHERE queue = %(queue)s AND state = 'queued' AND run_at <= now()
-    ORDER BY run_at
+WITH RECURSIVE keys(k) AS (
+    (SELECT fair_key FROM jobs WHERE queue = %(queue)s AND state = 'queued'
+     ORDER BY fair_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT fair_key FROM jobs WHERE queue = %(queue)s AND state = 'queued'
+            AND fair_key > keys.k ORDER BY fair_key LIMIT 1)
+    FROM keys WHERE keys.k IS NOT NULL
+), candidates AS (
+    SELECT c.id, c.run_at, c.turn, keys.k AS fair_key FROM keys CROSS JOIN LATERAL (
+        SELECT id, run_at, row_number() OVER (ORDER BY run_at, id) AS turn FROM jobs
+        WHERE queue = %(queue)s AND state = 'queued' AND fair_key = keys.k AND run_at <= now()
+        ORDER BY run_at, id
+        LIMIT %(limit)s
+    ) c
+    WHERE keys.k IS NOT NULL
+), next AS (
+    SELECT j.id, c.fair_key FROM jobs j
+    JOIN candidates c ON c.id = j.id
+    LEFT JOIN job_fair_turns t ON t.queue = %(queue)s AND t.fair_key = c.fair_key
+    WHERE j.state = 'queued'
+    ORDER BY c.turn, t.served_at NULLS FIRST, c.run_at, c.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF j SKIP LOCKED
+), served AS (
+    INSERT INTO job_fair_turns (queue, fair_key, served_at)
+    SELECT %(queue)s, k.fair_key, clock_timestamp()
+    FROM (SELECT DISTINCT fair_key FROM next) k ORDER BY k.fair_key
+    ON CONFLICT (queue, fair_key) DO UPDATE SET served_at = EXCLUDED.served_at
 )
 UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = %(owner)s,
     lease_expires_at = now() + %(lease_s)s * interval '1 second', updated_at = now()
@@ -214,6 +252,7 @@ def insert_job(
     dedup_running: bool = False,
     batches: Sequence[str] = (),
     parent_id: int | None = None,
+    fair_key: str = "",
 ) -> bool:
     """Queues a message, in the caller's transaction; False when de-duplicated."""
     row = conn.execute(
@@ -228,6 +267,7 @@ def insert_job(
             "dedup_running": dedup_running,
             "batches": list(batches),
             "parent_id": parent_id,
+            "fair_key": fair_key,
         },
     ).fetchone()
     return bool(row and row[0])

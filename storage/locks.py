@@ -24,6 +24,20 @@ def unlock_wallet(conn: psycopg.Connection, wallet_id: int) -> None:
     conn.execute(UNLOCK_WALLET, (_INGEST_LOCK_CLASS, wallet_id))
 
 
+# Two ingests of one other kind (funding, ledger) of one wallet never run at once
+# either; a family per kind, so a wallet's kinds are fetched side by side.
+_KIND_LOCK_CLASSES = {"funding": 0x686C6632, "ledger": 0x686C6C33}
+
+
+def try_lock_kind(conn: psycopg.Connection, kind: str, wallet_id: int) -> bool:
+    row = conn.execute(TRY_LOCK_WALLET, (_KIND_LOCK_CLASSES[kind], wallet_id)).fetchone()
+    return bool(row and row[0])
+
+
+def unlock_kind(conn: psycopg.Connection, kind: str, wallet_id: int) -> None:
+    conn.execute(UNLOCK_WALLET, (_KIND_LOCK_CLASSES[kind], wallet_id))
+
+
 # One scheduler tick at a time across processes: the leader of a tick is whoever
 # takes this transaction-level lock; the others skip the tick.
 _SCHEDULER_LOCK = 0x686C5F7363686564

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import psycopg
 
-from storage.errors import InvalidAddress, InvalidRole, OrgNotFound, StorageError
+from storage.errors import InvalidAddress, InvalidRole, OrgNotFound, StorageError, TooManyWallets
 from storage.text import check_safe
 
 ROLES = ("admin", "viewer")
@@ -18,6 +18,12 @@ _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 INSERT_ORG = "INSERT INTO orgs (name) VALUES (%s) RETURNING id, name, created_at"
 SELECT_ORG = "SELECT id, name, created_at FROM orgs WHERE id = %s"
+# Trackers of one org take turns (the count below stays true until they commit).
+LOCK_ORG = "SELECT id FROM orgs WHERE id = %s FOR UPDATE"
+COUNT_TRACKED = """
+SELECT count(*), count(*) FILTER (WHERE wallet_id = ANY(%s::bigint[]))
+FROM org_wallets WHERE org_id = %s
+"""
 SELECT_ORGS = "SELECT id, name, created_at FROM orgs ORDER BY created_at, id"
 UPSERT_USER = """
 INSERT INTO user_profiles (user_id, org_id, role) VALUES (%s, %s, %s)
@@ -48,6 +54,19 @@ RETURNING w.id
 SELECT_TRACKED = """
 SELECT w.id, w.address FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
 WHERE ow.org_id = %s ORDER BY w.address
+"""
+# Whom a wallet's ingest is for, in the queue's fair share: of the orgs tracking it,
+# the one that tracks the fewest wallets (the one a long queue would hurt most).
+SELECT_FAIR_ORGS = """
+WITH sizes AS (
+    SELECT org_id, count(*) AS n FROM org_wallets
+    WHERE org_id IN (SELECT org_id FROM org_wallets WHERE wallet_id = ANY(%(ids)s::bigint[]))
+    GROUP BY org_id
+)
+SELECT DISTINCT ON (ow.wallet_id) ow.wallet_id, ow.org_id
+FROM org_wallets ow JOIN sizes s USING (org_id)
+WHERE ow.wallet_id = ANY(%(ids)s::bigint[])
+ORDER BY ow.wallet_id, s.n, ow.org_id
 """
 SELECT_ALL_TRACKED = """
 SELECT DISTINCT w.id, w.address FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
@@ -150,11 +169,28 @@ def upsert_wallets(conn: psycopg.Connection, addresses: Iterable[str]) -> list[W
 
 
 def track_wallets(
-    conn: psycopg.Connection, org_id: str | uuid.UUID, addresses: Sequence[str]
+    conn: psycopg.Connection,
+    org_id: str | uuid.UUID,
+    addresses: Sequence[str],
+    *,
+    max_wallets: int | None = None,
 ) -> tuple[list[Wallet], list[Wallet]]:
-    """Links the addresses to the org; returns (all wallets given, newly linked ones)."""
+    """Links the addresses to the org; returns (all wallets given, newly linked ones).
+    With `max_wallets`, `TooManyWallets` (nothing linked) when the org would track more."""
     org = get_org(conn, org_id)
     wallets = upsert_wallets(conn, addresses)
+    if max_wallets is not None:
+        conn.execute(LOCK_ORG, (org.id,))
+        row = conn.execute(COUNT_TRACKED, ([w.id for w in wallets], org.id)).fetchone()
+        assert row is not None
+        tracked, already = int(row[0]), int(row[1])
+        new = len(wallets) - already
+        if new and tracked + new > max_wallets:
+            raise TooManyWallets(
+                f"the org tracks {tracked:,} wallet(s); {new:,} more would exceed "
+                f"HL_ANALYTICS_MAX_WALLETS_PER_ORG={max_wallets}: untrack some first, "
+                "or have the operator raise the setting"
+            )
     linked = {row[0] for row in conn.execute(LINK_WALLETS, (org.id, [w.id for w in wallets]))}
     return wallets, [w for w in wallets if w.id in linked]
 
@@ -166,6 +202,14 @@ def untrack_wallet(
     normalized = normalize_address(address)
     row = conn.execute(UNLINK_WALLET, (parse_org_id(org_id), normalized)).fetchone()
     return Wallet(row[0], normalized) if row else None
+
+
+def fair_orgs(conn: psycopg.Connection, wallet_ids: Sequence[int]) -> dict[int, uuid.UUID]:
+    """wallet id → the org its ingest is queued for (SELECT_FAIR_ORGS); untracked left out."""
+    if not wallet_ids:
+        return {}
+    rows = conn.execute(SELECT_FAIR_ORGS, {"ids": list(wallet_ids)})
+    return {int(r[0]): r[1] for r in rows}
 
 
 def tracked_wallets(

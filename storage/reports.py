@@ -67,3 +67,57 @@ def complete_from_counts(conn: psycopg.Connection) -> list[tuple[date, int]]:
     """How many wallets have every fill from each day on (an archive import joined
     their API history, jobs.backfill, or an API pass read it from its start)."""
     return [(row[0], int(row[1])) for row in conn.execute(COMPLETE_FROM)]
+
+
+# Freshness of each data kind over every tracked wallet: fills (hl_ingest_cursor) and the
+# kinds of hl_kind_cursor (funding; positions: snapshots taken, an invalid one is an
+# error, not quarantined; ledger: its stored count is of deposits and withdrawals),
+# with what each stored and rejected.
+KIND_FRESHNESS = """
+WITH tracked AS (SELECT DISTINCT wallet_id FROM org_wallets)
+SELECT 'fills', count(*)::integer, count(c.last_success_at)::integer,
+       count(*) FILTER (WHERE c.last_error_at > coalesce(c.last_success_at, '-infinity'))::integer,
+       max(c.last_success_at), min(c.last_success_at), min(c.synced_until_ms),
+       coalesce(sum(c.fills_stored), 0)::bigint,
+       (SELECT count(*) FROM hl_fills_quarantine q JOIN tracked USING (wallet_id))::bigint
+FROM tracked t LEFT JOIN hl_ingest_cursor c ON c.wallet_id = t.wallet_id
+UNION ALL
+SELECT 'funding', count(*)::integer, count(c.last_success_at)::integer,
+       count(*) FILTER (WHERE c.last_error_at > coalesce(c.last_success_at, '-infinity'))::integer,
+       max(c.last_success_at), min(c.last_success_at), min(c.synced_until_ms),
+       coalesce(sum(c.items_stored), 0)::bigint,
+       (SELECT count(*) FROM hl_funding_quarantine q JOIN tracked USING (wallet_id))::bigint
+FROM tracked t LEFT JOIN hl_kind_cursor c ON c.wallet_id = t.wallet_id AND c.kind = 'funding'
+UNION ALL
+SELECT 'positions', count(*)::integer, count(c.last_success_at)::integer,
+       count(*) FILTER (WHERE c.last_error_at > coalesce(c.last_success_at, '-infinity'))::integer,
+       max(c.last_success_at), min(c.last_success_at), min(c.synced_until_ms),
+       coalesce(sum(c.items_stored), 0)::bigint, NULL
+FROM tracked t LEFT JOIN hl_kind_cursor c ON c.wallet_id = t.wallet_id AND c.kind = 'positions'
+UNION ALL
+SELECT 'ledger', count(*)::integer, count(c.last_success_at)::integer,
+       count(*) FILTER (WHERE c.last_error_at > coalesce(c.last_success_at, '-infinity'))::integer,
+       max(c.last_success_at), min(c.last_success_at), min(c.synced_until_ms),
+       coalesce(sum(c.items_stored), 0)::bigint,
+       (SELECT count(*) FROM hl_ledger_quarantine q JOIN tracked USING (wallet_id))::bigint
+FROM tracked t LEFT JOIN hl_kind_cursor c ON c.wallet_id = t.wallet_id AND c.kind = 'ledger'
+"""
+
+
+@dataclass(frozen=True)
+class KindFreshness:
+    """How up to date one data kind is over the tracked wallets."""
+
+    kind: str
+    wallets: int
+    synced: int
+    failing: int
+    newest_success_at: datetime | None
+    oldest_success_at: datetime | None
+    oldest_synced_until_ms: int | None
+    stored: int
+    quarantined: int | None
+
+
+def kind_freshness(conn: psycopg.Connection) -> list[KindFreshness]:
+    return [KindFreshness(*row) for row in conn.execute(KIND_FRESHNESS)]

@@ -24,11 +24,18 @@ the same numbers. The domain rules live here and nowhere else:
 - system fills (`SYSTEM_DIRS`: dust conversions, vault netting, outcome
   settlements and splits/merges) are not the wallet's trades: not in
   `trade_count`, volumes, DAU or active days; their fees and PnL still count;
+- funding = sum of the day's funding payments (`hl_funding.usdc`, signed as
+  Hyperliquid reports it: negative = paid), counted at par when the perp's
+  collateral (its quote token) is a USD stablecoin, else left out; a day with
+  funding and no fill has a row (with no trades: not in DAU or active days);
+- deposits and withdrawals = the USDC of the day's ledger updates of those classes
+  (storage.ledger's table), at par; such a day has a row too, and an update of
+  another class makes none;
 - an org-day sums the wallet-days of the wallets the org tracks *now*;
   DAU = those wallets with at least one trade fill that day;
   `avg_volume_per_user` = round(total / DAU, 2), 0 when DAU is 0.
 
-Rows exist only for activity: a wallet-day whose fills are gone, and an
+Rows exist only for activity (fills or funding): a wallet-day whose fills are gone, and an
 org-day none of whose tracked wallets has a fill, are deleted rather than kept
 as zeros. Readers (the API) turn a missing day into zeros. All sums are NUMERIC.
 """
@@ -44,7 +51,7 @@ from decimal import Decimal
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import changes
+from storage import changes, read_models
 from storage.fills import DAY_MS, day_bounds_ms
 
 # Fills Hyperliquid books on a wallet that are not its own trades. From its docs and
@@ -117,6 +124,46 @@ SELECT wallet_id,
 FROM coins
 GROUP BY wallet_id
 """
+# A day's funding per wallet: payments in a USD stablecoin collateral (the perp's
+# quote token, from hl_markets) count at par; others (or not known yet) are left out.
+_FUNDING_AGGREGATE = """
+SELECT fu.wallet_id,
+       coalesce(sum(fu.usdc) FILTER (WHERE mk.quote_token = ANY(%(usd_tokens)s::text[])), 0)
+           AS funding_usd
+FROM hl_funding fu
+LEFT JOIN hl_markets mk ON mk.coin = fu.coin
+WHERE fu.time >= %(lo)s AND fu.time < %(hi)s {wallet_filter}
+GROUP BY fu.wallet_id
+"""
+# A day's deposits and withdrawals per wallet (storage.ledger's classes), in USDC,
+# counted at par; updates of other classes make no row.
+_LEDGER_AGGREGATE = """
+SELECT l.wallet_id,
+       coalesce(sum(l.usdc) FILTER (WHERE l.class = 'deposit'), 0) AS deposits_usd,
+       coalesce(sum(l.usdc) FILTER (WHERE l.class = 'withdrawal'), 0) AS withdrawals_usd
+FROM hl_ledger l
+WHERE l.time >= %(lo)s AND l.time < %(hi)s AND l.class IN ('deposit', 'withdrawal')
+      {wallet_filter}
+GROUP BY l.wallet_id
+"""
+# The wallet-day: its fills' aggregate beside its funding, deposits and withdrawals; a
+# day with any of them has a row.
+_DAY_AGGREGATE = """
+SELECT coalesce(t.wallet_id, fu.wallet_id, l.wallet_id) AS wallet_id,
+       coalesce(t.trade_count, 0) AS trade_count,
+       coalesce(t.spot_volume_usd, 0) AS spot_volume_usd,
+       coalesce(t.perp_volume_usd, 0) AS perp_volume_usd,
+       coalesce(t.outcome_volume_usd, 0) AS outcome_volume_usd,
+       coalesce(t.fees_usd, 0) AS fees_usd,
+       coalesce(t.realized_pnl_usd, 0) AS realized_pnl_usd,
+       coalesce(t.unpriced_fills, 0) AS unpriced_fills,
+       coalesce(fu.funding_usd, 0) AS funding_usd,
+       coalesce(l.deposits_usd, 0) AS deposits_usd,
+       coalesce(l.withdrawals_usd, 0) AS withdrawals_usd
+FROM trading t
+FULL JOIN funding fu ON fu.wallet_id = t.wallet_id
+FULL JOIN ledger l ON l.wallet_id = coalesce(t.wallet_id, fu.wallet_id)
+"""
 _UPSERT_COIN_DAYS = """
 INSERT INTO wallet_coin_day_metrics (wallet_id, day, coin, market, trade_count, volume_usd,
                                      fees_usd, realized_pnl_usd, unpriced_fills)
@@ -133,9 +180,10 @@ ON CONFLICT (wallet_id, day, coin) DO UPDATE SET
 """
 _UPSERT_WALLET_DAYS = """
 INSERT INTO wallet_day_metrics (wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd,
-                                outcome_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills)
+                                outcome_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills,
+                                funding_usd, deposits_usd, withdrawals_usd)
 SELECT wallet_id, %(day)s, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
-       fees_usd, realized_pnl_usd, unpriced_fills
+       fees_usd, realized_pnl_usd, unpriced_fills, funding_usd, deposits_usd, withdrawals_usd
 FROM agg
 ON CONFLICT (wallet_id, day) DO UPDATE SET
     trade_count = EXCLUDED.trade_count,
@@ -145,6 +193,9 @@ ON CONFLICT (wallet_id, day) DO UPDATE SET
     fees_usd = EXCLUDED.fees_usd,
     realized_pnl_usd = EXCLUDED.realized_pnl_usd,
     unpriced_fills = EXCLUDED.unpriced_fills,
+    funding_usd = EXCLUDED.funding_usd,
+    deposits_usd = EXCLUDED.deposits_usd,
+    withdrawals_usd = EXCLUDED.withdrawals_usd,
     updated_at = now()
 """
 # Rebuilds the given wallets' rows of one day, per wallet and per coin, in one statement
@@ -154,7 +205,10 @@ ON CONFLICT (wallet_id, day) DO UPDATE SET
 REBUILD_WALLET_DAYS = f"""
 /* rebuild: INSERT INTO wallet_day_metrics, wallet_coin_day_metrics */
 WITH coins AS ({_COIN_AGGREGATE.format(wallet_filter="AND f.wallet_id = ANY(%(wallet_ids)s)")}),
-agg AS ({_WALLET_AGGREGATE}),
+trading AS ({_WALLET_AGGREGATE}),
+funding AS ({_FUNDING_AGGREGATE.format(wallet_filter="AND fu.wallet_id = ANY(%(wallet_ids)s)")}),
+ledger AS ({_LEDGER_AGGREGATE.format(wallet_filter="AND l.wallet_id = ANY(%(wallet_ids)s)")}),
+agg AS ({_DAY_AGGREGATE}),
 coins_gone AS (
     DELETE FROM wallet_coin_day_metrics c
     WHERE c.day = %(day)s AND c.wallet_id = ANY(%(wallet_ids)s)
@@ -173,7 +227,10 @@ gone AS (
 REBUILD_ALL_WALLET_DAYS = f"""
 /* rebuild: INSERT INTO wallet_day_metrics, wallet_coin_day_metrics */
 WITH coins AS ({_COIN_AGGREGATE.format(wallet_filter="")}),
-agg AS ({_WALLET_AGGREGATE}),
+trading AS ({_WALLET_AGGREGATE}),
+funding AS ({_FUNDING_AGGREGATE.format(wallet_filter="")}),
+ledger AS ({_LEDGER_AGGREGATE.format(wallet_filter="")}),
+agg AS ({_DAY_AGGREGATE}),
 coins_gone AS (
     DELETE FROM wallet_coin_day_metrics c
     WHERE c.day = %(day)s
@@ -187,8 +244,11 @@ gone AS (
 )
 {_UPSERT_WALLET_DAYS}
 """
-# Rebuilds one org-day from the wallet-days of the wallets the org tracks; no fill → no row.
+# Rebuilds one org-day from the wallet-days of the wallets the org tracks; no activity →
+# no row. Named first, as the wallet-day rebuilds are: its INSERT is past the first
+# kilobyte that pg_stat_activity keeps.
 REBUILD_ORG_DAY = """
+/* rebuild: INSERT INTO global_day_metrics */
 WITH agg AS (
     SELECT count(*) AS wallets,
            (count(*) FILTER (WHERE m.trade_count > 0))::integer AS dau,
@@ -199,7 +259,10 @@ WITH agg AS (
            coalesce(sum(m.total_volume_usd), 0) AS total_volume_usd,
            coalesce(sum(m.fees_usd), 0) AS fees_usd,
            coalesce(sum(m.realized_pnl_usd), 0) AS realized_pnl_usd,
-           coalesce(sum(m.unpriced_fills), 0)::integer AS unpriced_fills
+           coalesce(sum(m.unpriced_fills), 0)::integer AS unpriced_fills,
+           coalesce(sum(m.funding_usd), 0) AS funding_usd,
+           coalesce(sum(m.deposits_usd), 0) AS deposits_usd,
+           coalesce(sum(m.withdrawals_usd), 0) AS withdrawals_usd
     FROM org_wallets ow
     JOIN wallet_day_metrics m ON m.wallet_id = ow.wallet_id AND m.day = %(day)s
     WHERE ow.org_id = %(org_id)s
@@ -210,10 +273,12 @@ gone AS (
 )
 INSERT INTO global_day_metrics (org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd,
                                 outcome_volume_usd, total_volume_usd, fees_usd, realized_pnl_usd,
-                                avg_volume_per_user, unpriced_fills)
+                                avg_volume_per_user, unpriced_fills, funding_usd,
+                                deposits_usd, withdrawals_usd)
 SELECT %(org_id)s, %(day)s, dau, trade_count, spot_volume_usd, perp_volume_usd,
        outcome_volume_usd, total_volume_usd, fees_usd, realized_pnl_usd,
-       CASE WHEN dau > 0 THEN round(total_volume_usd / dau, 2) ELSE 0 END, unpriced_fills
+       CASE WHEN dau > 0 THEN round(total_volume_usd / dau, 2) ELSE 0 END, unpriced_fills,
+       funding_usd, deposits_usd, withdrawals_usd
 FROM agg
 WHERE wallets > 0
 ON CONFLICT (org_id, day) DO UPDATE SET
@@ -227,6 +292,9 @@ ON CONFLICT (org_id, day) DO UPDATE SET
     realized_pnl_usd = EXCLUDED.realized_pnl_usd,
     avg_volume_per_user = EXCLUDED.avg_volume_per_user,
     unpriced_fills = EXCLUDED.unpriced_fills,
+    funding_usd = EXCLUDED.funding_usd,
+    deposits_usd = EXCLUDED.deposits_usd,
+    withdrawals_usd = EXCLUDED.withdrawals_usd,
     updated_at = now()
 """
 # The days on which any of the wallets has metrics: what tracking them changes in an org.
@@ -235,12 +303,14 @@ SELECT DISTINCT day FROM wallet_day_metrics WHERE wallet_id = ANY(%s) ORDER BY d
 """
 SELECT_WALLET_DAY = """
 SELECT wallet_id, day, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
-       total_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills
+       total_volume_usd, fees_usd, realized_pnl_usd, unpriced_fills, funding_usd,
+       deposits_usd, withdrawals_usd
 FROM wallet_day_metrics WHERE wallet_id = %s AND day = %s
 """
 SELECT_ORG_DAYS = """
 SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,
-       total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills
+       total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills,
+       funding_usd, deposits_usd, withdrawals_usd
 FROM global_day_metrics WHERE org_id = %s ORDER BY day
 """
 
@@ -259,6 +329,9 @@ class WalletDayMetrics:
     fees_usd: Decimal
     realized_pnl_usd: Decimal
     unpriced_fills: int
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -275,6 +348,9 @@ class OrgDay:
     realized_pnl_usd: Decimal
     avg_volume_per_user: Decimal
     unpriced_fills: int
+    funding_usd: Decimal = Decimal(0)
+    deposits_usd: Decimal = Decimal(0)
+    withdrawals_usd: Decimal = Decimal(0)
 
 
 def _day_params(day: date, usd_tokens: Sequence[str]) -> dict[str, object]:
@@ -288,13 +364,19 @@ def rebuild_wallet_days(
     day: date,
     *,
     usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+    running_totals: bool = True,
 ) -> int:
-    """Recomputes the wallets' metrics of `day` from their raw fills; returns rows written.
+    """Recomputes the wallets' metrics of `day` from their raw fills, then their running
+    totals from `day` on (storage/read_models.py; `running_totals=False`: the caller
+    refreshes them once after many days); returns wallet-day rows written.
 
     Call it inside a transaction: it first waits for other rebuilds of these wallets.
     """
     lock_wallet_days(conn, wallet_ids)
-    return _rebuild_wallet_days(conn, wallet_ids, day, usd_tokens)
+    written = _rebuild_wallet_days(conn, wallet_ids, day, usd_tokens)
+    if running_totals:
+        read_models.refresh_running_totals(conn, wallet_ids, day)
+    return written
 
 
 def _rebuild_wallet_days(
@@ -316,14 +398,22 @@ def rebuild_wallet_day(
 
 
 def rebuild_all_wallet_days(
-    conn: psycopg.Connection, day: date, *, usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS
+    conn: psycopg.Connection,
+    day: date,
+    *,
+    usd_tokens: Sequence[str] = DEFAULT_USD_TOKENS,
+    running_totals: bool = True,
 ) -> int:
-    """Recomputes every wallet's metrics of `day` in one statement; returns rows written.
+    """Recomputes every wallet's metrics of `day` in one statement, then the running
+    totals from `day` on (as `rebuild_wallet_days`); returns wallet-day rows written.
 
     Call it inside a transaction: it first waits for rebuilds in flight to commit.
     """
     lock_all_wallet_days(conn)
-    return conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day, usd_tokens)).rowcount
+    written = conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day, usd_tokens)).rowcount
+    if running_totals:
+        read_models.refresh_running_totals(conn, None, day)
+    return written
 
 
 def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> bool:
@@ -337,19 +427,32 @@ def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> b
     return written > 0
 
 
-# The first and last UTC day holding a fill or a wallet-day row of the wallets (all: NULL).
+# The first and last UTC day holding a fill, a funding payment or a wallet-day row of
+# the wallets (all: NULL).
 SELECT_DAY_SPAN = f"""
 WITH f AS (
     SELECT min(time) AS lo, max(time) AS hi FROM hl_fills_raw
+    WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
+),
+fu AS (
+    SELECT min(time) AS lo, max(time) AS hi FROM hl_funding
+    WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
+),
+l AS (
+    SELECT min(time) AS lo, max(time) AS hi FROM hl_ledger
     WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
 ),
 m AS (
     SELECT min(day) AS lo, max(day) AS hi FROM wallet_day_metrics
     WHERE %(wallet_ids)s::bigint[] IS NULL OR wallet_id = ANY(%(wallet_ids)s)
 )
-SELECT least(date '1970-01-01' + (f.lo / {DAY_MS})::integer, m.lo),
-       greatest(date '1970-01-01' + (f.hi / {DAY_MS})::integer, m.hi)
-FROM f, m
+SELECT least(date '1970-01-01' + (f.lo / {DAY_MS})::integer,
+             date '1970-01-01' + (fu.lo / {DAY_MS})::integer,
+             date '1970-01-01' + (l.lo / {DAY_MS})::integer, m.lo),
+       greatest(date '1970-01-01' + (f.hi / {DAY_MS})::integer,
+                date '1970-01-01' + (fu.hi / {DAY_MS})::integer,
+                date '1970-01-01' + (l.hi / {DAY_MS})::integer, m.hi)
+FROM f, fu, l, m
 """
 
 
@@ -506,11 +609,15 @@ def rollup_pending_chunk(
     return DayRollup(wallet_ids, org_ids, batches, bool(more and more[0]), len(wallet_ids) >= limit)
 
 
-# Every wallet-day holding a fill of the coins: what a change of their pricing affects.
+# Every wallet-day holding a fill or a funding payment of the coins: what a change of
+# their pricing affects.
 INSERT_PENDING_FOR_COINS = f"""
 WITH affected AS (
     SELECT DISTINCT date '1970-01-01' + (time / {DAY_MS})::integer AS day, wallet_id
-    FROM hl_fills_raw WHERE coin = ANY(%s)
+    FROM hl_fills_raw WHERE coin = ANY(%(coins)s)
+    UNION
+    SELECT DISTINCT date '1970-01-01' + (time / {DAY_MS})::integer AS day, wallet_id
+    FROM hl_funding WHERE coin = ANY(%(coins)s)
 ),
 added AS (
     INSERT INTO rollup_pending (day, wallet_id) SELECT day, wallet_id FROM affected
@@ -524,7 +631,7 @@ def add_pending_for_coins(conn: psycopg.Connection, coins: Sequence[str]) -> lis
     """Marks every wallet-day with a fill of `coins` for rollup; returns those days."""
     if not coins:
         return []
-    return [row[0] for row in conn.execute(INSERT_PENDING_FOR_COINS, (list(coins),))]
+    return [row[0] for row in conn.execute(INSERT_PENDING_FOR_COINS, {"coins": list(coins)})]
 
 
 def pending_count(conn: psycopg.Connection, day: date) -> int:

@@ -187,12 +187,13 @@ def test_inline_sync_without_workers_and_a_failed_job_exits_non_zero(
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert conn.execute(METRICS).fetchall() == expected_rows(conn, server, members)
 
-    # Hyperliquid refuses one wallet: its ingest fails at once and the sync says so.
+    # Hyperliquid refuses one wallet: its jobs fail at once and the sync says so (one of
+    # each kind: fills, funding, ledger updates and the account snapshot).
     refused = server.market.wallets[0]
     server.state.faults.add_json({"status": 422, "count": 1_000, "user": refused})
     failed = run_cli("sync", "--inline", env=env, timeout=120)
     assert failed.code == 1
-    assert "1 job(s) of this sync failed" in failed.err and refused in failed.err
+    assert "4 job(s) of this sync failed" in failed.err and refused in failed.err
 
 
 def test_scheduler_queues_due_wallets_once_across_runs(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-from storage import cursor, orgs
+from storage import cursor, funding, kind_cursor, orgs
 from storage import jobs as job_store
+from storage.kind_cursor import FUNDING
 from tests.cli import run_cli
 from tests.factories import address
 
@@ -64,3 +65,25 @@ def test_status_on_empty_database(db_url: str) -> None:
     assert result.code == 0, result.err
     assert "none: create one with `hl-analytics orgs create NAME`" in result.out
     assert "Queue\n  empty" in result.out
+
+
+def test_status_shows_each_data_kinds_freshness(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        acme = orgs.create_org(conn, "Acme")
+        wallets, _ = orgs.track_wallets(conn, acme.id, [address(1), address(2), address(3)])
+        kind_cursor.advance(conn, wallets[0].id, FUNDING, until_ms=1_700_000_000_000, stored=7)
+        kind_cursor.record_success(conn, wallets[0].id, FUNDING)
+        kind_cursor.record_error(conn, wallets[1].id, FUNDING, "Hyperliquid answered 500")
+        funding.quarantine(conn, wallets[1].id, {"time": 1, "delta": None}, "delta is missing")
+        conn.commit()
+
+    result = run_cli("status", env={"DATABASE_URL": db_url})
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert any(line.startswith("Data kinds") for line in lines)
+    fills_line = next(line for line in lines if line.startswith("fills "))
+    assert fills_line.split()[1:4] == ["3", "0", "0"]
+    funding_line = next(line for line in lines if line.startswith("funding "))
+    # 3 wallets, 1 synced, 1 failing, …, 7 stored, 1 quarantined
+    assert funding_line.split()[1:4] == ["3", "1", "1"]
+    assert funding_line.split()[-2:] == ["7", "1"]

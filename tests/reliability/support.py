@@ -21,6 +21,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,11 @@ import psycopg
 
 from hlsim.market import Market
 from hlsim.server import SimServer, wall_ms
-from storage import orgs
+from storage import orgs, positions
 from storage.db import with_database
 from storage.migrate import migrate
 from tests.cli import HL_ANALYTICS
+from tests.integration.pipeline.expected import expected_account
 
 CHAOS = os.environ.get("CHAOS", "") not in ("", "0")
 
@@ -186,6 +188,57 @@ def assert_every_fill_stored_once(
     assert not duplicates, f"fills stored twice: {list(duplicates)[:5]}"
     assert got == want, f"missing {len(want - got)}, unexpected {len(got - want)}"
     return sum(got.values())
+
+
+FUNDING_ROWS = "SELECT wallet_id, time, coin, usdc FROM hl_funding"
+
+
+def assert_every_funding_payment_stored_once(conn: psycopg.Connection, server: SimServer) -> int:
+    """The stored funding payments are exactly the exchange's, amounts included (the
+    table's identity keeps one per wallet, time and coin); returns how many."""
+    ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
+    want = {
+        (ids[a], e["time"], e["delta"]["coin"], Decimal(e["delta"]["usdc"]))
+        for a in ids
+        for e in server.market.funding(a)
+    }
+    got = [tuple(r) for r in conn.execute(FUNDING_ROWS)]
+    assert len(got) == len(set(got))
+    assert set(got) == want, f"missing {len(want - set(got))}, unexpected {len(set(got) - want)}"
+    assert want, "some funding, or the check proves nothing"
+    return len(got)
+
+
+LEDGER_ROWS = "SELECT wallet_id, time, hash, delta FROM hl_ledger"
+
+
+def assert_every_ledger_update_stored_once(conn: psycopg.Connection, server: SimServer) -> int:
+    """The stored ledger updates are exactly the exchange's, each once; returns how many."""
+    ids = {w.address: w.id for w in orgs.upsert_wallets(conn, server.market.wallets)}
+    want = Counter(
+        (ids[a], e["time"], e["hash"], json.dumps(e["delta"], sort_keys=True))
+        for a in ids
+        for e in server.market.ledger(a)
+    )
+    got = Counter(
+        (w, t, h, json.dumps(d, sort_keys=True)) for w, t, h, d in conn.execute(LEDGER_ROWS)
+    )
+    assert got == want, f"missing {len(want - got)}, unexpected {len(got - want)}"
+    assert want, "some ledger updates, or the check proves nothing"
+    return sum(got.values())
+
+
+def assert_every_snapshot_current(conn: psycopg.Connection, server: SimServer) -> None:
+    """Every wallet's latest stored snapshot is the exchange's account as it is now: its
+    account value, unrealized PnL and positions (by the independent computation)."""
+    for wallet in orgs.upsert_wallets(conn, server.market.wallets):
+        want = expected_account(server, wallet.address)
+        days = positions.account_days(conn, wallet.id)
+        assert days, f"no snapshot of {wallet.address}"
+        got = (days[-1].account_value_usd, days[-1].unrealized_pnl_usd)
+        assert got == (want.value, want.unrealized), wallet.address
+        held = {p.coin: p.size for p in positions.positions(conn, wallet.id)}
+        assert held == {c: Decimal(p["szi"]) for c, p in want.positions.items()}, wallet.address
 
 
 def job_states(conn: psycopg.Connection) -> dict[str, int]:

@@ -34,11 +34,15 @@ from hl_core.settings import Settings
 from storage import jobs as job_store
 from storage import orgs
 from tests.integration.pipeline.expected import METRICS, expected_rows
+from tests.reliability.api_support import UNTHROTTLED
 from tests.reliability.support import (
     CHAOS,
     DisposableCluster,
     Process,
     assert_every_fill_stored_once,
+    assert_every_funding_payment_stored_once,
+    assert_every_ledger_update_stored_once,
+    assert_every_snapshot_current,
     disposable_cluster,
     free_port,
     intensity,
@@ -143,7 +147,7 @@ def test_database_restart_mid_sync_and_under_api_load(
     env = pipeline_env(db_url, server)
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}/graphql"
-    api_env = {**env, "JWT_SECRET": SECRET, "GRAPHIQL": "0"}
+    api_env = {**env, **UNTHROTTLED, "JWT_SECRET": SECRET, "GRAPHIQL": "0"}
     token = issue_token(Settings.from_env({"JWT_SECRET": SECRET}), "restart-user", 3600)
     outage_windows: list[tuple[float, float]] = []
     recoveries: list[float] = []
@@ -216,6 +220,9 @@ def test_database_restart_mid_sync_and_under_api_load(
             assert states.get("failed", 0) == 0, job_store.failed_jobs(conn, limit=5)
             assert states.get("queued", 0) == states.get("running", 0) == 0, states
             stored = assert_every_fill_stored_once(conn, server)
+            assert_every_funding_payment_stored_once(conn, server)
+            assert_every_ledger_update_stored_once(conn, server)
+            assert_every_snapshot_current(conn, server)
             want = expected_rows(conn, server, members)
             assert conn.execute(METRICS).fetchall() == want
         # The API serves the finished numbers: its cache listener reconnected too.

@@ -21,10 +21,11 @@ import pytest
 from hlsim import nodefiles
 from hlsim.coins import BY_NAME
 from hlsim.market import Market
-from jobs import node_files
+from jobs import actors, node_files
 from storage import markets, node_position
 from tests.factories import ms
 from tests.integration.pipeline.expected import METRICS, expected_rows, resolve_planted
+from tests.integration.pipeline.support import pipeline
 from tests.reliability.support import (
     Process,
     assert_every_fill_stored_once,
@@ -140,6 +141,12 @@ def test_sigkilled_node_ingest_resumes_and_the_numbers_equal_the_files(
         assert failed.fetchall() == []
         stored = assert_every_fill_stored_once(conn, server)
         assert stored == _distinct_in_files(root)
+        # Node files carry no funding or ledger updates: the API brings them (the worker
+        # runs the ingests).
+        with pipeline(db_url, server) as p, p.broker.transaction(conn):
+            actors.send_funding_ingests(p, market.wallets)
+            actors.send_ledger_ingests(p, market.wallets)
+        wait_until(lambda: _unfinished(conn) == 0, 120, "the API ingests and their rollups")
         assert conn.execute(METRICS).fetchall() == expected_rows(conn, server, members)
         pos = node_position.get(conn, "node")
         assert pos is not None and pos.gaps == 0

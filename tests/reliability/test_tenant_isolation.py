@@ -35,7 +35,13 @@ from storage import markets, orgs, rollups
 from storage.fills import Fill, insert_fills
 from tests.dbs import TestDatabases
 from tests.integration.pipeline.expected import resolve_planted
-from tests.reliability.api_support import ApiProcess, api_process, make_token, record
+from tests.reliability.api_support import (
+    UNTHROTTLED,
+    ApiProcess,
+    api_process,
+    make_token,
+    record,
+)
 from tests.reliability.support import intensity
 from tests.reliability.tenant_world import (
     COINS,
@@ -170,7 +176,9 @@ def named_wallets(data: Any) -> set[str]:
 @asynccontextmanager
 async def apis(seeded: Seeded, redis_url: str | None) -> AsyncIterator[Load]:
     """One API process with its memory cache, or two sharing Redis."""
-    settings = {"REDIS_URL": redis_url} if redis_url else {}
+    # 32 concurrent requests of 10 users: isolation under load, beyond the default
+    # limits of fair share (test_fair_share.py proves those).
+    settings = {**UNTHROTTLED, **({"REDIS_URL": redis_url} if redis_url else {})}
     with ExitStack() as stack:
         processes = [
             stack.enter_context(api_process(seeded.url, **settings))

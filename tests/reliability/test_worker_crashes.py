@@ -30,6 +30,9 @@ from tests.integration.pipeline.expected import METRICS, expected_rows
 from tests.reliability.support import (
     Process,
     assert_every_fill_stored_once,
+    assert_every_funding_payment_stored_once,
+    assert_every_ledger_update_stored_once,
+    assert_every_snapshot_current,
     intensity,
     job_states,
     live_market,
@@ -153,6 +156,9 @@ def test_random_sigkills_while_sync_runs_end_with_exact_numbers_and_no_stuck_job
         states = job_states(conn)
         assert states.get("failed", 0) == 0, states
         stored = assert_every_fill_stored_once(conn, server)
+        assert_every_funding_payment_stored_once(conn, server)
+        assert_every_ledger_update_stored_once(conn, server)
+        assert_every_snapshot_current(conn, server)
         assert conn.execute(METRICS).fetchall() == expected_rows(conn, server, members)
         recovered = recovered_jobs(conn)
         for w in workers:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,3 +64,21 @@ def test_a_failed_start_is_tried_again(
         with pytest.raises(embedded.EmbeddedDatabaseError, match="did not start"):
             embedded.start(tmp_path)
     assert module.calls == min(failures + 1, embedded.START_ATTEMPTS)
+
+
+def test_a_stale_pid_file_of_a_killed_backend_is_removed(tmp_path: Path) -> None:
+    """initdb's single-user backend writes postmaster.pid with its pid negated; killed
+    before removing it, the file would fail every later start."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    pid_file = tmp_path / "postmaster.pid"
+    pid_file.write_text(f"-{gone.pid}\n{tmp_path}\n1796072155\n5432\n\n\n  2149569  98310\n")
+    embedded._clear_stale_pid_file(tmp_path)
+    assert not pid_file.exists()
+
+
+def test_the_pid_file_of_a_live_server_is_kept(tmp_path: Path) -> None:
+    pid_file = tmp_path / "postmaster.pid"
+    pid_file.write_text(f"{os.getpid()}\n{tmp_path}\n")
+    embedded._clear_stale_pid_file(tmp_path)
+    assert pid_file.exists()

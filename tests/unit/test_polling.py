@@ -57,3 +57,8 @@ def test_a_wallet_flagged_for_a_history_reread_is_due_every_minute_until_done() 
     dormant = ScheduleRow(1, f"0x{1:040x}", NOW_MS - 90 * 24 * 60 * MINUTE_MS, NOW, True)
     assert polling.plan([dormant], NOW + timedelta(seconds=30), rps=1).due == []
     assert polling.plan([dormant], NOW + timedelta(seconds=61), rps=1).due == [dormant]
+
+
+def test_interleave_takes_each_key_in_turn() -> None:
+    rows = ["a1", "a2", "a3", "a4", "b1", "c1", "c2"]
+    assert polling.interleave(rows, lambda r: r[0]) == ["a1", "b1", "c1", "a2", "c2", "a3", "a4"]

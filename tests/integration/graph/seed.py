@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import psycopg
 
-from storage import orgs
+from storage import orgs, read_models
 from tests.factories import address
 
 W1, W2, W3, W4 = address(1), address(2), address(3), address(4)
@@ -95,6 +95,8 @@ def seed(url: str) -> Seeded:
         for wallet, ago, trades, *money in WALLET_DAYS:
             day = today - timedelta(days=ago)
             conn.execute(INSERT_WALLET_DAY, (wallet, day, trades, *map(Decimal, money)))
+        # The read model derived from the planted wallet-days, as the rollups keep it.
+        read_models.refresh_running_totals(conn, None, today - timedelta(days=400))
         for org, ago, dau, trades, *money in GLOBAL_DAYS:
             day = today - timedelta(days=ago)
             org_id = a if org == "A" else b

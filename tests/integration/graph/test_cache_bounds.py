@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 import psycopg
@@ -17,7 +18,9 @@ async def test_the_memory_cache_is_bounded_by_bytes() -> None:
     bound = 2_000_000
     cache = ResponseCache(max_bytes=bound)
     body = b"x" * 465_000  # the size of the answers that grew the process by 100 MB
-    keys = [f"r:key-{n}" for n in range(300)]
+    # Keys as `ResponseCache.key` makes them: the org comes second.
+    org = uuid.uuid4()
+    keys = [f"r:{org}:key-{n}" for n in range(300)]
     for key in keys:
         _, shared = await cache.compute_once(key, _answer(body))
         assert not shared
@@ -27,12 +30,12 @@ async def test_the_memory_cache_is_bounded_by_bytes() -> None:
     assert await cache.get(keys[0]) is None  # the oldest went first
     # A hit makes an entry recent: it outlives older ones.
     await cache.get(keys[-4])
-    await cache.compute_once("r:one-more", _answer(body))
+    await cache.compute_once(f"r:{org}:one-more", _answer(body))
     assert await cache.get(keys[-4]) == body
     assert await cache.get(keys[-3]) is None
     # An answer larger than the whole bound is served, not stored.
-    huge, _ = await cache.compute_once("r:huge", _answer(b"y" * (bound + 1)))
-    assert huge.body == b"y" * (bound + 1) and await cache.get("r:huge") is None
+    huge, _ = await cache.compute_once(f"r:{org}:huge", _answer(b"y" * (bound + 1)))
+    assert huge.body == b"y" * (bound + 1) and await cache.get(f"r:{org}:huge") is None
     assert cache.backend.bytes <= bound
 
 

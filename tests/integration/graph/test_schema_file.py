@@ -10,7 +10,8 @@ from graph.schema import SDL_PATH, sdl
 
 CONTRACT = [
     "enum MetricsRange {\n  D7\n  D30\n  D90\n}",
-    "enum WalletOrder {\n  VOLUME\n  TRADES\n  PNL\n  FEES\n}",
+    # NET_PNL and FUNDING added by issue 16, after the original four.
+    "enum WalletOrder {\n  VOLUME\n  TRADES\n  PNL\n  FEES\n  NET_PNL\n  FUNDING\n}",
     "dashboardSummary: DashboardSummary!",
     "globalMetrics(\n    range: MetricsRange! = D30\n",
     "topWallets(\n    range: MetricsRange! = D30\n    limit: Int! = 20\n"
@@ -62,6 +63,12 @@ def test_contract_of_design() -> None:
     for item in [*CONTRACT, DAY_METRICS, WALLET_RANK]:
         assert item in text, item
     assert "avgVolumePerUser: Decimal!" in text
+    # Issue 16: funding, net PnL, deposits and withdrawals on every type that has
+    # realizedPnlUsd.
+    for kind in ("DayMetrics", "WalletRank", "WalletDay", "WalletTotals"):
+        body = text.split(f"type {kind} {{", 1)[1].split("}", 1)[0]
+        for name in ("fundingUsd", "netPnlUsd", "depositsUsd", "withdrawalsUsd"):
+            assert f"{name}: Decimal!" in body, (kind, name)
     assert "exactly 6 decimal places, rounded half-even" in sdl()
     assert '"""spotVolumeUsd + perpVolumeUsd + outcomeVolumeUsd"""' in sdl()
     for name in ("day: Date", "latest: DayMetrics", "previous: DayMetrics"):

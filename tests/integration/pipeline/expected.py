@@ -105,10 +105,18 @@ class Day:
     pnl: Decimal = ZERO
     unpriced: int = 0
     dau: int = 0
+    funding: Decimal = ZERO
+    deposits: Decimal = ZERO
+    withdrawals: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
         return self.spot + self.perp + self.outcome
+
+    @property
+    def net_pnl(self) -> Decimal:
+        """Realized PnL net of fees and funding: pnl - fees + funding."""
+        return self.pnl - self.fees + self.funding
 
     @property
     def avg_per_user(self) -> Decimal:
@@ -239,6 +247,9 @@ class Expected:
             d.fees += w.fees
             d.pnl += w.pnl
             d.unpriced += w.unpriced
+            d.funding += w.funding
+            d.deposits += w.deposits
+            d.withdrawals += w.withdrawals
         return dict(days)
 
 
@@ -251,6 +262,102 @@ def add_raw(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, obje
         day.count(*values)
         key = (wallet_id, utc_day(int(str(raw["time"]))), str(raw["coin"]))
         expected.coin_days.setdefault(key, CoinDay()).count(*values)
+
+
+def add_funding(expected: Expected, wallet_id: int, raws: Iterable[Mapping[str, Any]]) -> None:
+    """Adds raw `userFunding` entries: a payment counts on its UTC day, at par when its
+    perp's collateral is a USD stablecoin, else not at all. Entries that are not
+    well-formed payments (planted malformed ones) are the quarantine's, not counted."""
+    for raw in raws:
+        delta = raw.get("delta") if isinstance(raw, dict) else None
+        if not isinstance(delta, dict) or not isinstance(raw.get("time"), int):
+            continue
+        try:
+            Decimal(str(delta["usdc"])), Decimal(str(delta["szi"]))
+        except (KeyError, ArithmeticError):
+            continue
+        _, quote = base_and_quote(str(delta["coin"]))
+        day = expected.wallet_days.setdefault((wallet_id, utc_day(int(raw["time"]))), Day())
+        if quote in USD:
+            day.funding += Decimal(str(delta["usdc"]))
+
+
+@dataclass(frozen=True)
+class Account:
+    """A wallet's account by the rules, from the exchange's raw answers."""
+
+    value: Decimal
+    unrealized: Decimal
+    positions: dict[str, Mapping[str, Any]]  # coin -> raw position
+    dex_of: dict[str, str]  # coin -> dex
+
+
+def expected_account(server: SimServer, address: str) -> Account:
+    """Account value = the `accountValue` of every perp dex the wallet traded whose
+    collateral is a USD stablecoin + its spot balances in USD stablecoins; unrealized
+    PnL = those dexes' positions' `unrealizedPnl`. Other balances: not counted."""
+    market = server.market
+    dexes = {""} | {
+        str(f["coin"]).split(":")[0]
+        for f in market.fills(address)
+        if isinstance(f, dict) and ":" in str(f.get("coin"))
+    }
+    value = unrealized = ZERO
+    positions: dict[str, Mapping[str, Any]] = {}
+    dex_of: dict[str, str] = {}
+    for dex in sorted(dexes):
+        state = market.clearinghouse_state(address, dex)
+        coins = [c for c in BY_NAME.values() if c.perp and (c.dex or "") == dex]
+        collateral = "USDC" if dex == "" else coins[0].quote
+        held = [p["position"] for p in state["assetPositions"]]
+        for pos in held:
+            positions[pos["coin"]] = pos
+            dex_of[pos["coin"]] = dex
+        if collateral in USD:
+            value += Decimal(state["marginSummary"]["accountValue"])
+            unrealized += sum((Decimal(p["unrealizedPnl"]) for p in held), ZERO)
+    for balance in market.spot_clearinghouse_state(address)["balances"]:
+        if balance["coin"] in USD:
+            value += Decimal(balance["total"])
+    return Account(value, unrealized, positions, dex_of)
+
+
+def ledger_class(delta: Mapping[str, Any], wallet: str) -> tuple[str, Decimal]:
+    """The README's table of ledger update types, again: ("deposit" | "withdrawal" |
+    "other", USDC amount)."""
+    kind = delta["type"]
+    if kind == "deposit":
+        return "deposit", Decimal(delta["usdc"])
+    if kind == "withdraw":
+        return "withdrawal", Decimal(delta["usdc"]) + Decimal(delta["fee"])
+    if kind in ("internalTransfer", "send", "spotTransfer"):
+        amount = Decimal(delta["usdc"] if kind == "internalTransfer" else delta["usdcValue"])
+        sender, receiver = str(delta["user"]).lower(), str(delta["destination"]).lower()
+        if sender == receiver:
+            return "other", ZERO
+        if receiver == wallet:
+            return "deposit", amount
+        return "withdrawal", amount + Decimal(delta.get("fee") or 0)
+    return "other", ZERO
+
+
+def add_ledger(
+    expected: Expected, wallet_id: int, wallet: str, raws: Iterable[Mapping[str, Any]]
+) -> None:
+    """Adds raw ledger updates: deposits and withdrawals count on their UTC day, in
+    USDC at par; a day with only other updates has no row."""
+    for raw in raws:
+        try:
+            cls, amount = ledger_class(raw["delta"], wallet.lower())
+        except (KeyError, TypeError, ArithmeticError):
+            continue  # malformed: the quarantine's, not counted
+        if cls == "other":
+            continue
+        day = expected.wallet_days.setdefault((wallet_id, utc_day(int(raw["time"]))), Day())
+        if cls == "deposit":
+            day.deposits += amount
+        else:
+            day.withdrawals += amount
 
 
 def store(conn: psycopg.Connection, wallet_id: int, batch: Iterable[Fill]) -> None:
@@ -286,8 +393,8 @@ def by_wallet(fills: Mapping[int, Iterable[Fill]]) -> Expected:
 # The org-day metrics as stored, in the order `expected_rows` gives them.
 METRICS = (
     "SELECT org_id, day, dau, trade_count, spot_volume_usd, perp_volume_usd, outcome_volume_usd,"
-    " total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills"
-    " FROM global_day_metrics ORDER BY 1, 2"
+    " total_volume_usd, fees_usd, realized_pnl_usd, avg_volume_per_user, unpriced_fills,"
+    " funding_usd, deposits_usd, withdrawals_usd FROM global_day_metrics ORDER BY 1, 2"
 )
 
 
@@ -304,6 +411,8 @@ def expected_rows(
     for address, wallet_id in ids.items():
         unique = {raw_identity(f): f for f in server.market.fills(address) if valid(f)}
         add_raw(expected, wallet_id, unique.values())
+        add_funding(expected, wallet_id, server.market.funding(address))
+        add_ledger(expected, wallet_id, address, server.market.ledger(address))
     rows = []
     for org_id, tracked in members.items():
         for day, d in expected.org_days([ids[a] for a in tracked]).items():
@@ -321,6 +430,9 @@ def expected_rows(
                     d.pnl,
                     d.avg_per_user,
                     d.unpriced,
+                    d.funding,
+                    d.deposits,
+                    d.withdrawals,
                 )
             )
     return sorted(rows, key=lambda r: (str(r[0]), r[1]))
@@ -345,3 +457,5 @@ def assert_org_days(conn: psycopg.Connection, org_id: uuid.UUID, want: Mapping[d
             exp.pnl,
             exp.avg_per_user,
         ), day
+        assert g.funding_usd == exp.funding, day
+        assert (g.deposits_usd, g.withdrawals_usd) == (exp.deposits, exp.withdrawals), day

@@ -18,7 +18,7 @@ from jobs.sync import queue_sync, wait_for
 from storage import orgs
 from storage.jobs import BatchProgress
 from tests.integration.broker.support import standard_middleware
-from tests.integration.pipeline.expected import Expected, add_raw
+from tests.integration.pipeline.expected import Expected, add_funding, add_ledger, add_raw
 
 
 @contextmanager
@@ -60,4 +60,6 @@ def expected_of(conn: psycopg.Connection, server: SimServer) -> Expected:
     expected = Expected()
     for wallet in orgs.upsert_wallets(conn, server.market.wallets):
         add_raw(expected, wallet.id, server.market.fills(wallet.address))
+        add_funding(expected, wallet.id, server.market.funding(wallet.address))
+        add_ledger(expected, wallet.id, wallet.address, server.market.ledger(wallet.address))
     return expected

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from hl_core.settings import DEFAULT_MAX_WALLETS_PER_ORG
 from hlsim import nodefiles
 from hlsim.market import Market
 from jobs import tracking
@@ -105,7 +106,9 @@ def test_a_wallet_tracked_while_node_ingest_runs_is_followed_at_once_after_one_a
             caught_up_with(auto, writer)
             assert fill_times(auto, first) and not fill_times(auto, later)
             with auto.transaction():
-                tracking.track_wallets(auto, org, [later], pipeline=p)
+                tracking.track_wallets(
+                    auto, org, [later], max_wallets=DEFAULT_MAX_WALLETS_PER_ORG, pipeline=p
+                )
             wait_until(lambda: later in tracked.wallets, 10, "the notification to arrive")
             writer.write_until(NOW)
             caught_up_with(auto, writer)

@@ -39,7 +39,13 @@ def auto(db_url: str) -> Iterator[psycopg.Connection]:
 
 def track(p: Pipeline, conn: psycopg.Connection, org: uuid.UUID, addresses: list[str]) -> None:
     with conn.transaction():
-        track_wallets(conn, org, addresses, pipeline=p)
+        track_wallets(
+            conn,
+            org,
+            addresses,
+            max_wallets=p.settings.hl_analytics_max_wallets_per_org,
+            pipeline=p,
+        )
 
 
 def untrack(p: Pipeline, conn: psycopg.Connection, org: uuid.UUID, address: str) -> None:

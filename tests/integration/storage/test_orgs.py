@@ -69,3 +69,18 @@ def test_untrack(conn: psycopg.Connection) -> None:
     assert orgs.untrack_wallet(conn, org.id, UPPER) is not None
     assert orgs.untrack_wallet(conn, org.id, UPPER) is None
     assert orgs.tracked_wallets(conn, org.id) == []
+
+
+def test_a_shared_wallets_ingest_is_for_the_org_with_fewest_wallets(
+    conn: psycopg.Connection,
+) -> None:
+    big, small = orgs.create_org(conn, "Big"), orgs.create_org(conn, "Small")
+    shared, own = "0x" + "a" * 40, "0x" + "b" * 40
+    orgs.track_wallets(conn, big.id, [shared, own, "0x" + "c" * 40])
+    orgs.track_wallets(conn, small.id, [shared])
+    ids = {w.address: w.id for w in orgs.upsert_wallets(conn, [shared, own])}
+    assert orgs.fair_orgs(conn, [ids[shared], ids[own]]) == {
+        ids[shared]: small.id,
+        ids[own]: big.id,
+    }
+    assert orgs.fair_orgs(conn, []) == {}
