@@ -158,3 +158,25 @@ async def test_sockets_waiting_for_their_init_are_capped(db_url: str, seeded: Se
             assert (await Socket(first).message())["type"] == "connection_ack"
             await Socket(second).init({"Authorization": f"Bearer {api.token('bob')}"})
             assert (await Socket(second).message())["type"] == "connection_ack"
+
+
+async def test_a_refused_argument_after_a_read_logs_nothing(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A field refusing its arguments cancels its siblings, one of which may hold the
+    request's connection in an open transaction: the pool logged a warning for each
+    such request (a client could fill the log at will); the transaction is ended before
+    the connection goes back."""
+    query = """query ($a: String!, $b: DateRange) {
+      wallet(address: $a) {
+        accountValue(between: $b) { day } balances { coin } positions { coin }
+      }
+    }"""
+    b = {"from": api.seeded.day(0), "to": api.seeded.day(5)}
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            message = await bad_input(api, query, {"a": W1, "b": b})
+            assert "a range needs from <= to" in message
+        assert (await api.data(HEALTHY)) == {"dashboardSummary": {"trackedWallets": 3}}
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [m for m in warned if m.startswith("rolling back returned connection")] == []
