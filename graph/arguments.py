@@ -44,11 +44,24 @@ def page_size(first: int | None, default: int = 50) -> int:
     return first
 
 
+def encodable(text: str) -> bool:
+    """Whether `text` is valid Unicode: JSON can carry a lone surrogate (`"\\ud800"`),
+    UTF-8 cannot, so sending it to PostgreSQL would fail the statement."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def checked_text(name: str, value: str, min_chars: int, max_chars: int) -> str:
-    """A free-text argument (a search, a coin name): its length, and no NUL character,
-    which PostgreSQL's text cannot hold (it would fail the statement, not match nothing)."""
+    """A free-text argument (a search, a coin name): its length, no NUL character,
+    which PostgreSQL's text cannot hold, and no lone surrogate, which UTF-8 cannot (either
+    would fail the statement, not match nothing)."""
     if not min_chars <= len(value) <= max_chars:
         raise BadUserInput(f"{name}: {len(value)} characters: {min_chars} to {max_chars} allowed")
     if "\x00" in value:
         raise BadUserInput(f"{name}: the NUL character (U+0000) is not allowed")
+    if not encodable(value):
+        raise BadUserInput(f"{name}: a lone surrogate (U+D800..U+DFFF) is not a character")
     return value

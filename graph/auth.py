@@ -54,6 +54,16 @@ def _storable(text: str) -> bool:
     return True
 
 
+def authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The request's one `Authorization` header (None when absent). Two are refused: which
+    one names the caller would depend on the reader (a proxy adding its own, a client
+    sending one too), so neither is trusted."""
+    found = [value for name, value in headers if name.lower() == b"authorization"]
+    if len(found) > 1:
+        raise Unauthenticated("several Authorization headers: send exactly one")
+    return found[0].decode("latin-1") if found else None
+
+
 def bearer_token(header: str | None) -> str:
     if not header:
         raise Unauthenticated(
@@ -64,6 +74,10 @@ def bearer_token(header: str | None) -> str:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthenticated("malformed Authorization header: expected `Bearer <JWT>`")
+    if not token.isascii():
+        # A JWT is base64url; a websocket's JSON payload can carry any string, lone
+        # surrogates included, which PyJWT's own encoding of the token would fail on.
+        raise Unauthenticated("the bearer token is not a JWT")
     return token
 
 

@@ -4,6 +4,11 @@ A cursor is base64url of a small JSON object: what it pages (`k`), the org (`o`)
 an optional scope such as the wallet's address (`s`) and the keyset position (`p`).
 Decoding checks all of it against the request; anything else, including a cursor of
 another org or wallet, is a `BAD_USER_INPUT`, never a 500.
+
+Cursors are not signed, so a client can forge one of its own org; the org check keeps
+it inside the org, and the position may only hold what the keyset statements can bind
+(a bigint, text without NUL or lone surrogates): anything else is refused here rather
+than failing the statement.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import json
 import uuid
 from typing import Any
 
+from graph.arguments import encodable
 from graph.errors import BadUserInput
 
 MAX_CURSOR_CHARS = 512
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 def encode(kind: str, org_id: uuid.UUID, position: list[Any], scope: str | None = None) -> str:
@@ -46,7 +53,19 @@ def decode(
         or body.get("o") != str(org_id)
         or body.get("s") != scope
         or not isinstance(body.get("p"), list)
+        or not all(_bindable(v) for v in body["p"])
     ):
         raise bad
     position: list[Any] = body["p"]
     return position
+
+
+def _bindable(value: object) -> bool:
+    """Whether a position's value can be bound as PostgreSQL's bigint or text."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return BIGINT_MIN <= value <= BIGINT_MAX
+    if isinstance(value, str):
+        return "\x00" not in value and encodable(value)
+    return False

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from graph.arguments import checked_days
-from graph.auth import Callers, TokenVerifier, bearer_token
+from graph.auth import Callers, TokenVerifier, authorization, bearer_token
 from graph.context import Caller, Services
 from graph.endpoint import UNAVAILABLE, utc_day
 from graph.errors import BadUserInput, ClientError
@@ -143,9 +143,18 @@ def _day(name: str, text: str) -> date:
     raise BadUserInput(f"{name}: {text[:40]!r} is not a day: expected YYYY-MM-DD")
 
 
+def _param(request: Request, name: str) -> str | None:
+    """A query parameter given at most once: of `?address=A&address=B` neither is more
+    the request's than the other (a proxy or a script may have added one)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise BadUserInput(f"{name}: given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
 def _range(request: Request, today: date, default: tuple[date, date] | None) -> tuple[date, date]:
     """`from` and `to` by the DateRange rules; `default` when both are absent."""
-    start, end = request.query_params.get("from"), request.query_params.get("to")
+    start, end = _param(request, "from"), _param(request, "to")
     if start is None and end is None and default is not None:
         return default
     if start is None or end is None:
@@ -185,7 +194,7 @@ class Exports:
     async def _caller(self, request: Request) -> Caller:
         """The verified caller, within its and its org's request rates (a download is a
         request: 429 with Retry-After beyond them)."""
-        claims = await self.verifier.verify(bearer_token(request.headers.get("authorization")))
+        claims = await self.verifier.verify(bearer_token(authorization(request.headers.raw)))
         caller = await self.callers.caller(claims["sub"])
         await self.throttle.admit(caller)
         return caller
@@ -229,7 +238,7 @@ class Exports:
 
     async def _fills(self, request: Request) -> Response:
         caller = await self._caller(request)
-        raw = request.query_params.get("address")
+        raw = _param(request, "address")
         if not raw:
             raise BadUserInput("address: required (0x followed by 40 hexadecimal digits)")
         try:

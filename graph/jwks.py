@@ -54,7 +54,10 @@ class JwksKeys:
         try:
             response = await self.client.get(self.url, timeout=5.0)
             response.raise_for_status()
-            keys = jwt.PyJWKSet.from_dict(response.json()).keys
+            body = response.json()
+            if not isinstance(body, dict):  # PyJWT would fail on it with AttributeError
+                raise ValueError(f"a JWKS is a JSON object, not {type(body).__name__}")
+            keys = jwt.PyJWKSet.from_dict(body).keys
         except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
             log.warning(
                 "cannot fetch the JWKS from %s: %s",

@@ -55,12 +55,20 @@ def parsed(query: str) -> tuple[DocumentNode, str] | None:
 
 @lru_cache(maxsize=256)
 def classify(query: str, operation_name: str | None) -> Operation | None:
-    """The chosen operation's type and root fields; None when Strawberry must explain why not."""
+    """The chosen operation's type and root fields; None when Strawberry must explain why not.
+
+    Several operations without `operationName` are refused here: GraphQL requires the
+    name then, and Strawberry would run the first one instead of saying so."""
     parsed_query = parsed(query)
     if parsed_query is None:
         return None
     document = parsed_query[0]
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None and len(operations) > 1:
+        raise ClientError(
+            "Must provide operation name if query contains multiple operations: "
+            "send `operationName`"
+        )
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
     if len(operations) != 1:

@@ -10,7 +10,8 @@ PyJWT checks the signature, `exp`, `nbf`, `aud` and `iss`. Two things it leaves 
   `authenticated`.
 - **Registered claims of the wrong type.** PyJWT accepts `"exp": "1893456000"`
   (it calls `int()`), which later arithmetic on the claim does not. `exp`,
-  `nbf` and `iat` must be JSON integers, checked before the token is remembered.
+  `nbf` and `iat` must be JSON integers of at most 64 bits, checked before the token
+  is remembered.
 
 A token longer than MAX_TOKEN_BYTES is refused before it is decoded at all.
 """
@@ -24,6 +25,9 @@ from graph.errors import Unauthenticated
 
 MAX_TOKEN_BYTES = 4096
 NUMERIC_CLAIMS = ("exp", "nbf", "iat")
+# JSON integers have no bound; a time past 64 bits is no time (and a socket's timer at
+# `exp` cannot be set: the float arithmetic overflows).
+CLAIM_MIN, CLAIM_MAX = -(2**63), 2**63 - 1
 
 
 def check_size(token: str) -> None:
@@ -34,7 +38,7 @@ def check_size(token: str) -> None:
 def check_claims(claims: Mapping[str, Any], roles: tuple[str, ...]) -> None:
     for name in NUMERIC_CLAIMS:
         value = claims.get(name)
-        if name in claims and (type(value) is not int):
+        if name in claims and (type(value) is not int or not CLAIM_MIN <= value <= CLAIM_MAX):
             raise Unauthenticated(f"the token's `{name}` claim must be an integer (seconds)")
     role = claims.get("role")
     if role is None:

@@ -6,12 +6,15 @@ generate code from; a test fails when it differs from what the code declares.
 
 from __future__ import annotations
 
+import re
 import sys
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -53,6 +56,31 @@ DECIMAL = strawberry.scalar(
 )
 
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _parse_date(value: object) -> date:
+    """Only `YYYY-MM-DD`, as the schema and the CSV exports say: Python's
+    `date.fromisoformat` (Strawberry's own Date) also takes `20261130` and `2026-W48-1`."""
+    if isinstance(value, str) and _DAY.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    # Strawberry's coercion error: a literal's ValueError would be an internal error.
+    raise StrawberryInputCoercionError(
+        f"Value cannot represent a Date: {str(value)[:40]!r}: expected YYYY-MM-DD"
+    )
+
+
+DATE = strawberry.scalar(
+    name="Date",
+    description="Date (isoformat)",  # Strawberry's own description: the SDL is unchanged
+    serialize=date.isoformat,
+    parse_value=_parse_date,
+)
+
+
 class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -68,7 +96,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions(introspection=introspection),
         config=StrawberryConfig(
-            scalar_map={Decimal: DECIMAL},
+            scalar_map={Decimal: DECIMAL, date: DATE},
             # "Did you mean …?" would reveal the schema that introspection hides.
             disable_field_suggestions=not introspection,
         ),

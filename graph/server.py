@@ -19,6 +19,8 @@ from storage import embedded
 
 log = logging.getLogger(__name__)
 
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})  # addresses that listen on every interface
+
 
 def serve_api(
     settings: Settings,
@@ -37,6 +39,13 @@ def serve_api(
         )
     _check_listen(host, port)
     if metrics_port is not None:
+        shared = host == metrics_host or bool({host, metrics_host} & WILDCARDS)
+        if metrics_port == port and shared:
+            # The check above binds and lets go, so both would pass it one after the other.
+            raise PortUnavailable(
+                f"--metrics-port {metrics_port} is the API's own --port: pick another, or "
+                "leave --metrics-port out to serve /metrics on the API's port"
+            )
         _check_listen(metrics_host, metrics_port)
     app = create_app(settings, embedded.database_url(settings), serve_metrics=metrics_port is None)
     if metrics_port is not None:
@@ -74,10 +83,35 @@ def _check_listen(host: str, port: int) -> None:
         ) from None
 
 
+class TokenSafeLog(logging.Filter):
+    """Keeps tokens out of uvicorn's websocket lines (`uvicorn.error`); no log may record one.
+
+    - At INFO, uvicorn logs each websocket handshake as `… "WebSocket /graphql?…"
+      [accepted]` with the query string, where a client may have put its token
+      (`?token=`): the path is kept, the query string dropped.
+    - At DEBUG, `websockets` traces the wire: every handshake header as `< name: value`
+      (an `Authorization` header among them), the request line and each frame (a
+      `connection_init` with its token, shortened but keeping the signature's end).
+      Those `<`/`>` lines are dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg, args = record.msg, record.args
+        if not isinstance(msg, str):
+            return True
+        if msg.startswith(("< ", "> ")):
+            return False
+        if '"WebSocket %s"' in msg and isinstance(args, tuple) and len(args) >= 2:
+            path = str(args[1]).split("?", 1)[0]
+            record.args = (args[0], path, *args[2:])
+        return True
+
+
 def serve(app: ASGIApp, host: str, port: int) -> None:
     """uvicorn, one process, after moving everything loaded so far out of the GC's sight:
     the full collections a busy server runs otherwise walk the whole schema and every
     module, which shows as stalls in the latency's tail."""
+    logging.getLogger("uvicorn.error").addFilter(TokenSafeLog())
     gc.collect()
     gc.freeze()
     uvicorn.run(

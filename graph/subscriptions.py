@@ -46,6 +46,7 @@ from graph.context import Caller, SubscriptionContext
 from graph.errors import ClientError
 from graph.fanout import Feed, Hub
 from graph.limits import MAX_BODY_BYTES
+from graph.requests import classify
 from hl_core import telemetry
 from storage.errors import DatabaseUnavailable
 
@@ -77,11 +78,26 @@ class Sockets:
         self.max_total = max_total
         self._by_user: dict[str, set[Socket]] = {}
         self._total = 0
+        self._waiting = 0  # admitted sockets still waiting for their connection_init
         self._checks: set[asyncio.Task[None]] = set()
         self._metrics = telemetry.live_metrics()
 
     def __len__(self) -> int:
         return self._total
+
+    def admit(self) -> bool:
+        """Whether a new socket may wait for its `connection_init`. Sockets that never
+        authenticate are held for INIT_TIMEOUT_S each and are nobody's, so the per-user
+        cap cannot bound them: at most HL_ANALYTICS_WS_MAX_CONNECTIONS wait at once
+        (beside as many authenticated ones)."""
+        if self._waiting >= self.max_total:
+            return False
+        self._waiting += 1
+        return True
+
+    def admitted(self) -> None:
+        """A socket admitted by `admit` is done waiting (authenticated, refused or gone)."""
+        self._waiting -= 1
 
     def add(self, socket: Socket, user_id: str) -> None:
         mine = self._by_user.get(user_id, set())
@@ -160,8 +176,20 @@ class SubscriptionEndpoint:
             # Before accepting: the client gets HTTP 403 for the upgrade.
             await websocket.close(code=4406, reason=f"Subprotocol not acceptable: use {PROTOCOL}")
             return
-        await websocket.accept(subprotocol=PROTOCOL)
-        await Socket(self, websocket).run()
+        # Admitted before the handshake is answered, so it is counted the moment the
+        # client sees its socket open.
+        if not self.sockets.admit():
+            await websocket.accept(subprotocol=PROTOCOL)
+            reason = "this instance holds its most subscription sockets: retry later"
+            await websocket.close(code=TOO_MANY, reason=reason)
+            return
+        socket = Socket(self, websocket)
+        try:
+            await websocket.accept(subprotocol=PROTOCOL)
+        except BaseException:
+            socket.done_waiting()
+            raise
+        await socket.run()
 
     async def authenticate(self, payload: object) -> tuple[Caller, int]:
         """The caller and its token's `exp`, from `connection_init`'s payload."""
@@ -179,8 +207,12 @@ class SubscriptionEndpoint:
             raise Refused(TRY_AGAIN_LATER, "the database is unavailable; retry") from None
 
 
-def _formatted(errors: list[GraphQLError]) -> list[dict[str, Any]]:
-    """Errors as the HTTP endpoint shows them: a client's with its message, the rest masked."""
+def _formatted(errors: list[GraphQLError], *, document: bool = False) -> list[dict[str, Any]]:
+    """Errors as the HTTP endpoint shows them: a client's with its message, the rest masked.
+
+    `document`: errors found before execution (syntax, validation, the operation's type
+    or name) are about the client's document whatever exception graphql-core wrapped, so
+    they are shown, not masked and logged as failures (a query sent here learns why)."""
     shown: list[dict[str, Any]] = []
     for error in errors:
         original = error.original_error
@@ -188,7 +220,7 @@ def _formatted(errors: list[GraphQLError]) -> list[dict[str, Any]]:
         if isinstance(original, ClientError):
             entry["message"] = original.message
             entry["extensions"] = {"code": original.code}
-        elif original is not None and not isinstance(original, GraphQLError):
+        elif not document and original is not None and not isinstance(original, GraphQLError):
             log.error("subscription failed", exc_info=original, extra={"action": "ws_failed"})
             entry = {"message": "internal error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
         shown.append(entry)
@@ -215,6 +247,7 @@ class Socket:
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[Any] | None = None
         self._aborted = False
+        self._waiting = True  # admitted by `Sockets.admit`, no connection_init handled yet
 
     @property
     def org_id(self) -> Any:
@@ -236,6 +269,7 @@ class Socket:
                 raise
         finally:
             self._closed = True
+            self.done_waiting()
             for timer in self._timers:
                 timer.cancel()
             operations = list(self.operations.values())
@@ -266,6 +300,9 @@ class Socket:
         except ValueError:
             await self.close(BAD_MESSAGE, "WebSocket message must be valid JSON")
             return None
+        except RecursionError:  # the json module recurses once per nesting level
+            await self.close(BAD_MESSAGE, "WebSocket message is nested too deeply")
+            return None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
             await self.close(BAD_MESSAGE, "Failed to parse message")
             return None
@@ -282,6 +319,7 @@ class Socket:
         self._init_received = True
         try:
             caller, exp = await self.endpoint.authenticate(message.get("payload"))
+            self.done_waiting()
             self.endpoint.sockets.add(self, caller.user_id)
         except Refused as refused:
             await self.close(refused.code, refused.reason)
@@ -291,6 +329,11 @@ class Socket:
         delay = max(0.0, exp - time.time())
         self._timers.append(loop.call_later(delay, self._expired))
         await self._send({"type": "connection_ack"})
+
+    def done_waiting(self) -> None:
+        if self._waiting:
+            self._waiting = False
+            self.endpoint.sockets.admitted()
 
     def _expired(self) -> None:
         self._spawn(self.close(FORBIDDEN, "Forbidden: the token has expired"))
@@ -340,6 +383,11 @@ class Socket:
             error = {"message": f"at most {MAX_OPERATIONS} subscriptions on one socket"}
             await self._send({"id": op_id, "type": "error", "payload": [error]})
             return
+        try:
+            classify(query, name)  # several operations need a name, as over HTTP
+        except ClientError as exc:
+            await self._send({"id": op_id, "type": "error", "payload": [{"message": exc.message}]})
+            return
         operation = self._operation(op_id, query, variables, name)
         self.operations[op_id] = asyncio.get_running_loop().create_task(operation)
 
@@ -368,7 +416,7 @@ class Socket:
             async with contextlib.aclosing(results):
                 async for result in results:
                     if isinstance(result, PreExecutionError):
-                        errors = _formatted(result.errors or [])
+                        errors = _formatted(result.errors or [], document=True)
                         await self._send({"id": op_id, "type": "error", "payload": errors})
                         return
                     body: dict[str, Any] = {"data": getattr(result, "data", None)}
@@ -377,6 +425,10 @@ class Socket:
                         body["errors"] = _formatted(errors_of)
                     await self._send({"id": op_id, "type": "next", "payload": body})
             await self._send({"id": op_id, "type": "complete"})
+        except GraphQLError as error:  # a syntax error is raised, not returned
+            await self._send(
+                {"id": op_id, "type": "error", "payload": _formatted([error], document=True)}
+            )
         finally:
             if self.operations.get(op_id) is asyncio.current_task():
                 del self.operations[op_id]

@@ -21,6 +21,7 @@ from hl_core.logs import configure_logging
 from hl_core.settings import Settings
 
 PROG = "hl-analytics"
+MAX_TTL_S = 100 * 365 * 86_400
 Handler = Callable[[Settings, argparse.Namespace], int | None]
 
 
@@ -47,6 +48,20 @@ def _port(value: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
     return port
+
+
+def _ttl(value: str) -> int:
+    """Seconds a development token lives: the API refuses an `exp` past 64 bits, so a
+    lifetime beyond a century (either way) would sign a token no request can use."""
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
+    if abs(seconds) > MAX_TTL_S:
+        raise argparse.ArgumentTypeError(
+            f"{seconds} is out of range: at most {MAX_TTL_S} seconds (100 years) either way"
+        )
+    return seconds
 
 
 def _examples(*lines: str) -> str:
@@ -265,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user_id", help="the user's id, written as the token's `sub` claim")
     p.add_argument(
         "--ttl",
-        type=int,
+        type=_ttl,
         default=86_400,
         help="seconds until it expires; 0 or less gives an expired token (default: %(default)s)",
     )

@@ -21,9 +21,14 @@ from hl_core.errors import SettingsError
 
 def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def parse(value: str) -> str:
-        parts = urlsplit(value)
+        expected = f"a URL starting with {' or '.join(s + '://' for s in schemes)}"
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 -- a port that is no number raises only when read
+        except ValueError:  # urlsplit's own message ("Invalid IPv6 URL") names no rule
+            raise ValueError(f"{expected} (this one does not parse)") from None
         if parts.scheme not in schemes or not (parts.netloc or parts.path):
-            raise ValueError(f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            raise ValueError(expected)
         return value.rstrip("/") if parts.scheme.startswith("http") else value
 
     return parse

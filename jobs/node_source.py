@@ -38,6 +38,7 @@ On its first start it begins at the oldest file present.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -438,6 +439,8 @@ def run_node_ingest(settings: Settings, *, node_dir: str, poll_s: float, once: b
     """`hl-analytics node-ingest`: follows the node's files until SIGTERM or Ctrl-C."""
     if not poll_s > 0:
         raise NodeDirInvalid(f"--poll must be above 0 (got {poll_s})")
+    if poll_s == math.inf:  # one read, then asleep for good
+        raise NodeDirInvalid(f"--poll must be a finite number (got {poll_s})")
     check_root(node_dir)
     url = embedded.database_url(settings)
     p = build(settings, url, pool_size=1)

@@ -35,6 +35,7 @@ A lost database (a restart) is logged and waited out: the next tick reconnects.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -176,6 +177,8 @@ def _step(
 def run_scheduler(settings: Settings, *, interval_s: float, once: bool) -> int:
     if not interval_s > 0:
         raise SchedulerOptionInvalid(f"--interval must be above 0 (got {interval_s})")
+    if interval_s == math.inf:  # one tick, then asleep for good
+        raise SchedulerOptionInvalid(f"--interval must be a finite number (got {interval_s})")
     url = embedded.database_url(settings)
     p = build(settings, url, pool_size=2)
     stop = threading.Event()

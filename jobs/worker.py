@@ -12,6 +12,7 @@ seconds). Ingest and rollups are idempotent, so a second delivery is harmless.
 
 from __future__ import annotations
 
+import math
 import os
 
 from dramatiq.cli import main, make_argument_parser
@@ -34,6 +35,8 @@ class WorkerOptionInvalid(HLAnalyticsError):
 def _positive(name: str, value: float) -> None:
     if not value > 0:
         raise WorkerOptionInvalid(f"--{name} must be above 0 (got {value})")
+    if value == math.inf:  # a lease never ending, a shutdown never done
+        raise WorkerOptionInvalid(f"--{name} must be a finite number (got {value})")
 
 
 def run_worker(

@@ -80,11 +80,6 @@ async def _getconn(pool: AsyncConnectionPool, timeout: float) -> Connection:
     return conn
 
 
-async def _putconn(pool: AsyncConnectionPool, conn: Connection) -> None:
-    """Gives the connection back even when the caller is cancelled meanwhile."""
-    await asyncio.shield(pool.putconn(conn))
-
-
 class RequestConnection:
     """At most one pooled connection for one request, used by one field at a time."""
 
@@ -117,9 +112,11 @@ class RequestConnection:
             except BaseException:
                 # The field failed or was cancelled, perhaps in the middle of a
                 # statement: the pool resets or replaces the connection, and the
-                # next field (if any) borrows another.
+                # next field (if any) borrows another. A field that refused its
+                # arguments between statements leaves an idle transaction, ended here:
+                # the pool would log a warning for each such request.
                 self._conn = None
-                await _putconn(self._pool, conn)
+                await asyncio.shield(self._end(conn))
                 raise
 
     async def release(self) -> None:
@@ -133,7 +130,7 @@ class RequestConnection:
     async def _end(self, conn: Connection) -> None:
         """Ends the fields' read transaction (the pool would warn about it), returns the
         connection; a broken one is the pool's to replace."""
-        if conn.info.transaction_status == TransactionStatus.INTRANS:
+        if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             with contextlib.suppress(psycopg.Error):
                 await conn.rollback()
         await self._pool.putconn(conn)

@@ -144,6 +144,12 @@ def add_user(conn: psycopg.Connection, user_id: str, org_id: str | uuid.UUID, ro
     if not user_id or len(user_id) > 255:
         raise StorageError("a user id must have 1 to 255 characters")
     check_safe(user_id, "a user id")
+    if user_id != user_id.strip():
+        # A token's `sub` is matched exactly: "alice " (a pasted id) would be nobody's.
+        raise StorageError(
+            f"a user id must not start or end with whitespace ({user_id!r}): "
+            "it is matched exactly against the token's `sub`"
+        )
     org = get_org(conn, org_id)
     row = conn.execute(UPSERT_USER, (user_id, org.id, role)).fetchone()
     assert row is not None

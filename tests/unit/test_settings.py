@@ -48,3 +48,17 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     text = README.read_text()
     missing = [s.name for s in SETTINGS if f"`{s.name}`" not in text]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "postgresql://u@[::1/x"),  # urlsplit: "Invalid IPv6 URL"
+        ("DATABASE_URL", "postgresql://u@host:port/x"),
+        ("REDIS_URL", "redis://[x"),
+        ("HYPERLIQUID_API_URL", "http://h:99999"),
+    ],
+)
+def test_an_unparsable_url_says_what_is_allowed(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name}=.* expected a URL starting with"):
+        Settings.from_env({name: value})

@@ -79,11 +79,12 @@ class KeyServer:
     def __init__(self) -> None:
         self.keys = [jwk(RSA_KEY, "rsa-1", "RS256"), jwk(EC_KEY, "ec-1", "ES256")]
         self.fetches = 0
+        self.body: object = None  # another answer than the key set, when set
         self.app = Starlette(routes=[Route("/jwks.json", self.jwks)])
 
     async def jwks(self, request: Request) -> JSONResponse:
         self.fetches += 1
-        return JSONResponse({"keys": self.keys})
+        return JSONResponse({"keys": self.keys} if self.body is None else self.body)
 
 
 @pytest.fixture
@@ -235,6 +236,29 @@ async def test_key_rotation_and_caching(strict_api: Api, keys: tuple[KeyServer, 
     # A token not seen before (tokens already verified are remembered for a minute).
     old = signed(RSA_KEY, "RS256", "rsa-1", exp=int(time.time()) + 900)
     assert_refused(await api.post(QUERY, token=old), 401, "UNAUTHENTICATED", "rsa-1")
+
+
+async def test_a_key_server_answering_no_object(
+    db_url: str, seeded: Seeded, keys: tuple[KeyServer, str]
+) -> None:
+    """A key server answering JSON that is not an object (a list, a string) is a key server
+    down: 503 until it has answered once, then its last good set is used (it was an
+    AttributeError inside PyJWT: every RS256 request an internal error)."""
+    server = keys[0]
+    config = settings(JWT_JWKS_URL=keys[1], JWT_SECRET="")
+    async with running_api(db_url, seeded, config) as api:
+        api.app.state.jwks.min_refresh = 0.0
+        token = signed(RSA_KEY, "RS256", "rsa-1", iss=None)
+        for body in ([], "keys"):
+            server.body = body
+            response = await api.post(QUERY, token=token)
+            assert_refused(response, 503, "SERVICE_UNAVAILABLE", "signing keys")
+        server.body = None
+        assert (await api.post(QUERY, token=token)).status_code == 200
+        server.body = []  # a later bad answer: the last good set stays in use
+        rotated = signed(RSA_KEY, "RS256", "rsa-unknown", iss=None)  # forces a refetch
+        assert_refused(await api.post(QUERY, token=rotated), 401, "UNAUTHENTICATED", "no signing")
+        assert server.fetches == 4
 
 
 async def test_viewer_cannot_mutate(api: Api) -> None:

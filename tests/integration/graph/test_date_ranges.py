@@ -138,3 +138,22 @@ async def test_a_malformed_day_is_refused(api: Api) -> None:
     )
     payload = response.json()
     assert "errors" in payload and payload.get("data") is None
+
+
+@pytest.mark.parametrize("day", ["20261130", "2026-W48-1", "2026-11-30T00:00", "٢٠٢٦-11-30"])
+async def test_a_date_is_only_yyyy_mm_dd(api: Api, day: str) -> None:
+    """`Date` is YYYY-MM-DD (the schema, the CSV exports): Python's fromisoformat also
+    reads basic and week dates, which were taken as days; as a literal or a variable,
+    the client is told why, never an internal error."""
+    today = api.seeded.day(0)
+    literal = await api.post(
+        f'{{ globalMetrics(between: {{from: "{day}", to: "{today}"}}) {{ day }} }}'
+    )
+    variable = await api.post(
+        "query ($b: DateRange) { globalMetrics(between: $b) { day } }",
+        {"b": {"from": day, "to": today}},
+    )
+    for response in (literal, variable):
+        payload = response.json()
+        assert payload.get("data") is None, payload
+        assert "expected YYYY-MM-DD" in payload["errors"][0]["message"], payload

@@ -226,6 +226,33 @@ async def test_refusals_are_one_line(
     assert body.count("\n") == 1 and body.endswith("\n")
 
 
+async def test_a_repeated_parameter_is_refused(shared_api: Api) -> None:
+    """`?address=A&address=B` names no one wallet: it is refused, where the last one
+    was taken silently (the same for `from` and `to`)."""
+    api = shared_api
+    headers = {"Authorization": f"Bearer {api.token('alice')}"}
+    day = api.seeded.day(0)
+    for path, params in (
+        ("/export/fills.csv", [("address", W4), ("address", W4)]),
+        ("/export/fills.csv", [("address", W4), ("from", day), ("to", day), ("to", day)]),
+        ("/export/daily.csv", [("from", day), ("from", day), ("to", day)]),
+    ):
+        response = await api.client.get(api.url + path, params=params, headers=headers)
+        assert response.status_code == 400, response.text
+        assert "given 2 times; give it once" in response.text
+        assert response.text.count("\n") == 1
+
+
+async def test_two_authorization_headers_are_401(shared_api: Api) -> None:
+    """Two tokens name two callers: neither is taken (the first one was, where GraphQL
+    takes the last)."""
+    api = shared_api
+    both = [("Authorization", f"Bearer {api.token(u)}") for u in ("bob", "alice")]
+    response = await api.client.get(api.url + "/export/daily.csv", headers=both)
+    assert response.status_code == 401, response.text
+    assert "several Authorization headers" in response.text
+
+
 async def test_a_bad_or_expired_token_is_401(shared_api: Api) -> None:
     api = shared_api
     for token in ("not-a-jwt", make_token("alice", expires_in=-60)):
