@@ -32,7 +32,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from graph import graphiql as graphiql_page
-from graph.auth import Callers, TokenVerifier, bearer_token
+from graph.auth import Callers, TokenVerifier, authorization, bearer_token
 from graph.cache import Answer, ttl_for
 from graph.context import Caller, RequestContext, Services
 from graph.cost import check_budget, document_cost
@@ -218,8 +218,8 @@ class GraphQLEndpoint:
             assert self._page is not None
             labelled("graphiql")
             return self._page, []
-        authorization = headers.get(b"authorization")
-        token = bearer_token(authorization.decode("latin-1") if authorization else None)
+        # The one header: two would let the reader decide who the caller is.
+        token = bearer_token(authorization(scope["headers"]))
         claims = await self.verifier.verify(token)
         caller = await self.callers.caller(claims["sub"])
         await self.throttle.admit(caller)
@@ -290,6 +290,12 @@ class GraphQLEndpoint:
         day: str,
         request_id: str,
     ) -> Answer:
+        if operation and operation.kind == OperationType.SUBSCRIPTION:
+            return error_answer(
+                405,
+                "subscriptions go over the websocket at /graphql (graphql-transport-ws)",
+                "BAD_REQUEST",
+            )
         if read.method == "GET" and operation and operation.kind != OperationType.QUERY:
             return error_answer(405, "mutations must be sent with POST", "BAD_REQUEST")
         lease = RequestConnection(self.services.pool, self.services.pool_timeout)

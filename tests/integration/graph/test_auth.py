@@ -127,6 +127,13 @@ async def test_malformed_header(api: Api, header: str) -> None:
     assert_refused(response, 401, "UNAUTHENTICATED")
 
 
+async def test_two_authorization_headers_name_no_caller(api: Api) -> None:
+    """Which of two tokens counts would depend on who reads them: neither does."""
+    both = [("Authorization", f"Bearer {api.token(u)}") for u in ("bob", "alice")]
+    response = await api.client.post(api.url + "/graphql", json={"query": QUERY}, headers=both)
+    assert_refused(response, 401, "UNAUTHENTICATED", "several Authorization headers")
+
+
 async def test_not_a_jwt(api: Api) -> None:
     assert_refused(await api.post(QUERY, token="abc.def"), 401, "UNAUTHENTICATED", "not a JWT")
 

@@ -240,6 +240,14 @@ async def test_queries_are_refused_over_the_socket(api: Api) -> None:
 async def test_a_subscription_over_http_is_refused(api: Api) -> None:
     response = await api.post(SUBSCRIBE)
     assert response.status_code == 405, response.text
+    assert "websocket" in response.json()["errors"][0]["message"]
+    response = await api.client.get(
+        api.url + "/graphql",
+        params={"query": SUBSCRIBE},
+        headers={"Authorization": f"Bearer {api.token('alice')}"},
+    )
+    assert response.status_code == 405, response.text
+    assert "websocket" in response.json()["errors"][0]["message"]
 
 
 async def test_a_lost_listener_link_sends_an_event_without_days(api: Api) -> None:
