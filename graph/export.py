@@ -18,6 +18,7 @@ cuts the download short (the chunked body never ends), which a client notices.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 import uuid
@@ -62,18 +63,8 @@ FILL_COLUMNS = [
     "oid",
     "hash",
 ]
-DAY_COLUMNS = [
-    "day",
-    "dau",
-    "trade_count",
-    "spot_volume_usd",
-    "perp_volume_usd",
-    "outcome_volume_usd",
-    "total_volume_usd",
-    "fees_usd",
-    "realized_pnl_usd",
-    "avg_volume_per_user",
-]
+# Every field of `DayMetrics`, in its order, as snake_case: the CSV follows the type.
+DAY_COLUMNS = [f.name for f in dataclasses.fields(DayMetrics)]
 
 
 class NotTracked(ClientError):
@@ -120,18 +111,7 @@ def fill_cells(row: dashboard.FillRow) -> list[object]:
 
 def day_cells(row: dashboard.DayMetrics) -> list[object]:
     day = DayMetrics.of(row)
-    return [
-        day.day.isoformat(),
-        day.dau,
-        day.trade_count,
-        day.spot_volume_usd,
-        day.perp_volume_usd,
-        day.outcome_volume_usd,
-        day.total_volume_usd,
-        day.fees_usd,
-        day.realized_pnl_usd,
-        day.avg_volume_per_user,
-    ]
+    return [getattr(day, name) for name in DAY_COLUMNS]
 
 
 def _day(name: str, text: str) -> date:

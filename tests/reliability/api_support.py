@@ -30,18 +30,6 @@ from tests.cli import HL_ANALYTICS
 SECRET = "reliability-tests-secret-0123456789abcdef01234567"
 AUDIENCE = "authenticated"
 START_TIMEOUT_S = 30.0
-# Fair share's limits raised beyond reach, for scenarios about something else that
-# flood the API from one token (test_fair_share.py proves the limits themselves).
-UNTHROTTLED = {
-    "HL_ANALYTICS_CALLER_RPS": "100000",
-    "HL_ANALYTICS_CALLER_BURST": "100000",
-    "HL_ANALYTICS_ORG_RPS": "100000",
-    "HL_ANALYTICS_ORG_BURST": "100000",
-    "HL_ANALYTICS_CALLER_CONCURRENCY": "10000",
-    "HL_ANALYTICS_ORG_CONCURRENCY": "10000",
-    "HL_ANALYTICS_CALLER_COST_PER_S": "1000000000",
-    "HL_ANALYTICS_CALLER_COST_BURST": "1000000000",
-}
 
 # What an answer to a client must never contain: a stack trace, a driver's or the
 # database's vocabulary, a source path, the names of tables.

@@ -34,7 +34,6 @@ from hl_core.settings import Settings
 from storage import jobs as job_store
 from storage import orgs
 from tests.integration.pipeline.expected import METRICS, expected_rows
-from tests.reliability.api_support import UNTHROTTLED
 from tests.reliability.support import (
     CHAOS,
     DisposableCluster,
@@ -54,6 +53,7 @@ from tests.reliability.support import (
     start_worker,
     two_orgs_sharing_a_wallet,
 )
+from tests.shared_services import UNTHROTTLED
 from tests.simulator import StartSimulator
 from tests.waiting import wait_until
 

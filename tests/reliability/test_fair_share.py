@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -27,10 +26,10 @@ from storage import orgs
 from storage.db import connection
 from tests.integration.graph.seed import seed
 from tests.reliability.api_support import ApiProcess, api_process, make_token
+from tests.shared_services import REDIS_URL, redis_available
 from tests.unit.test_cost import PAGE, WIDE_D90
 from tests.waiting import wait_until
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LIMITS = {
     "HL_ANALYTICS_CALLER_RPS": "0.01",
     "HL_ANALYTICS_CALLER_BURST": "4",
@@ -72,16 +71,6 @@ def world(db_url: str) -> World:
         for name, org in members.items():
             orgs.add_user(conn, users[name], org, "viewer")
     return World(db_url, users)
-
-
-def redis_available() -> bool:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        return False
-    return True
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -35,7 +35,6 @@ from tests.integration.graph.seed import seed
 from tests.reliability.abuse import ABUSES, JSON_CT, Abuse, chunks
 from tests.reliability.api_support import (
     HEALTHY,
-    UNTHROTTLED,
     ApiProcess,
     api_process,
     bearer,
@@ -45,6 +44,7 @@ from tests.reliability.api_support import (
     record,
 )
 from tests.reliability.support import intensity
+from tests.shared_services import UNTHROTTLED
 
 SCHEMA_FILE = Path(__file__).parents[2] / "graph" / "schema.graphql"
 EXAMPLES_PER_OPERATION = intensity(60, 400)  # per operation and generation mode

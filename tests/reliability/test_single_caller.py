@@ -15,12 +15,12 @@ from tests.dbs import TestDatabases
 from tests.integration.graph.seed import seed
 from tests.reliability.api_support import (
     HEALTHY,
-    UNTHROTTLED,
     api_process,
     bearer,
     free_port,
     record,
 )
+from tests.shared_services import UNTHROTTLED
 
 
 @pytest.fixture(scope="module")

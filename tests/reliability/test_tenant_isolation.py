@@ -17,7 +17,6 @@ from the same fills by the README's domain rules.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections import Counter
@@ -36,7 +35,6 @@ from storage.fills import Fill, insert_fills
 from tests.dbs import TestDatabases
 from tests.integration.pipeline.expected import resolve_planted
 from tests.reliability.api_support import (
-    UNTHROTTLED,
     ApiProcess,
     api_process,
     make_token,
@@ -55,9 +53,9 @@ from tests.reliability.tenant_world import (
     users,
     wallet_fills,
 )
+from tests.shared_services import REDIS_URL, UNTHROTTLED, redis_available
 
 CONCURRENCY = 32
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 # -- seeding through the pipeline's statements --------------------------------------
@@ -186,16 +184,6 @@ async def apis(seeded: Seeded, redis_url: str | None) -> AsyncIterator[Load]:
         ]
         tokens = {user: f"Bearer {make_token(user)}" for user in users()}
         yield Load(processes, tokens)
-
-
-def redis_available() -> bool:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("cache", ["memory", "redis"])

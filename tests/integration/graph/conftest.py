@@ -117,19 +117,6 @@ class Api:
         return payload["data"]
 
 
-# For tests about something other than fair share: one caller may flood the API.
-UNTHROTTLED = {
-    "HL_ANALYTICS_CALLER_RPS": "100000",
-    "HL_ANALYTICS_CALLER_BURST": "100000",
-    "HL_ANALYTICS_ORG_RPS": "100000",
-    "HL_ANALYTICS_ORG_BURST": "100000",
-    "HL_ANALYTICS_CALLER_CONCURRENCY": "10000",
-    "HL_ANALYTICS_ORG_CONCURRENCY": "10000",
-    "HL_ANALYTICS_CALLER_COST_PER_S": "1000000000",
-    "HL_ANALYTICS_CALLER_COST_BURST": "1000000000",
-}
-
-
 def settings(**overrides: str) -> Settings:
     env = {"JWT_SECRET": SECRET, "GRAPHIQL": "1", **overrides}
     return Settings.from_env(env)

@@ -7,19 +7,21 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
 
 import graph.export
-from storage import markets, orgs, rollups
+from jobs.hl_parse_funding import parse_funding
+from storage import funding, markets, orgs, rollups
 from storage.fills import Fill
 from storage.markets import Resolution
 from tests.factories import address, fill, ms
 from tests.integration.graph.conftest import Api, make_token
 from tests.integration.graph.seed import W2, W3, W4
 from tests.integration.graph.test_fills import newest_first, plant, planted
-from tests.integration.pipeline.expected import Expected, kind, price, store
+from tests.integration.pipeline.expected import Expected, add_funding, kind, price, store
 
 FILL_HEADER = (
     "time,coin,market,dex,side,dir,px,sz,volume_usd,fee,fee_token,fee_usd,"
@@ -27,7 +29,8 @@ FILL_HEADER = (
 )
 DAY_HEADER = (
     "day,dau,trade_count,spot_volume_usd,perp_volume_usd,outcome_volume_usd,"
-    "total_volume_usd,fees_usd,realized_pnl_usd,avg_volume_per_user"
+    "total_volume_usd,fees_usd,realized_pnl_usd,avg_volume_per_user,funding_usd,net_pnl_usd,"
+    "deposits_usd,withdrawals_usd"
 )
 W5, W6 = address(5), address(6)
 
@@ -120,6 +123,13 @@ async def test_a_long_history_streams_in_pages(api: Api) -> None:
     assert got[1:] == [expected_fill_row(f) for f in newest_first(batch)]
 
 
+def funding_entry(day: date, coin: str, usdc: str) -> dict[str, Any]:
+    """A `userFunding` entry at 08:00 UTC of `day`."""
+    time_ms = int(datetime(day.year, day.month, day.day, 8, tzinfo=UTC).timestamp() * 1000)
+    delta = {"type": "funding", "coin": coin, "usdc": usdc, "szi": "1", "fundingRate": "0.0001"}
+    return {"time": time_ms, "hash": "0x" + "0" * 64, "delta": delta}
+
+
 def plant_org(api: Api) -> tuple[Expected, list[int], list[date]]:
     """Org B's new wallets W5 and W6 get the planted fills, rolled up as the pipeline
     does; returns the independent computation over those fills, their ids and days."""
@@ -133,6 +143,10 @@ def plant_org(api: Api) -> tuple[Expected, list[int], list[date]]:
         store(conn, w6.id, fills_6)
         markets.resolve(conn, [Resolution("@107", "HYPE", "USDC", "HYPE/USDC")])
         days = sorted({datetime.fromtimestamp(f.time / 1000, UTC).date() for f in fills_5})
+        # Funding paid and received on the first and last days, as the exchange sends it.
+        paid = [funding_entry(days[0], "BTC", "-1.2500005"), funding_entry(days[-1], "ETH", "0.75")]
+        funding.insert_funding(conn, w5.id, [parse_funding(raw) for raw in paid])
+        add_funding(expected, w5.id, paid)
         for day in days:
             rollups.rebuild_wallet_days(conn, [w5.id, w6.id], day)
             rollups.rebuild_org_day(conn, api.seeded.org_b, day)
@@ -164,7 +178,8 @@ async def test_daily_csv_is_the_orgs_days_by_the_rules(api: Api) -> None:
         day = first + timedelta(days=n)
         d = by_day.get(day)
         if d is None:
-            wanted.append([day.isoformat(), "0", "0", *["0.000000"] * 6, "0.00"])
+            wanted.append([day.isoformat(), "0", "0", *["0.000000"] * 6, "0.00",
+                           *["0.000000"] * 4])  # fmt: skip
             continue
         avg = (d.total / d.dau).quantize(Decimal("0.01")) if d.dau else Decimal("0.00")
         wanted.append(
@@ -179,10 +194,15 @@ async def test_daily_csv_is_the_orgs_days_by_the_rules(api: Api) -> None:
                 six(d.fees),
                 six(d.pnl),
                 text(avg),
+                six(d.funding),
+                six(d.net_pnl),
+                six(d.deposits),
+                six(d.withdrawals),
             ]
         )
     assert got[1:] == wanted
     assert len(wanted) == 41  # the planted fills reach 40 days back
+    assert sum(row[10] != "0.000000" for row in got[1:]) == 2  # the two days of funding
 
 
 async def test_daily_csv_defaults_to_30_days(shared_api: Api) -> None:
@@ -195,7 +215,8 @@ async def test_daily_csv_defaults_to_30_days(shared_api: Api) -> None:
     ]
     # Org A's seeded day: 600.875 over 2 users.
     assert got[-1][1:] == ["2", "5", "100.500000", "500.375000", "0.000000", "600.875000",
-                           "0.500000", "19.500000", "300.44"]  # fmt: skip
+                           "0.500000", "19.500000", "300.44",
+                           "0.000000", "19.000000", "0.000000", "0.000000"]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 
 from graph.health import READY_CACHE_S
-from tests.integration.graph.conftest import UNTHROTTLED, Api, running_api, settings
+from tests.integration.graph.conftest import Api, running_api, settings
 from tests.integration.graph.seed import W1, Seeded
 from tests.integration.graph.test_cache import eventually
+from tests.shared_services import UNTHROTTLED
 
 SUMMARY = "{ dashboardSummary { trackedWallets } }"
 WIDE = "{ " + " ".join(f"a{i}: globalMetrics(range: D90) {{ day dau }}" for i in range(30)) + " }"
