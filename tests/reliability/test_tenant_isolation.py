@@ -30,6 +30,7 @@ import httpx
 import psycopg
 import pytest
 
+from graph.cache import TTL_S
 from storage import markets, orgs, rollups
 from storage.fills import Fill, insert_fills
 from tests.dbs import TestDatabases
@@ -186,6 +187,15 @@ async def apis(seeded: Seeded, redis_url: str | None) -> AsyncIterator[Load]:
         yield Load(processes, tokens)
 
 
+# The root field whose TTL each kind of ask is cached for (graph/cache.py).
+ROOT_FIELD = {
+    "summary": "dashboardSummary",
+    "global": "globalMetrics",
+    "top": "topWallets",
+    "wallet": "wallet",
+}
+
+
 @pytest.mark.parametrize("cache", ["memory", "redis"])
 async def test_each_org_sees_only_its_own_under_load(seeded: Seeded, cache: str) -> None:
     """Guarantee: under concurrent requests of 10 users of 5 orgs, cold, warm and across
@@ -201,16 +211,20 @@ async def test_each_org_sees_only_its_own_under_load(seeded: Seeded, cache: str)
         httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)) as client,
     ):
         rng = random.Random(7)
+        cold_started = time.monotonic()
         for _ in range(2):  # cold, then warm
             batch = list(everything)
             rng.shuffle(batch)
             cold = Counter(load.cache)
             assert await load.run(client, batch, [world]) == []
-        # The warm pass is answered from the cache alone. (How many of the cold pass's
-        # repeated asks were shared depends on how they overlapped in time, which on a
-        # loaded machine, and across two processes, is not the test's to decide.)
+        # The warm pass is answered from the cache alone, but for answers whose TTL may
+        # have run out: on a machine loaded enough for the passes to outlast 60 s, the
+        # summary's and a wallet's. (How many of the cold pass's repeated asks were shared
+        # depends on how they overlapped in time, which is not the test's to decide.)
+        elapsed = time.monotonic() - cold_started
+        alive = [a for a in everything if TTL_S[ROOT_FIELD[a.expect[0]]] > elapsed]
         warm = load.cache - cold
-        assert warm["hit"] + warm["shared"] == len(everything), dict(warm)
+        assert warm["hit"] + warm["shared"] >= len(alive), (dict(warm), elapsed)
 
         # New fills on the wallet three orgs share, and on one only Beta tracks, are
         # rolled up while the load runs: each answer is the old or the new one.
