@@ -13,8 +13,6 @@ instance serves them all.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -22,36 +20,29 @@ from datetime import date
 
 from graph.cache import ResponseCache
 from graph.coalesce import Coalescer
+from graph.reconnecting import ReconnectingListener
 from storage import changes
-from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
-BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 DEFAULT_COALESCE_S = 2.0  # HL_ANALYTICS_CACHE_COALESCE_S
 
 
-class ChangeListener:
+class ChangeListener(ReconnectingListener):
+    task_name = "hl-metrics-listener"
+    lost_action = "listener_lost"
+
     def __init__(
         self, database_url: str, cache: ResponseCache, coalesce_s: float = DEFAULT_COALESCE_S
     ) -> None:
-        self.database_url = database_url
+        super().__init__(database_url, changes.listen_changes)
         self.cache = cache
         self.coalescer = Coalescer(coalesce_s, self._invalidate)
-        self.listening = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._backoff = BACKOFF_MIN_S
         self.on_change: list[Callable[[changes.Change], None]] = []
         # Called when the link is (re)established: changes may have been missed.
         self.on_reconnect: list[Callable[[], None]] = []
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hl-metrics-listener")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         await self.coalescer.stop()
 
     async def _invalidate(self, org_id: uuid.UUID, days: frozenset[date] | None) -> None:
@@ -60,16 +51,14 @@ class ChangeListener:
         else:
             await self.cache.invalidate_days(org_id, days)
 
-    async def _on_listening(self) -> None:
-        self._backoff = BACKOFF_MIN_S
+    async def _connected(self) -> None:
         self.coalescer.forget()
         await self.cache.invalidate_all()
         for hook in self.on_reconnect:
             hook()
-        self.listening.set()
         log.info("listening for metric changes", extra={"action": "listener_started"})
 
-    async def _changed(self, payload: str) -> None:
+    async def _received(self, payload: str) -> None:
         try:
             change = changes.parse_change(payload)
         except ValueError:
@@ -78,19 +67,3 @@ class ChangeListener:
         for hook in self.on_change:
             hook(change)
         await self.coalescer.changed(change.org_id, None if change.day is None else [change.day])
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                async for payload in changes.listen_changes(self.database_url, self._on_listening):
-                    await self._changed(payload)
-            except DatabaseUnavailable as exc:
-                self.listening.clear()
-                log.warning(
-                    "%s; retrying in %.1f s",
-                    exc.message,
-                    self._backoff,
-                    extra={"action": "listener_lost"},
-                )
-            await asyncio.sleep(self._backoff)
-            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
