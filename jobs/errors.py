@@ -7,6 +7,8 @@ message. The job system retries `HyperliquidUnavailable` later and records
 
 from __future__ import annotations
 
+import math
+
 from hl_core.errors import HLAnalyticsError
 
 
@@ -28,3 +30,12 @@ class HyperliquidRejected(HyperliquidError):
 
 class RateLimiterUnavailable(HyperliquidError):
     """The shared rate limiter (PostgreSQL or Redis) cannot be reached: check DATABASE_URL or REDIS_URL."""  # noqa: E501
+
+
+def check_positive(option: str, value: float, error: type[HLAnalyticsError]) -> None:
+    """A command's count or duration (`--option`) must be above 0 and finite: `inf` would be
+    a lease never ending, a shutdown never done, a tick or a look that never comes."""
+    if not value > 0:
+        raise error(f"--{option} must be above 0 (got {value})")
+    if value == math.inf:
+        raise error(f"--{option} must be a finite number (got {value})")

@@ -38,7 +38,6 @@ On its first start it begins at the oldest file present.
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import threading
 import time
@@ -53,6 +52,7 @@ import psycopg
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
 from jobs import actors, node_files
+from jobs.errors import check_positive
 from jobs.hl_parse import InvalidFill, parse_fill
 from jobs.node_files import BY_BLOCK, HourFile, MalformedLine
 from jobs.node_tracked import TrackedWallets
@@ -437,10 +437,7 @@ def lag_s(position: node_position.Position, now: datetime | None = None) -> floa
 
 def run_node_ingest(settings: Settings, *, node_dir: str, poll_s: float, once: bool) -> int:
     """`hl-analytics node-ingest`: follows the node's files until SIGTERM or Ctrl-C."""
-    if not poll_s > 0:
-        raise NodeDirInvalid(f"--poll must be above 0 (got {poll_s})")
-    if poll_s == math.inf:  # one read, then asleep for good
-        raise NodeDirInvalid(f"--poll must be a finite number (got {poll_s})")
+    check_positive("poll", poll_s, NodeDirInvalid)
     check_root(node_dir)
     url = embedded.database_url(settings)
     p = build(settings, url, pool_size=1)

@@ -35,7 +35,6 @@ A lost database (a restart) is logged and waited out: the next tick reconnects.
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import threading
 import time
@@ -48,6 +47,7 @@ from dramatiq.errors import ConnectionClosed
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
 from jobs import actors, plan_kinds, polling
+from jobs.errors import check_positive
 from jobs.node_source import SOURCE as NODE_SOURCE
 from jobs.pipeline import Pipeline, build
 from storage import cursor, embedded, fills, locks, markets, node_position, orgs
@@ -175,10 +175,7 @@ def _step(
 
 
 def run_scheduler(settings: Settings, *, interval_s: float, once: bool) -> int:
-    if not interval_s > 0:
-        raise SchedulerOptionInvalid(f"--interval must be above 0 (got {interval_s})")
-    if interval_s == math.inf:  # one tick, then asleep for good
-        raise SchedulerOptionInvalid(f"--interval must be a finite number (got {interval_s})")
+    check_positive("interval", interval_s, SchedulerOptionInvalid)
     url = embedded.database_url(settings)
     p = build(settings, url, pool_size=2)
     stop = threading.Event()

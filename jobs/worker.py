@@ -12,7 +12,6 @@ seconds). Ingest and rollups are idempotent, so a second delivery is harmless.
 
 from __future__ import annotations
 
-import math
 import os
 
 from dramatiq.cli import main, make_argument_parser
@@ -20,6 +19,7 @@ from dramatiq.cli import main, make_argument_parser
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
 from jobs import prometheus
+from jobs.errors import check_positive
 from storage import embedded
 from storage.db import connection
 
@@ -30,13 +30,6 @@ ENTRY = "jobs.worker_entry:broker"
 
 class WorkerOptionInvalid(HLAnalyticsError):
     """A worker option is out of range."""
-
-
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise WorkerOptionInvalid(f"--{name} must be above 0 (got {value})")
-    if value == math.inf:  # a lease never ending, a shutdown never done
-        raise WorkerOptionInvalid(f"--{name} must be a finite number (got {value})")
 
 
 def run_worker(
@@ -55,7 +48,7 @@ def run_worker(
         ("lease", lease_s),
         ("shutdown-timeout", shutdown_s),
     ):
-        _positive(name, value)
+        check_positive(name, value, WorkerOptionInvalid)
     # Resolved here, once: with no DATABASE_URL this starts the embedded server,
     # which this process keeps alive while its forked workers use it.
     os.environ["DATABASE_URL"] = embedded.database_url(settings)
