@@ -106,6 +106,7 @@ def seed(
     for statement in _SEED:
         conn.execute(statement, params)
     read_models.refresh_running_totals(conn, None, first)
+    read_models.extend_day_totals(conn, last)
     return Seeded(ORG, first, last, wallets)
 
 
@@ -120,12 +121,15 @@ class Read:
 
 def api_reads(seeded: Seeded, orders: tuple[str, ...] = tuple(dashboard.ORDERS)) -> list[Read]:
     """Every read statement of the API over the seeded org: the longest range (366 days
-    or the history), 90 and 7 days ending on its last day, and a range before it."""
+    or the history), 90 and 7 days ending on its last day, and the middle half of the history
+    (a `between`)."""
     org, last = seeded.org, seeded.last
+    quarter = timedelta(days=(last - seeded.first).days // 4)
     ranges = {
         "366d": (last - timedelta(days=365), last),
         "90d": (last - timedelta(days=89), last),
         "7d": (last - timedelta(days=6), last),
+        "middle half": (seeded.first + quarter, last - quarter),
     }
     address = seeded.address(1)
     reads = [
@@ -153,7 +157,7 @@ def api_reads(seeded: Seeded, orders: tuple[str, ...] = tuple(dashboard.ORDERS))
             reads.append(
                 Read(
                     f"topWallets {order} {label}",
-                    dashboard.top_wallets_sql(order, start, end),
+                    dashboard.top_wallets_sql(order, start, end, last),
                     {**span, "limit": 100},
                 )
             )

@@ -27,7 +27,9 @@ each coin at most every `storage.markets.RETRY_AFTER`.
 Housekeeping, by the leader of a tick: monthly fill partitions are ensured
 every hour (storage.fills.ensure_partitions), finished jobs are purged and
 expired leases re-delivered every minute (the broker's own routines; workers
-do the same, this covers the time when none runs).
+do the same, this covers the time when none runs). The leader of each tick also
+keeps the day totals through today's UTC day (storage.read_models): the first
+tick after midnight writes the new day's rows, the others nothing.
 
 A lost database (a restart) is logged and waited out: the next tick reconnects.
 """
@@ -39,6 +41,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC
 from types import FrameType
 
 import psycopg
@@ -50,7 +53,16 @@ from jobs import actors, plan_kinds, polling
 from jobs.errors import check_positive
 from jobs.node_source import SOURCE as NODE_SOURCE
 from jobs.pipeline import Pipeline, build
-from storage import cursor, embedded, fills, locks, markets, node_position, orgs
+from storage import (
+    cursor,
+    embedded,
+    fills,
+    locks,
+    markets,
+    node_position,
+    orgs,
+    read_models,
+)
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
 
@@ -107,6 +119,22 @@ def ensure_partitions(conn: psycopg.Connection) -> int:
         return fills.ensure_partitions(conn)
 
 
+def extend_day_totals(conn: psycopg.Connection) -> int:
+    """Keeps the day totals (storage/read_models.py) through today's UTC day: a new day's
+    rows the first tick after midnight, nothing the other ticks."""
+    with conn.transaction():
+        today = cursor.database_now(conn).astimezone(UTC).date()
+        written = read_models.extend_day_totals(conn, today)
+    if written:
+        log.info(
+            "day totals kept through %s (%d row(s))",
+            today,
+            written,
+            extra={"action": "day_totals", "rows": written},
+        )
+    return written
+
+
 def housekeeping(p: Pipeline) -> tuple[int, int]:
     """Re-delivers expired leases and purges finished jobs; returns (requeued, purged)."""
     return p.broker.requeue_expired(), p.broker.purge_finished(p.broker.keep_done_s)
@@ -153,6 +181,8 @@ def _step(
         if created:
             log.info("created %d fill partition(s)", created, extra={"action": "partitions"})
     result = tick(p, conn)
+    if result.led:
+        extend_day_totals(conn)
     if result.led and now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
         requeued, purged = housekeeping(p)
         last_housekeeping = now

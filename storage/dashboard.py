@@ -93,7 +93,10 @@ LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.d
 """
 
 # The org's wallets ranked over a range, from their range totals (storage/read_models.py:
-# summed from the days for a short range, two running totals per wallet otherwise).
+# two day-total slices when the day totals reach the range's end; else summed from the
+# days for a short range, two running totals per wallet otherwise). The top rows by the
+# key alone (with their ties) are found before the addresses are joined for the
+# tie-break, so only those rows are joined.
 _TOP_WALLETS = """
 SELECT
     row_number() OVER (ORDER BY {key} DESC, w.address),
@@ -101,18 +104,26 @@ SELECT
     t.trade_count, t.spot_volume_usd, t.perp_volume_usd, t.outcome_volume_usd,
     t.total_volume_usd, t.fees_usd, t.realized_pnl_usd, t.active_days, t.funding_usd,
     t.deposits_usd, t.withdrawals_usd
-FROM ({totals}) t
+FROM (
+    SELECT * FROM ({totals}) t
+    -- Listed for its trades; system fills' fees and PnL still count in its sums.
+    WHERE t.trade_count > 0
+    ORDER BY {key} DESC
+    FETCH FIRST %(limit)s ROWS WITH TIES
+) t
 JOIN wallets w ON w.id = t.wallet_id
--- Listed for its trades; system fills' fees and PnL still count in its sums.
-WHERE t.trade_count > 0
 ORDER BY {key} DESC, w.address
 LIMIT %(limit)s
 """
 
 
-def top_wallets_sql(order: str, start: date, end: date) -> str:
-    """The ranking statement of `order` for the range's length; the key is never user text."""
-    totals = read_models.range_totals_sql(read_models.WALLETS, start, end)
+def top_wallets_sql(order: str, start: date, end: date, through: date | None = None) -> str:
+    """The ranking statement of `order` for the range; the key is never user text.
+    `through`: how far the day totals are kept (None: not built)."""
+    if through is not None and end <= through:
+        totals = read_models.day_totals_sql()
+    else:
+        totals = read_models.range_totals_sql(read_models.WALLETS, start, end)
     return _TOP_WALLETS.format(key=ORDERS[order], totals=totals)
 
 
@@ -288,7 +299,9 @@ async def top_wallets(
     order: str,
 ) -> list[WalletRank]:
     params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
-    cur = await conn.execute(top_wallets_sql(order, start, end), params)
+    through = await (await conn.execute(read_models.SELECT_THROUGH)).fetchone()
+    sql = top_wallets_sql(order, start, end, through[0] if through else None)
+    cur = await conn.execute(sql, params)
     return [WalletRank(*row) for row in await cur.fetchall()]
 
 
@@ -320,17 +333,14 @@ async def wallet_series(
 
 # The org's wallets matching the search (an address prefix, or a label substring,
 # case-insensitive), after the keyset position, in address order; the last column is
-# how many match the search in all. `unpriced` is all-time.
-SELECT_TRACKED_WALLETS = """
-WITH matched AS (
-    SELECT w.id, w.address, ow.label, ow.created_at
-    FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
-    WHERE ow.org_id = %(org_id)s
-      AND (%(address)s::text IS NULL OR w.address = %(address)s::text)
+# how many match the search in all. `unpriced` is all-time: the wallet's last running
+# total. The page is a range of the (org_id, address) index (migration 0019), not a
+# sort of all of the org's wallets.
+_MATCHES = """{ow}.org_id = %(org_id)s
       AND (%(search)s::text IS NULL
-           OR left(w.address, length(%(search)s::text)) = lower(%(search)s::text)
-           OR strpos(lower(ow.label), lower(%(search)s::text)) > 0)
-)
+           OR left({ow}.address, length(%(search)s::text)) = lower(%(search)s::text)
+           OR strpos(lower({ow}.label), lower(%(search)s::text)) > 0)"""
+SELECT_TRACKED_WALLETS = f"""
 SELECT m.address, m.label, m.created_at, c.last_success_at,
        to_timestamp(c.last_fill_ms / 1000.0),
        CASE WHEN c.last_success_at IS NULL THEN 'PENDING'
@@ -338,22 +348,26 @@ SELECT m.address, m.label, m.created_at, c.last_success_at,
             WHEN c.history_truncated THEN 'TRUNCATED'
             ELSE 'OK' END,
        c.last_error,
-       (SELECT coalesce(sum(d.unpriced_fills), 0)::bigint
-          FROM wallet_day_metrics d WHERE d.wallet_id = m.id),
+       coalesce((SELECT r.unpriced_fills FROM wallet_running_totals r
+                 WHERE r.wallet_id = m.wallet_id ORDER BY r.day DESC LIMIT 1), 0)::bigint,
        c.complete_from,
-       (SELECT count(*) FROM matched)
-FROM matched m
-LEFT JOIN hl_ingest_cursor c ON c.wallet_id = m.id
-WHERE %(after)s::text IS NULL OR m.address > %(after)s::text
+       (SELECT count(*) FROM org_wallets o
+         WHERE {_MATCHES.format(ow="o")}
+           AND (%(address)s::text IS NULL OR o.address = %(address)s::text))
+FROM (
+    SELECT ow.wallet_id, ow.address, ow.label, ow.created_at
+    FROM org_wallets ow
+    WHERE {_MATCHES.format(ow="ow")}
+      AND (%(address)s::text IS NULL OR ow.address = %(address)s::text)
+      AND (%(after)s::text IS NULL OR ow.address > %(after)s::text)
+    ORDER BY ow.address
+    LIMIT %(limit)s
+) m
+LEFT JOIN hl_ingest_cursor c ON c.wallet_id = m.wallet_id
 ORDER BY m.address
-LIMIT %(limit)s
 """
-COUNT_TRACKED_WALLETS = """
-SELECT count(*) FROM org_wallets ow JOIN wallets w ON w.id = ow.wallet_id
-WHERE ow.org_id = %(org_id)s
-  AND (%(search)s::text IS NULL
-       OR left(w.address, length(%(search)s::text)) = lower(%(search)s::text)
-       OR strpos(lower(ow.label), lower(%(search)s::text)) > 0)
+COUNT_TRACKED_WALLETS = f"""
+SELECT count(*) FROM org_wallets ow WHERE {_MATCHES.format(ow="ow")}
 """
 SET_LABEL = """
 UPDATE org_wallets ow SET label = %(label)s

@@ -95,8 +95,10 @@ def seed(url: str) -> Seeded:
         for wallet, ago, trades, *money in WALLET_DAYS:
             day = today - timedelta(days=ago)
             conn.execute(INSERT_WALLET_DAY, (wallet, day, trades, *map(Decimal, money)))
-        # The read model derived from the planted wallet-days, as the rollups keep it.
+        # The read models derived from the planted wallet-days, as the rollups and the
+        # scheduler keep them.
         read_models.refresh_running_totals(conn, None, today - timedelta(days=400))
+        read_models.extend_day_totals(conn, today)
         for org, ago, dau, trades, *money in GLOBAL_DAYS:
             day = today - timedelta(days=ago)
             org_id = a if org == "A" else b

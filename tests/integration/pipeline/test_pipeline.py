@@ -176,6 +176,33 @@ def test_a_waiting_sync_says_when_no_worker_runs_then_finishes_when_one_does(
     assert out.getvalue().splitlines()[-1].startswith("wallets 2/2 · fills stored ")
 
 
+def test_the_scheduler_keeps_the_day_totals_through_today_and_the_rollups_follow(
+    auto: psycopg.Connection, db_url: str, start_simulator: StartSimulator
+) -> None:
+    server = start_simulator(small_market(wallets=4, days=3))
+    org = orgs.create_org(auto, "A").id
+    with pipeline(db_url, server) as p:
+        track(p, auto, org, server.market.wallets)
+        # A tick before any fill is stored: the day totals are kept through today.
+        scheduler.run(p, 0.1, threading.Event(), once=True)
+        with worker(p):
+            wait_idle(p)
+        assert scheduler.extend_day_totals(auto) == 0, "already through today"
+    today = auto.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
+    assert auto.execute("SELECT through FROM read_model_state").fetchone() == today
+    # Each wallet's day totals of today, written by the rollups alone, are its all-time sums.
+    held = auto.execute(
+        "SELECT wallet_id, trade_count, total_volume_usd, fees_usd, realized_pnl_usd"
+        " FROM wallet_day_totals WHERE day = %s ORDER BY 1",
+        today,
+    ).fetchall()
+    sums = auto.execute(
+        "SELECT wallet_id, sum(trade_count), sum(total_volume_usd), sum(fees_usd),"
+        " sum(realized_pnl_usd) FROM wallet_day_metrics GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert held == sums and len(sums) == len(server.market.wallets)
+
+
 def test_scheduler_waits_out_an_unreachable_database(
     simulator: SimServer, caplog: pytest.LogCaptureFixture
 ) -> None:

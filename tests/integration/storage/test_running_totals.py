@@ -15,7 +15,9 @@ from storage import dashboard, orgs, read_models, rollups
 from tests.factories import address, fill, ms
 from tests.integration.pipeline.expected import store
 
-TOTALS = "SELECT * FROM wallet_running_totals ORDER BY wallet_id, day"
+_COLUMNS = ", ".join(read_models.COLUMNS)
+TOTALS = f"SELECT wallet_id, day, {_COLUMNS} FROM wallet_running_totals ORDER BY wallet_id, day"
+DAY_TOTALS = f"SELECT wallet_id, day, {_COLUMNS} FROM wallet_day_totals ORDER BY wallet_id, day"
 COIN_TOTALS = "SELECT * FROM wallet_coin_running_totals ORDER BY wallet_id, coin, day"
 PAIRS = "SELECT * FROM wallet_coins ORDER BY wallet_id, coin"
 FIRST = date(2026, 10, 1)
@@ -50,6 +52,10 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
         wallets, _ = orgs.track_wallets(conn, org.id, [address(n) for n in (1, 2, 3)])
         conn.commit()
         ids = [w.id for w in wallets]
+        # The day totals are kept through day 20 while the days arrive (the rollups keep
+        # them up to there), then extended past the last one.
+        assert read_models.extend_day_totals(conn, FIRST + timedelta(days=20)) == 0
+        conn.commit()
         # Days arrive in order, one wallet skipping some of them ...
         for offset in range(0, 40, 3):
             day = FIRST + timedelta(days=offset)
@@ -64,22 +70,45 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
         for wallet_id, day in late:
             store(conn, wallet_id, _fills(wallet_id + 7, day, 2))
             _roll_up(conn, wallet_id, day)
-        incremental = [conn.execute(q).fetchall() for q in (TOTALS, COIN_TOTALS, PAIRS)]
+        assert read_models.extend_day_totals(conn, THROUGH) > 0
+        conn.commit()
+        queries = (TOTALS, COIN_TOTALS, PAIRS, DAY_TOTALS)
+        incremental = [conn.execute(q).fetchall() for q in queries]
         days = conn.execute("SELECT count(*) FROM wallet_day_metrics").fetchone()
         coin_days = conn.execute("SELECT count(*) FROM wallet_coin_day_metrics").fetchone()
     assert days is not None and len(incremental[0]) == days[0] > 20
     assert coin_days is not None and len(incremental[1]) == coin_days[0] > days[0]
+    # A row per wallet on every day from its first through THROUGH, each its last
+    # running total on or before that day.
+    spans = [(THROUGH - first).days + 1 for first in _firsts(incremental[0])]
+    assert len(incremental[3]) == sum(spans)
+    running = {(r[0], r[1]): r[2:] for r in incremental[0]}
+    for row in incremental[3]:
+        held = max(d for (w, d) in running if w == row[0] and d <= row[1])
+        assert running[(row[0], held)] == row[2:]
 
     with psycopg.connect(db_url) as conn:  # nothing left behind by the increments
         conn.execute("DELETE FROM wallet_running_totals")
         conn.execute("DELETE FROM wallet_coin_running_totals")
         conn.execute("DELETE FROM wallet_coins")
+        conn.execute("DELETE FROM wallet_day_totals")
         conn.commit()
     rebuild(Settings.from_env({"DATABASE_URL": db_url}), None, None, None)
     with psycopg.connect(db_url) as conn:
-        assert [conn.execute(q).fetchall() for q in (TOTALS, COIN_TOTALS, PAIRS)] == incremental
+        assert [conn.execute(q).fetchall() for q in queries] == incremental
         # A refresh of rows that are right rewrites none of them.
         assert read_models.refresh_running_totals(conn, None, FIRST) == 0
+
+
+THROUGH = FIRST + timedelta(days=45)
+
+
+def _firsts(totals: list) -> list:
+    """Each wallet's first day of running totals."""
+    firsts: dict[int, date] = {}
+    for row in totals:
+        firsts.setdefault(row[0], row[1])
+    return list(firsts.values())
 
 
 # Every range's totals per wallet, summed from the wallet-days: what the read model replaces.
@@ -116,9 +145,18 @@ async def test_range_totals_equal_the_sums_of_the_days(db_url: str) -> None:
     ranges += [(FIRST + timedelta(days=9), FIRST + timedelta(days=44))]  # cut inside
     ranges += [(FIRST + timedelta(days=3), FIRST + timedelta(days=8))]  # short: the days
     ranges += [(FIRST - timedelta(days=400), FIRST - timedelta(days=40))]  # before history
+    # Read from the running totals, then from the day totals once they are built.
+    for day_totals in (False, True):
+        if day_totals:
+            with psycopg.connect(db_url) as conn:
+                assert read_models.extend_day_totals(conn, FIRST + timedelta(days=59)) > 0
+        await _check_ranges(db_url, org.id, wallets, ranges)
+
+
+async def _check_ranges(db_url: str, org_id: object, wallets: list, ranges: list) -> None:
     async with await psycopg.AsyncConnection.connect(db_url) as aconn:
         for start, end in ranges:
-            ranked = await dashboard.top_wallets(aconn, org.id, start, end, 10, "VOLUME")
+            ranked = await dashboard.top_wallets(aconn, org_id, start, end, 10, "VOLUME")
             with psycopg.connect(db_url) as conn:
                 sums = conn.execute(SUMS, {"start": start, "end": end}).fetchall()
             by_address = {w.address: w.id for w in wallets}
@@ -143,7 +181,7 @@ async def test_range_totals_equal_the_sums_of_the_days(db_url: str) -> None:
             assert got == [(*row[:8], *row[9:]) for row in sums], (start, end)
             for wallet in (None, wallets[0]):
                 coins = await dashboard.coin_breakdown(
-                    aconn, org.id, start, end, wallet and wallet.address
+                    aconn, org_id, start, end, wallet and wallet.address
                 )
                 with psycopg.connect(db_url) as conn:
                     params = {"start": start, "end": end, "wallet": wallet and wallet.id}
@@ -153,4 +191,4 @@ async def test_range_totals_equal_the_sums_of_the_days(db_url: str) -> None:
                      c.realized_pnl_usd, c.wallets)
                     for c in coins
                 ] == coin_sums, (start, end, wallet)  # fmt: skip
-    assert not sums and not coin_sums  # the last range, before any history: nothing
+        assert not sums and not coin_sums  # the last range, before any history: nothing

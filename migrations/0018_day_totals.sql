@@ -1,0 +1,32 @@
+-- Every wallet's running totals on every day (issue 20), not only on its days with a
+-- wallet-day row: a range's totals for all of an org's wallets are then two slices of
+-- one day each (the range's end and the day before its start), read in key order,
+-- where `wallet_running_totals` needs two index probes per wallet. A wallet has a row
+-- on each day from its first wallet-day through `read_model_state.through`; derived
+-- from `wallet_running_totals` only (storage/day_totals.py keeps it, the scheduler
+-- extends it to each new UTC day, `hl-analytics rebuild` recomputes it).
+CREATE TABLE wallet_day_totals (
+    day                 date NOT NULL,
+    wallet_id           bigint NOT NULL,
+    trade_count         bigint NOT NULL,
+    spot_volume_usd     numeric NOT NULL,
+    perp_volume_usd     numeric NOT NULL,
+    outcome_volume_usd  numeric NOT NULL,
+    total_volume_usd    numeric NOT NULL,
+    fees_usd            numeric NOT NULL,
+    realized_pnl_usd    numeric NOT NULL,
+    unpriced_fills      bigint NOT NULL,
+    funding_usd         numeric NOT NULL,
+    deposits_usd        numeric NOT NULL,
+    withdrawals_usd     numeric NOT NULL,
+    active_days         integer NOT NULL,
+    PRIMARY KEY (day, wallet_id)
+) WITH (fillfactor = 90);  -- today's rows are rewritten by every rollup: room for HOT updates
+
+-- How far each dense read model is kept. NULL: not built yet (readers use the running
+-- totals; the scheduler's next tick builds it).
+CREATE TABLE read_model_state (
+    model    text PRIMARY KEY,
+    through  date
+);
+INSERT INTO read_model_state (model, through) VALUES ('wallet_day_totals', NULL);
