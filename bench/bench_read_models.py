@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import statistics
 import time
 import uuid
@@ -73,7 +74,9 @@ def _before(read: Read) -> str | None:
     """The statement today's tables answer the read with, when it differs."""
     kind = read.name.split(" ")
     if kind[0] == "topWallets":
-        return BEFORE_TOP_WALLETS.format(key=f"sum(m.{dashboard.ORDERS[kind[1]]})")
+        # The ordering's expression over range totals `t.<column>`, as sums of the days.
+        key = re.sub(r"\bt\.(\w+)", r"sum(m.\1)", dashboard.ORDERS[kind[1]])
+        return BEFORE_TOP_WALLETS.format(key=key)
     if kind[0] == "coinBreakdown" or kind[:2] == ["wallet", "coins"]:
         return BEFORE_COIN_BREAKDOWN
     return None
@@ -222,9 +225,9 @@ def _cache(ctx: BenchContext, url: str, org: uuid.UUID) -> list[Result]:
 def run(ctx: BenchContext) -> list[Result]:
     wallets, days = (2_000, 120) if ctx.quick else (50_000, 366)
     url = ctx.database()
+    started = time.perf_counter()
+    seeded = seed(url, wallets, days, datetime.now(UTC).date(), fill_wallets=200)
     with psycopg.connect(url, autocommit=True) as conn:
-        started = time.perf_counter()
-        seeded = seed(conn, wallets, days, datetime.now(UTC).date(), fill_wallets=200)
         conn.execute("VACUUM ANALYZE")
         seeded_s = time.perf_counter() - started
         results = [

@@ -10,6 +10,7 @@ and the read models derived from the wallet-days as `hl-analytics rebuild` does.
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -23,8 +24,10 @@ from storage.rollups import pricing_params
 ORG = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
 USER = "read-bench"
 
-# Statements of the seed, in order; parameters: wallets, days, first, lo, fill_wallets.
-_SEED = (
+# Statements of the seed, in order; parameters: wallets, days, first, lo, fill_wallets,
+# and for the per-wallet ones (_SEED_WALLETS) the range of wallets w_lo..w_hi, which two
+# connections seed side by side (the machine's two cores).
+_SEED_ORG = (
     "INSERT INTO orgs (id, name) VALUES (%(org)s, 'Read models')",
     "INSERT INTO user_profiles (user_id, org_id, role) VALUES (%(user)s, %(org)s, 'viewer')",
     """INSERT INTO wallets (address)
@@ -36,6 +39,10 @@ _SEED = (
        VALUES ('BTC', 'perp', NULL, 'BTC', 'BTC', 'USDC', now()),
               ('@107', 'spot', NULL, 'HYPE/USDC', 'HYPE', 'USDC', now())
        ON CONFLICT (coin) DO NOTHING""",
+    """INSERT INTO hl_ingest_cursor (wallet_id, last_success_at)
+       SELECT id, now() FROM wallets""",
+)
+_SEED_WALLETS = (
     # Per wallet, day and coin; a wallet-day is active when (w + d) % 3 <> 0, and trades
     # the perp on one of those days and the spot coin on the other.
     """INSERT INTO wallet_coin_day_metrics (wallet_id, day, coin, market, trade_count,
@@ -43,7 +50,7 @@ _SEED = (
        SELECT w, %(first)s::date + d, c.coin, c.market, 1 + (w * 7 + d) %% 20,
               ((w * 13 + d * 3) %% 5000)::numeric / 7, ((w + d) %% 90)::numeric / 11,
               ((w * 3 + d) %% 2001 - 1000)::numeric / 9
-       FROM generate_series(1, %(wallets)s) AS w,
+       FROM generate_series(%(w_lo)s::int, %(w_hi)s::int) AS w,
             generate_series(0, %(days)s - 1) AS d,
             (VALUES (1, 'BTC', 'perp'), (2, '@107', 'spot')) AS c(n, coin, market)
        WHERE (w + d) %% 3 = c.n""",
@@ -54,16 +61,8 @@ _SEED = (
               coalesce(sum(volume_usd) FILTER (WHERE market = 'spot'), 0),
               coalesce(sum(volume_usd) FILTER (WHERE market = 'perp'), 0), 0,
               sum(fees_usd), sum(realized_pnl_usd), 0
-       FROM wallet_coin_day_metrics GROUP BY wallet_id, day""",
-    """INSERT INTO global_day_metrics (org_id, day, dau, trade_count, spot_volume_usd,
-                                      perp_volume_usd, outcome_volume_usd, total_volume_usd,
-                                      fees_usd, realized_pnl_usd, avg_volume_per_user)
-       SELECT %(org)s, day, count(*), sum(trade_count), sum(spot_volume_usd),
-              sum(perp_volume_usd), 0, sum(total_volume_usd), sum(fees_usd),
-              sum(realized_pnl_usd), round(sum(total_volume_usd) / count(*), 2)
-       FROM wallet_day_metrics GROUP BY day""",
-    """INSERT INTO hl_ingest_cursor (wallet_id, last_success_at)
-       SELECT id, now() FROM wallets""",
+       FROM wallet_coin_day_metrics WHERE wallet_id BETWEEN %(w_lo)s AND %(w_hi)s
+       GROUP BY wallet_id, day""",
     # Four fills a day for the first wallets, on every day.
     f"""INSERT INTO hl_fills_raw (wallet_id, time, tid, oid, coin, side, px, sz, dir,
                                  start_position, closed_pnl, fee, fee_token, builder_fee,
@@ -72,9 +71,19 @@ _SEED = (
               d * 10 + k, CASE WHEN k %% 2 = 0 THEN 'BTC' ELSE '@107' END,
               CASE WHEN k %% 2 = 0 THEN 'B' ELSE 'A' END, (100 + w %% 97)::numeric,
               (1 + k)::numeric / 100, 'Open Long', 0, 0, 0.01, 'USDC', NULL, '0x00', true
-       FROM generate_series(1, %(fill_wallets)s) AS w,
+       FROM generate_series(%(w_lo)s::int, least(%(w_hi)s, %(fill_wallets)s)::int) AS w,
             generate_series(0, %(days)s - 1) AS d,
             generate_series(0, 3) AS k""",
+)
+# After every wallet's days: the org's.
+_SEED_DAYS = (
+    """INSERT INTO global_day_metrics (org_id, day, dau, trade_count, spot_volume_usd,
+                                      perp_volume_usd, outcome_volume_usd, total_volume_usd,
+                                      fees_usd, realized_pnl_usd, avg_volume_per_user)
+       SELECT %(org)s, day, count(*), sum(trade_count), sum(spot_volume_usd),
+              sum(perp_volume_usd), 0, sum(total_volume_usd), sum(fees_usd),
+              sum(realized_pnl_usd), round(sum(total_volume_usd) / count(*), 2)
+       FROM wallet_day_metrics GROUP BY day""",
 )
 
 
@@ -90,11 +99,14 @@ class Seeded:
 
 
 def seed(
-    conn: psycopg.Connection, wallets: int, days: int, last: date, fill_wallets: int = 50
+    url: str, wallets: int, days: int, last: date, fill_wallets: int = 50, workers: int = 2
 ) -> Seeded:
-    """Seeds the org in the caller's (autocommit or not) connection, then ANALYZEs."""
+    """Seeds the org in the database at `url`: the org-wide rows, then the wallets' days
+    and their read models by `workers` connections side by side, each with its share of
+    the wallets (the statements a rollup runs: storage.read_models), then the org's days.
+    The caller ANALYZEs."""
     first = last - timedelta(days=days - 1)
-    params = {
+    params: dict[str, object] = {
         "org": ORG,
         "user": USER,
         "wallets": wallets,
@@ -103,10 +115,27 @@ def seed(
         "lo": day_bounds_ms(first)[0],
         "fill_wallets": min(fill_wallets, wallets),
     }
-    for statement in _SEED:
-        conn.execute(statement, params)
-    read_models.refresh_running_totals(conn, None, first)
-    read_models.extend_day_totals(conn, last)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in _SEED_ORG:
+            conn.execute(statement, params)
+        # Kept through the last day from the start: each share's refresh writes its rows.
+        read_models.extend_day_totals(conn, last)
+
+    def share(bounds: tuple[int, int]) -> None:
+        lo, hi = bounds
+        with psycopg.connect(url, autocommit=True) as conn:
+            for statement in _SEED_WALLETS:
+                conn.execute(statement, {**params, "w_lo": lo, "w_hi": hi})
+            with conn.transaction():
+                read_models.refresh_running_totals(conn, list(range(lo, hi + 1)), first)
+
+    step = -(-wallets // workers)
+    shares = [(lo, min(lo + step - 1, wallets)) for lo in range(1, wallets + 1, step)]
+    with ThreadPoolExecutor(len(shares)) as pool:
+        list(pool.map(share, shares))
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in _SEED_DAYS:
+            conn.execute(statement, params)
     return Seeded(ORG, first, last, wallets)
 
 

@@ -84,9 +84,10 @@ SELECT
     {_day_columns("cur")},
     {_day_columns("prev")},
     (SELECT count(*) FROM org_wallets WHERE org_id = %(org_id)s),
-    (SELECT max(c.last_success_at)
+    (SELECT c.last_success_at
        FROM hl_ingest_cursor c JOIN org_wallets ow ON ow.wallet_id = c.wallet_id
-      WHERE ow.org_id = %(org_id)s AND c.last_success_at >= ow.created_at)
+      WHERE ow.org_id = %(org_id)s AND c.last_success_at >= ow.created_at
+      ORDER BY c.last_success_at DESC LIMIT 1)
 FROM latest l
 LEFT JOIN global_day_metrics cur ON cur.org_id = %(org_id)s AND cur.day = l.day
 LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.day - 1

@@ -155,14 +155,20 @@ fresh AS (
     FROM fresh_rows m
     WINDOW w AS (PARTITION BY {ids_m} ORDER BY m.day)
 ),
+-- The last total before `day`, once per pair (not per fresh row: a rebuild from the
+-- first day has one fresh row per pair and day).
+base AS (
+    SELECT {ids_p}, b.* FROM (SELECT DISTINCT {ids_m} FROM fresh_rows m) p
+    CROSS JOIN LATERAL (
+        SELECT {cols} FROM {table} r
+        WHERE {same_rp} AND r.day < %(day)s
+        ORDER BY r.day DESC LIMIT 1
+    ) b
+),
 totals AS (
     SELECT {ids_f}, f.day, {base_plus}
     FROM fresh f
-    LEFT JOIN LATERAL (
-        SELECT * FROM {table} r
-        WHERE {same_rf} AND r.day < %(day)s
-        ORDER BY r.day DESC LIMIT 1
-    ) b ON true
+    LEFT JOIN base b ON {same_bf}
 ),
 {pairs}
 gone AS (
@@ -187,6 +193,9 @@ def _refresh(model: Model, wallet_filter: bool) -> str:
         ids_m=", ".join(f"m.{c}" for c in model.ids),
         ids_f=", ".join(f"f.{c}" for c in model.ids),
         same_rf=model.same("r", "f"),
+        same_rp=model.same("r", "p"),
+        same_bf=model.same("b", "f"),
+        ids_p=", ".join(f"p.{c}" for c in model.ids),
         running=model.running("m"),
         base_plus=", ".join(f"coalesce(b.{c}, 0) + f.{c} AS {c}" for c in cols),
         pairs=f"pairs AS ({model.pairs})," if model.pairs else "",
@@ -293,7 +302,10 @@ gone AS (
     WHERE t.day = x.day AND t.wallet_id = x.id
 )
 INSERT INTO wallet_day_totals AS t (day, wallet_id, {cols})
-SELECT day, wallet_id, {cols} FROM held
+-- In key order: a build or a rebuild then lays each day's rows out together, so that a
+-- day's slice reads few pages (a new day's rows, and updates that stay on their page
+-- under the fill factor, keep it so).
+SELECT day, wallet_id, {cols} FROM held ORDER BY day, wallet_id
 ON CONFLICT (day, wallet_id) DO UPDATE SET
     {update}
 WHERE {differs}

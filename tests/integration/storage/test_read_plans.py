@@ -47,8 +47,8 @@ def _seq_scans(conn: psycopg.Connection, sql: str, params: dict[str, object]) ->
 
 
 def test_no_read_scans_a_table_of_wallets_by_days(db_url: str) -> None:
+    seeded = seed(db_url, wallets=2_000, days=120, last=date(2026, 11, 30), fill_wallets=100)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        seeded = seed(conn, wallets=2_000, days=120, last=date(2026, 11, 30), fill_wallets=100)
         conn.execute("VACUUM ANALYZE")
         reads = api_reads(seeded)
         assert len(reads) > 30
