@@ -113,12 +113,12 @@ def _fill(time_ms: int, tid: int, oid: int) -> Fill:
     )
 
 
-def _token() -> str:
+def _token(user: str = USER) -> str:
     import jwt
 
     now = int(time.time())
     claims = {
-        "sub": USER,
+        "sub": user,
         "aud": "authenticated",
         "role": "authenticated",
         "iat": now,
@@ -210,7 +210,7 @@ class Load:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def _wrk(url: str, body: str, token: str, duration: int) -> Load:
+def _wrk(url: str, body: str, token: str, duration: int, connections: int) -> Load:
     script = (
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body)}\n"
@@ -219,7 +219,7 @@ def _wrk(url: str, body: str, token: str, duration: int) -> Load:
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
-    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "30s", "--latency"]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency"]
     command += ["-s", f.name, url]
     if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
         command = ["taskset", "-c", "1", *command]
@@ -240,7 +240,7 @@ def _wrk(url: str, body: str, token: str, duration: int) -> Load:
     return Load(float(rps.group(1)), latency("50"), latency("99"))
 
 
-async def _client_load(port: int, request: bytes, duration: float) -> Load:
+async def _client_load(port: int, request: bytes, duration: float, connections: int) -> Load:
     """A keep-alive HTTP/1.1 client without parsing beyond Content-Length (wrk stand-in)."""
     latencies: list[float] = []
     stop_at = time.perf_counter() + duration
@@ -259,29 +259,36 @@ async def _client_load(port: int, request: bytes, duration: float) -> Load:
         writer.close()
 
     began = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
+    await asyncio.gather(*(connection() for _ in range(connections)))
     elapsed = time.perf_counter() - began
     cuts = statistics.quantiles(latencies, n=100)
     return Load(len(latencies) / elapsed, cuts[49] * 1000, cuts[98] * 1000)
 
 
-def _python_load(url: str, body: str, token: str, duration: int) -> Load:
+def _python_load(url: str, body: str, token: str, duration: int, connections: int) -> Load:
     port = int(url.split(":")[2].split("/")[0])
     raw = body.encode()
     request = (
         f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Authorization: Bearer {token}\r\nContent-Length: {len(raw)}\r\n\r\n"
     ).encode() + raw
-    args = ["load", str(port), request.hex(), str(duration)]
+    args = ["load", str(port), request.hex(), str(duration), str(connections)]
     command = [sys.executable, "-m", "bench.bench_api", *args]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     values = json.loads(out)
     return Load(values["rps"], values["p50_ms"], values["p99_ms"])
 
 
-def _load(ctx: BenchContext, url: str, query: str, token: str, seconds: int) -> Load:
+def _load(
+    ctx: BenchContext,
+    url: str,
+    query: str,
+    token: str,
+    seconds: int,
+    connections: int = CONNECTIONS,
+) -> Load:
     load = _wrk if shutil.which("wrk") else _python_load
-    return load(url, json.dumps({"query": query}), token, seconds)
+    return load(url, json.dumps({"query": query}), token, seconds, connections)
 
 
 def _median(runs: list[Load]) -> Load:
@@ -384,8 +391,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["serve"] and len(argv) == 5:
         _serve(argv[1], int(argv[2]), argv[3], argv[4])
         return 0
-    if argv[:1] == ["load"] and len(argv) == 4:
-        load = asyncio.run(_client_load(int(argv[1]), bytes.fromhex(argv[2]), float(argv[3])))
+    if argv[:1] == ["load"] and len(argv) == 5:
+        port, request, seconds, connections = argv[1:]
+        load = asyncio.run(
+            _client_load(int(port), bytes.fromhex(request), float(seconds), int(connections))
+        )
         print(json.dumps(load.__dict__))
         return 0
     print(
