@@ -36,7 +36,7 @@ from bench.common import BenchContext, Goal, Result
 from bench.read_seed import USER, Read, Seeded, api_reads, seed
 from graph.cache import Answer, ResponseCache
 from graph.listener import ChangeListener
-from storage import changes, dashboard, read_models, rollups
+from storage import changes, dashboard, day_totals, rollups
 
 GOAL_MS = 50.0
 
@@ -268,7 +268,7 @@ def _rollup_stream(url: str, last: date, wallets: int, stop: threading.Event) ->
                        WHERE day = %s AND wallet_id = ANY(%s)""",
                     (last, ids),
                 )
-                read_models.refresh_running_totals(conn, ids, last)
+                day_totals.refresh_read_models(conn, ids, last)
             done += 1
     return done
 

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import dashboard, read_models
+from storage import dashboard, day_totals
 from storage.fills import DAY_MS, day_bounds_ms
 from storage.rollups import pricing_params
 
@@ -119,15 +119,18 @@ def seed(
         for statement in _SEED_ORG:
             conn.execute(statement, params)
         # Kept through the last day from the start: each share's refresh writes its rows.
-        read_models.extend_day_totals(conn, last)
+        day_totals.extend_day_totals(conn, last)
 
     def share(bounds: tuple[int, int]) -> None:
         lo, hi = bounds
         with psycopg.connect(url, autocommit=True) as conn:
             for statement in _SEED_WALLETS:
                 conn.execute(statement, {**params, "w_lo": lo, "w_hi": hi})
-            with conn.transaction():
-                read_models.refresh_running_totals(conn, list(range(lo, hi + 1)), first)
+            ids = list(range(lo, hi + 1))
+            with conn.transaction():  # a backfill's rollup: the day totals go stale ...
+                day_totals.refresh_read_models(conn, ids, first)
+            with conn.transaction():  # ... until the scheduler's tick freshens them
+                day_totals.freshen_day_totals(conn, limit=len(ids))
 
     step = -(-wallets // workers)
     shares = [(lo, min(lo + step - 1, wallets)) for lo in range(1, wallets + 1, step)]

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from hl_analytics.admin import transaction
 from hl_core.errors import HLAnalyticsError
 from hl_core.settings import Settings
-from storage import orgs, read_models, rollups
+from storage import day_totals, orgs, rollups
 
 PROGRESS_EVERY_S = 2.0
 
@@ -85,7 +85,12 @@ def rebuild(
             rollups.lock_all_wallet_days(conn)
         else:
             rollups.lock_wallet_days(conn, wallet_ids)
-        read_models.refresh_running_totals(conn, wallet_ids, start)
+        day_totals.refresh_read_models(conn, wallet_ids, start)
+    # The day totals of the wallets that left stale, without waiting for the scheduler.
+    while True:
+        with transaction(settings) as conn:
+            if not day_totals.freshen_day_totals(conn):
+                break
     print(f"rebuilt {total} day(s); {written} org-day(s) with activity")
     return total, written
 

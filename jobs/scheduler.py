@@ -55,13 +55,13 @@ from jobs.node_source import SOURCE as NODE_SOURCE
 from jobs.pipeline import Pipeline, build
 from storage import (
     cursor,
+    day_totals,
     embedded,
     fills,
     locks,
     markets,
     node_position,
     orgs,
-    read_models,
 )
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 
 PARTITIONS_EVERY_S = 3600.0
 HOUSEKEEPING_EVERY_S = 60.0
+# How long a tick may spend on stale day totals (a batch of wallets takes well under it).
+FRESHEN_FOR_S = 2.0
 APP_NAME = "hl-analytics-scheduler"
 
 
@@ -120,17 +122,31 @@ def ensure_partitions(conn: psycopg.Connection) -> int:
 
 
 def extend_day_totals(conn: psycopg.Connection) -> int:
-    """Keeps the day totals (storage/read_models.py) through today's UTC day: a new day's
-    rows the first tick after midnight, nothing the other ticks."""
+    """Keeps the day totals (storage.day_totals) through today's UTC day: a new day's
+    rows the first tick after midnight, nothing the other ticks. Then freshens wallets
+    whose day totals went stale (late days rolled up), for at most FRESHEN_FOR_S."""
     with conn.transaction():
         today = cursor.database_now(conn).astimezone(UTC).date()
-        written = read_models.extend_day_totals(conn, today)
+        written = day_totals.extend_day_totals(conn, today)
     if written:
         log.info(
             "day totals kept through %s (%d row(s))",
             today,
             written,
             extra={"action": "day_totals", "rows": written},
+        )
+    freshened, until = 0, time.monotonic() + FRESHEN_FOR_S
+    while time.monotonic() < until:
+        with conn.transaction():
+            done = day_totals.freshen_day_totals(conn)
+        if not done:
+            break
+        freshened += done
+    if freshened:
+        log.info(
+            "day totals of %d wallet(s) brought up to date",
+            freshened,
+            extra={"action": "day_totals_freshen", "wallets": freshened},
         )
     return written
 

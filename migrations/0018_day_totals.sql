@@ -30,3 +30,14 @@ CREATE TABLE read_model_state (
     through  date
 );
 INSERT INTO read_model_state (model, through) VALUES ('wallet_day_totals', NULL);
+
+-- Wallets whose day totals from `from_day` on are behind their running totals: a
+-- rollup of a day before `through` (a late fill, a backfill of history) records the
+-- wallet here instead of rewriting its day totals from that day to `through`, which a
+-- backfill would do once per day of history. Readers take these wallets' range totals
+-- from the running totals; the scheduler's tick brings their day totals up to date
+-- once, from the earliest such day, and removes them.
+CREATE TABLE wallet_day_totals_stale (
+    wallet_id  bigint PRIMARY KEY,
+    from_day   date NOT NULL
+);

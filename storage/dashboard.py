@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import read_models
+from storage import day_totals, read_models
 from storage.fills import day_bounds_ms
 from storage.markets import dex_of
 from storage.orgs import SELECT_PROFILE, Profile
@@ -122,7 +122,7 @@ def top_wallets_sql(order: str, start: date, end: date, through: date | None = N
     """The ranking statement of `order` for the range; the key is never user text.
     `through`: how far the day totals are kept (None: not built)."""
     if through is not None and end <= through:
-        totals = read_models.day_totals_sql()
+        totals = day_totals.totals_sql(start, end)
     else:
         totals = read_models.range_totals_sql(read_models.WALLETS, start, end)
     return _TOP_WALLETS.format(key=ORDERS[order], totals=totals)
@@ -300,7 +300,7 @@ async def top_wallets(
     order: str,
 ) -> list[WalletRank]:
     params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
-    through = await (await conn.execute(read_models.SELECT_THROUGH)).fetchone()
+    through = await (await conn.execute(day_totals.SELECT_THROUGH)).fetchone()
     sql = top_wallets_sql(order, start, end, through[0] if through else None)
     cur = await conn.execute(sql, params)
     return [WalletRank(*row) for row in await cur.fetchall()]

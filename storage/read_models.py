@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import psycopg
 
@@ -215,9 +215,9 @@ REFRESH_ALL = {model.table: _refresh(model, False) for model in MODELS}
 def refresh_running_totals(
     conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date
 ) -> int:
-    """Recomputes the wallets' (None: every wallet's) running totals from `day` on, then
-    their day totals, in the caller's transaction, which holds the locks of those
-    wallets' rebuilds; returns the rows written."""
+    """Recomputes the wallets' (None: every wallet's) running totals from `day` on, in the
+    caller's transaction, which holds the locks of those wallets' rebuilds; returns the
+    rows written. (storage.day_totals.refresh_read_models does this and the day totals.)"""
     written = 0
     for model in MODELS:
         if wallet_ids is None:
@@ -225,137 +225,7 @@ def refresh_running_totals(
         else:
             params = {"day": day, "wallet_ids": list(wallet_ids)}
             written += conn.execute(REFRESH[model.table], params).rowcount
-    through = conn.execute(SHARE_THROUGH).fetchone()
-    if through is not None and through[0] is not None and day <= through[0]:
-        written += _refresh_day_totals(conn, wallet_ids, day, through[0])
     return written
-
-
-# -- day totals: every wallet's running totals on every day (migration 0018) ------------
-#
-# Why a second table: ranking an org's wallets over a range needs every wallet's range
-# total. From `wallet_running_totals` that is two index probes per wallet (about 5 µs
-# each here: 0.5-1 s at 50,000 wallets). With a row per wallet on every day, it is two
-# slices of the primary key (day, wallet_id): the range's end and the day before its
-# start, each read in key order and merged (bench/bench_read_models.py has the figures).
-# The price is a row per wallet and day whatever its activity, so the table is kept
-# only through `read_model_state.through`: the scheduler moves that to each new UTC day
-# (`extend_day_totals`); a range ending after it is read from the running totals.
-#
-# Concurrency: a refresh takes `through` FOR SHARE, the extension FOR UPDATE, so an
-# extension never copies a total that a rollup in flight is about to change: it waits
-# for those rollups to commit, and a rollup that comes after it refreshes its wallets up
-# to the new `through` from the running totals it has just written.
-
-DAY_TOTALS = "wallet_day_totals"
-SHARE_THROUGH = f"SELECT through FROM read_model_state WHERE model = '{DAY_TOTALS}' FOR SHARE"
-_LOCK_THROUGH = f"SELECT through FROM read_model_state WHERE model = '{DAY_TOTALS}' FOR UPDATE"
-_SET_THROUGH = f"UPDATE read_model_state SET through = %(through)s WHERE model = '{DAY_TOTALS}'"
-SELECT_THROUGH = f"SELECT through FROM read_model_state WHERE model = '{DAY_TOTALS}'"
-
-# The wallets' day totals from `day` through `through`, from their running totals: each
-# running-total row (and the last one before `day`) holds from its day until the
-# wallet's next row. Rows of days before a wallet's first running total go (its history
-# lost its first days); rows already right are not rewritten.
-_REFRESH_DAY_TOTALS = """
-/* rebuild: INSERT INTO wallet_day_totals */
-WITH w AS ({wallets}),
-src AS (
-    SELECT r.*, lead(r.day) OVER (PARTITION BY r.wallet_id ORDER BY r.day) AS next_day
-    FROM (
-        SELECT b.* FROM w CROSS JOIN LATERAL (
-            SELECT * FROM wallet_running_totals r
-            WHERE r.wallet_id = w.id AND r.day < %(day)s
-            ORDER BY r.day DESC LIMIT 1
-        ) b
-        UNION ALL
-        SELECT r.* FROM wallet_running_totals r
-        WHERE r.day BETWEEN %(day)s AND %(through)s {r_filter}
-    ) r
-),
-held AS (
-    SELECT g.day::date AS day, s.wallet_id, {s_cols}
-    FROM src s
-    CROSS JOIN LATERAL generate_series(
-        greatest(s.day, %(day)s::date),
-        least(coalesce(s.next_day - 1, %(through)s::date), %(through)s::date),
-        interval '1 day'
-    ) g(day)
-),
--- A wallet's rows are contiguous up to `through`: it has some to lose only if it has one
--- there.
-gone AS (
-    DELETE FROM wallet_day_totals t
-    USING (
-        SELECT w.id, g.day::date AS day
-        FROM w
-        CROSS JOIN LATERAL generate_series(
-            %(day)s::date,
-            least(coalesce((SELECT min(r.day) FROM wallet_running_totals r
-                            WHERE r.wallet_id = w.id), %(through)s::date + 1) - 1,
-                  %(through)s::date),
-            interval '1 day'
-        ) g(day)
-        WHERE EXISTS (SELECT 1 FROM wallet_day_totals e
-                      WHERE e.day = %(through)s AND e.wallet_id = w.id)
-    ) x
-    WHERE t.day = x.day AND t.wallet_id = x.id
-)
-INSERT INTO wallet_day_totals AS t (day, wallet_id, {cols})
--- In key order: a build or a rebuild then lays each day's rows out together, so that a
--- day's slice reads few pages (a new day's rows, and updates that stay on their page
--- under the fill factor, keep it so).
-SELECT day, wallet_id, {cols} FROM held ORDER BY day, wallet_id
-ON CONFLICT (day, wallet_id) DO UPDATE SET
-    {update}
-WHERE {differs}
-"""
-
-
-def _refresh_day_totals_sql(wallet_filter: bool) -> str:
-    cols = WALLETS.columns
-    return _REFRESH_DAY_TOTALS.format(
-        wallets="SELECT unnest(%(wallet_ids)s::bigint[]) AS id"
-        if wallet_filter
-        else "SELECT id FROM wallets",
-        r_filter="AND r.wallet_id = ANY(%(wallet_ids)s)" if wallet_filter else "",
-        s_cols=", ".join(f"s.{c}" for c in cols),
-        cols=", ".join(cols),
-        update=",\n    ".join(f"{c} = EXCLUDED.{c}" for c in cols),
-        differs=" OR ".join(f"t.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in cols),
-    )
-
-
-REFRESH_DAY_TOTALS = _refresh_day_totals_sql(True)
-REFRESH_ALL_DAY_TOTALS = _refresh_day_totals_sql(False)
-
-
-def _refresh_day_totals(
-    conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date, through: date
-) -> int:
-    params: dict[str, object] = {"day": day, "through": through}
-    if wallet_ids is None:
-        return conn.execute(REFRESH_ALL_DAY_TOTALS, params).rowcount
-    params["wallet_ids"] = list(wallet_ids)
-    return conn.execute(REFRESH_DAY_TOTALS, params).rowcount
-
-
-def extend_day_totals(conn: psycopg.Connection, today: date) -> int:
-    """Keeps the day totals through `today` (building them the first time), in the
-    caller's transaction; returns the rows written (0 when they already reach it)."""
-    row = conn.execute(_LOCK_THROUGH).fetchone()
-    if row is None:  # the migration's row: only a hand-edited database lacks it
-        return 0
-    through: date | None = row[0]
-    if through is not None and through >= today:
-        return 0
-    if through is None:
-        first = conn.execute("SELECT min(day) FROM wallet_running_totals").fetchone()
-        start = first[0] if first is not None and first[0] is not None else today
-    else:
-        start = through + timedelta(days=1)
-    conn.execute(_SET_THROUGH, {"through": today})
-    return _refresh_day_totals(conn, None, min(start, today), today)
 
 
 def is_short(start: date, end: date) -> bool:
@@ -375,12 +245,15 @@ _ADDRESS_WHERE = """WHERE ow.org_id = %(org_id)s
         AND ow.wallet_id = (SELECT id FROM wallets WHERE address = %(address)s)"""
 
 
-def range_totals_sql(model: Model, start: date, end: date, *, by_address: bool = False) -> str:
+def range_totals_sql(
+    model: Model, start: date, end: date, *, by_address: bool = False, extra: str = ""
+) -> str:
     """A subquery of the org's pairs' totals over [start, end] (parameters org_id, start,
     end and, `by_address`, address): its ids, the model's columns and, for coins, market.
     Short ranges are summed from the days; longer ones are two running totals per pair.
-    A pair without a row in the range has no row."""
-    where = _ADDRESS_WHERE if by_address else _ORG_WHERE
+    A pair without a row in the range has no row. `extra`: more conditions on the org's
+    wallets `ow` (never user text)."""
+    where = (_ADDRESS_WHERE if by_address else _ORG_WHERE) + " " + extra
     pairs = _PAIRS[model.table].format(where=where)
     extra = ", p.market" if model.key else ""
     ids = ", ".join(f"p.{c}" for c in model.ids)
@@ -409,17 +282,3 @@ def range_totals_sql(model: Model, start: date, end: date, *, by_address: bool =
         ORDER BY r.day DESC LIMIT 1
     ) s ON true
     WHERE s.day IS NULL OR s.day < e.day"""
-
-
-def day_totals_sql() -> str:
-    """A subquery of the org's wallets' totals over [start, end] (parameters org_id, start
-    and end, with `end` at most the day totals' `through`): the end's day totals minus
-    the day before the start's. Every wallet with history up to the end has a row, zero
-    where nothing changed in the range."""
-    diffs = ", ".join(f"e.{c} - coalesce(s.{c}, 0) AS {c}" for c in WALLETS.columns)
-    return f"""
-    SELECT e.wallet_id, {diffs}
-    FROM org_wallets ow
-    JOIN {DAY_TOTALS} e ON e.day = %(end)s AND e.wallet_id = ow.wallet_id
-    LEFT JOIN {DAY_TOTALS} s ON s.day = %(start)s::date - 1 AND s.wallet_id = ow.wallet_id
-    WHERE ow.org_id = %(org_id)s"""

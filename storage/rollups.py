@@ -51,7 +51,7 @@ from decimal import Decimal
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import changes, read_models
+from storage import changes, day_totals
 from storage.fills import DAY_MS, day_bounds_ms
 
 # Fills Hyperliquid books on a wallet that are not its own trades. From its docs and
@@ -375,7 +375,7 @@ def rebuild_wallet_days(
     lock_wallet_days(conn, wallet_ids)
     written = _rebuild_wallet_days(conn, wallet_ids, day, usd_tokens)
     if running_totals:
-        read_models.refresh_running_totals(conn, wallet_ids, day)
+        day_totals.refresh_read_models(conn, wallet_ids, day)
     return written
 
 
@@ -412,7 +412,7 @@ def rebuild_all_wallet_days(
     lock_all_wallet_days(conn)
     written = conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day, usd_tokens)).rowcount
     if running_totals:
-        read_models.refresh_running_totals(conn, None, day)
+        day_totals.refresh_read_models(conn, None, day)
     return written
 
 

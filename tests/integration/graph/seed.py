@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import psycopg
 
-from storage import orgs, read_models
+from storage import day_totals, orgs
 from tests.factories import address
 
 W1, W2, W3, W4 = address(1), address(2), address(3), address(4)
@@ -97,8 +97,8 @@ def seed(url: str) -> Seeded:
             conn.execute(INSERT_WALLET_DAY, (wallet, day, trades, *map(Decimal, money)))
         # The read models derived from the planted wallet-days, as the rollups and the
         # scheduler keep them.
-        read_models.refresh_running_totals(conn, None, today - timedelta(days=400))
-        read_models.extend_day_totals(conn, today)
+        day_totals.refresh_read_models(conn, None, today - timedelta(days=400))
+        day_totals.extend_day_totals(conn, today)
         for org, ago, dau, trades, *money in GLOBAL_DAYS:
             day = today - timedelta(days=ago)
             org_id = a if org == "A" else b

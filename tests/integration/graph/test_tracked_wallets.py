@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from graph import cursors
-from storage import read_models
+from storage import day_totals
 from tests.integration.graph.conftest import Api
 from tests.integration.graph.seed import W1, W2, W3, W4
 
@@ -45,7 +45,7 @@ def set_states(api: Api) -> None:
             if statement.strip():
                 conn.execute(statement, {"w1": W1, "w2": W2})
         # The read models follow the changed wallet-days, as after a rollup.
-        read_models.refresh_running_totals(conn, None, date(2000, 1, 1))
+        day_totals.refresh_read_models(conn, None, date(2000, 1, 1))
 
 
 async def page(api: Api, user: str = "alice", **variables: Any) -> Any:

@@ -11,12 +11,13 @@ import psycopg
 
 from hl_analytics.rebuild import rebuild
 from hl_core.settings import Settings
-from storage import dashboard, orgs, read_models, rollups
+from storage import dashboard, day_totals, orgs, read_models, rollups
 from tests.factories import address, fill, ms
 from tests.integration.pipeline.expected import store
 
 _COLUMNS = ", ".join(read_models.COLUMNS)
 TOTALS = f"SELECT wallet_id, day, {_COLUMNS} FROM wallet_running_totals ORDER BY wallet_id, day"
+STALE = "SELECT count(*) FROM wallet_day_totals_stale"
 DAY_TOTALS = f"SELECT wallet_id, day, {_COLUMNS} FROM wallet_day_totals ORDER BY wallet_id, day"
 COIN_TOTALS = "SELECT * FROM wallet_coin_running_totals ORDER BY wallet_id, coin, day"
 PAIRS = "SELECT * FROM wallet_coins ORDER BY wallet_id, coin"
@@ -54,7 +55,7 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
         ids = [w.id for w in wallets]
         # The day totals are kept through day 20 while the days arrive (the rollups keep
         # them up to there), then extended past the last one.
-        assert read_models.extend_day_totals(conn, FIRST + timedelta(days=20)) == 0
+        assert day_totals.extend_day_totals(conn, FIRST + timedelta(days=20)) == 0
         conn.commit()
         # Days arrive in order, one wallet skipping some of them ...
         for offset in range(0, 40, 3):
@@ -70,7 +71,14 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
         for wallet_id, day in late:
             store(conn, wallet_id, _fills(wallet_id + 7, day, 2))
             _roll_up(conn, wallet_id, day)
-        assert read_models.extend_day_totals(conn, THROUGH) > 0
+        assert day_totals.extend_day_totals(conn, THROUGH) > 0
+        conn.commit()
+        # Rollups of days before day 20 left their wallets' day totals stale; the
+        # scheduler's tick brings them up to date.
+        assert conn.execute(STALE).fetchone() == (len(ids),)
+        assert day_totals.freshen_day_totals(conn, limit=2) == 2
+        assert day_totals.freshen_day_totals(conn) == len(ids) - 2
+        assert day_totals.freshen_day_totals(conn) == 0
         conn.commit()
         queries = (TOTALS, COIN_TOTALS, PAIRS, DAY_TOTALS)
         incremental = [conn.execute(q).fetchall() for q in queries]
@@ -97,7 +105,8 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         assert [conn.execute(q).fetchall() for q in queries] == incremental
         # A refresh of rows that are right rewrites none of them.
-        assert read_models.refresh_running_totals(conn, None, FIRST) == 0
+        assert day_totals.refresh_read_models(conn, None, FIRST) == 0
+        assert conn.execute(STALE).fetchone() == (0,)
 
 
 THROUGH = FIRST + timedelta(days=45)
@@ -146,11 +155,22 @@ async def test_range_totals_equal_the_sums_of_the_days(db_url: str) -> None:
     ranges += [(FIRST + timedelta(days=3), FIRST + timedelta(days=8))]  # short: the days
     ranges += [(FIRST - timedelta(days=400), FIRST - timedelta(days=40))]  # before history
     # Read from the running totals, then from the day totals once they are built.
-    for day_totals in (False, True):
-        if day_totals:
-            with psycopg.connect(db_url) as conn:
-                assert read_models.extend_day_totals(conn, FIRST + timedelta(days=59)) > 0
-        await _check_ranges(db_url, org.id, wallets, ranges)
+    await _check_ranges(db_url, org.id, wallets, ranges)
+    with psycopg.connect(db_url) as conn:
+        assert day_totals.extend_day_totals(conn, FIRST + timedelta(days=59)) > 0
+    await _check_ranges(db_url, org.id, wallets, ranges)
+    # A late fill on an old day: the wallet's day totals are stale from that day, and its
+    # range totals come from its running totals until they are freshened.
+    with psycopg.connect(db_url) as conn:
+        late = FIRST + timedelta(days=20)
+        store(conn, wallets[0].id, _fills(wallets[0].id + 7, late, 3))
+        rollups.rebuild_wallet_days(conn, [wallets[0].id], late)
+        conn.commit()
+        assert conn.execute(STALE).fetchone() == (1,)
+    await _check_ranges(db_url, org.id, wallets, ranges)
+    with psycopg.connect(db_url) as conn:
+        assert day_totals.freshen_day_totals(conn) == 1
+    await _check_ranges(db_url, org.id, wallets, ranges)
 
 
 async def _check_ranges(db_url: str, org_id: object, wallets: list, ranges: list) -> None:
