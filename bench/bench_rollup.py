@@ -14,6 +14,9 @@ and fee tokens. Figures:
 - the set-based `rebuild_all_wallet_days`, one statement for the whole day;
 - the org-day rebuild of an org tracking every wallet.
 
+Every rollup also keeps the read models (storage.read_models, storage.day_totals),
+with the day totals kept through the day as the scheduler keeps them through today.
+
 The baseline is a plain scan of the same day's fills (`count(*)`,
 `sum(px * sz)`), the least any rebuild has to read.
 """
@@ -32,7 +35,7 @@ from bench.common import BenchContext, Goal, Result, median_of, timed
 from hl_core.settings import Settings
 from jobs import actors
 from jobs.pipeline import Pipeline, build
-from storage import orgs, rollups
+from storage import day_totals, orgs, rollups
 from storage.fills import day_bounds_ms
 
 DAY = date(2026, 11, 2)
@@ -72,6 +75,9 @@ def _prepare(url: str, fills: int, wallets: int) -> tuple[list[int], uuid.UUID]:
         conn.execute(_FILLS, {"wallets": wallets, "fills": fills, "lo": lo})
         org = orgs.create_org(conn, "bench").id
         conn.execute(_TRACK_ALL, (org,))
+        # The day totals kept through the day, as the scheduler keeps them through today:
+        # each rollup writes the day's row of its wallets' day totals too.
+        day_totals.extend_day_totals(conn, DAY)
         ids = [row[0] for row in conn.execute("SELECT id FROM wallets ORDER BY id")]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
