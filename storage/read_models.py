@@ -28,8 +28,11 @@ case 931 ms against the months' 2,043 ms), the others grow with the partial mont
 a range cuts. Short ranges are cheaper summed from the days (`SHORT_RANGE_DAYS`):
 they read fewer rows than two probes per wallet. Kept without the INCLUDE (half the
 storage, one heap fetch per probe). None of the three reaches 50 ms at 50,000
-wallets: each is linear in the org's wallets (about 5 µs a probe here); see
-bench/bench_read_models.py for the figures of every statement.
+wallets: each is linear in the org's wallets (about 5 µs a probe here). So
+`topWallets` reads storage/day_totals.py's day totals, derived from these (two slices
+of one day each); `coinBreakdown`, and `topWallets` for a range ending after the day
+totals' `through` or for a wallet whose day totals are stale, still read these;
+bench/bench_read_models.py has the figures of every statement.
 
 The same model serves `coinBreakdown`: `wallet_coin_running_totals` per wallet,
 coin and day of `wallet_coin_day_metrics`, with `wallet_coins` listing each
