@@ -176,7 +176,7 @@ def test_a_waiting_sync_says_when_no_worker_runs_then_finishes_when_one_does(
     assert out.getvalue().splitlines()[-1].startswith("wallets 2/2 · fills stored ")
 
 
-def test_the_scheduler_keeps_the_day_totals_through_today_and_the_rollups_follow(
+def test_the_scheduler_keeps_the_day_totals_through_today_and_freshens_stale_ones(
     auto: psycopg.Connection, db_url: str, start_simulator: StartSimulator
 ) -> None:
     server = start_simulator(small_market(wallets=4, days=3))
@@ -187,10 +187,15 @@ def test_the_scheduler_keeps_the_day_totals_through_today_and_the_rollups_follow
         scheduler.run(p, 0.1, threading.Event(), once=True)
         with worker(p):
             wait_idle(p)
+        # The rollups of the days before today left the wallets' day totals stale; the
+        # next tick brings them up to date (and has no new day to write).
+        stale = "SELECT count(*) FROM wallet_day_totals_stale"
+        assert auto.execute(stale).fetchone() == (len(server.market.wallets),)
         assert scheduler.extend_day_totals(auto) == 0, "already through today"
+        assert auto.execute(stale).fetchone() == (0,)
     today = auto.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
     assert auto.execute("SELECT through FROM read_model_state").fetchone() == today
-    # Each wallet's day totals of today, written by the rollups alone, are its all-time sums.
+    # Each wallet's day totals of today are its all-time sums.
     held = auto.execute(
         "SELECT wallet_id, trade_count, total_volume_usd, fees_usd, realized_pnl_usd"
         " FROM wallet_day_totals WHERE day = %s ORDER BY 1",
