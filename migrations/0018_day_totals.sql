@@ -5,23 +5,10 @@
 -- on each day from its first wallet-day through `read_model_state.through`; derived
 -- from `wallet_running_totals` only (storage/day_totals.py keeps it, the scheduler
 -- extends it to each new UTC day, `hl-analytics rebuild` recomputes it).
-CREATE TABLE wallet_day_totals (
-    day                 date NOT NULL,
-    wallet_id           bigint NOT NULL,
-    trade_count         bigint NOT NULL,
-    spot_volume_usd     numeric NOT NULL,
-    perp_volume_usd     numeric NOT NULL,
-    outcome_volume_usd  numeric NOT NULL,
-    total_volume_usd    numeric NOT NULL,
-    fees_usd            numeric NOT NULL,
-    realized_pnl_usd    numeric NOT NULL,
-    unpriced_fills      bigint NOT NULL,
-    funding_usd         numeric NOT NULL,
-    deposits_usd        numeric NOT NULL,
-    withdrawals_usd     numeric NOT NULL,
-    active_days         integer NOT NULL,
-    PRIMARY KEY (day, wallet_id)
-) WITH (fillfactor = 90);  -- today's rows are rewritten by every rollup: room for HOT updates
+-- The running totals' columns (migration 0014, with 0016's), keyed by day first.
+CREATE TABLE wallet_day_totals (LIKE wallet_running_totals)
+    WITH (fillfactor = 90);  -- today's rows are rewritten by every rollup: room for HOT updates
+ALTER TABLE wallet_day_totals ADD PRIMARY KEY (day, wallet_id);
 
 -- How far each dense read model is kept. NULL: not built yet (readers use the running
 -- totals; the scheduler's next tick builds it).
