@@ -54,7 +54,11 @@ SELECT unnest(%(wallet_ids)s::bigint[]), %(day)s
 ON CONFLICT (wallet_id) DO UPDATE SET from_day = least(wallet_day_totals_stale.from_day,
                                                       EXCLUDED.from_day)
 """
-_STALE_CANDIDATES = "SELECT wallet_id FROM wallet_day_totals_stale ORDER BY wallet_id LIMIT %s"
+# Oldest first, so that a batch (refreshed from its earliest day) holds wallets stale
+# from about the same day: a backfill's wallets together.
+_STALE_CANDIDATES = """
+SELECT wallet_id FROM wallet_day_totals_stale ORDER BY from_day, wallet_id LIMIT %s
+"""
 _TAKE_STALE = """
 DELETE FROM wallet_day_totals_stale WHERE wallet_id = ANY(%(wallet_ids)s)
 RETURNING wallet_id, from_day
@@ -165,7 +169,7 @@ def refresh_read_models(
     elif day == through:
         written += _refresh(conn, wallet_ids, day, through)
     elif wallet_ids:
-        conn.execute(_MARK_STALE, {"wallet_ids": list(wallet_ids), "day": day})
+        conn.execute(_MARK_STALE, {"wallet_ids": sorted(set(wallet_ids)), "day": day})
     return written
 
 
