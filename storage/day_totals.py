@@ -48,6 +48,10 @@ _SHARE_THROUGH = f"SELECT through {_STATE} FOR SHARE"
 _LOCK_THROUGH = f"SELECT through {_STATE} FOR UPDATE"
 _SET_THROUGH = f"UPDATE read_model_state SET through = %(through)s WHERE model = '{DAY_TOTALS}'"
 
+# Wallets freshened in one transaction: as many as a rollup chunk (storage.rollups'
+# PENDING_CHUNK) locks, which the lock table is sized for.
+FRESHEN_BATCH = 500
+
 _MARK_STALE = """
 INSERT INTO wallet_day_totals_stale (wallet_id, from_day)
 SELECT unnest(%(wallet_ids)s::bigint[]), %(day)s
@@ -173,7 +177,7 @@ def refresh_read_models(
     return written
 
 
-def freshen_day_totals(conn: psycopg.Connection, limit: int = 1000) -> int:
+def freshen_day_totals(conn: psycopg.Connection, limit: int = FRESHEN_BATCH) -> int:
     """Brings up to `limit` stale wallets' day totals up to date from their earliest
     stale day and forgets them, in the caller's transaction; returns the wallets done."""
     candidates = [r[0] for r in conn.execute(_STALE_CANDIDATES, (limit,))]
