@@ -129,20 +129,14 @@ def seed(
             ids = list(range(lo, hi + 1))
             with conn.transaction():  # a backfill's rollup: the day totals go stale ...
                 day_totals.refresh_read_models(conn, ids, first)
-            while True:  # ... until the scheduler's tick freshens them
-                with conn.transaction():
-                    if not day_totals.freshen_day_totals(conn):
-                        break
+            day_totals.freshen_all(conn)  # ... until the scheduler's tick freshens them
 
     step = -(-wallets // workers)
     shares = [(lo, min(lo + step - 1, wallets)) for lo in range(1, wallets + 1, step)]
     with ThreadPoolExecutor(len(shares)) as pool:
         list(pool.map(share, shares))
     with psycopg.connect(url, autocommit=True) as conn:
-        while True:  # what a share left when the other held its batch
-            with conn.transaction():
-                if not day_totals.freshen_day_totals(conn):
-                    break
+        day_totals.freshen_all(conn)  # what a share left when the other held its batch
         for statement in _SEED_DAYS:
             conn.execute(statement, params)
     return Seeded(ORG, first, last, wallets)

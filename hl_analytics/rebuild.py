@@ -87,10 +87,8 @@ def rebuild(
             rollups.lock_wallet_days(conn, wallet_ids)
         day_totals.refresh_read_models(conn, wallet_ids, start)
     # The day totals of the wallets that left stale, without waiting for the scheduler.
-    while True:
-        with transaction(settings) as conn:
-            if not day_totals.freshen_day_totals(conn):
-                break
+    with transaction(settings) as conn:
+        day_totals.freshen_all(conn)
     print(f"rebuilt {total} day(s); {written} org-day(s) with activity")
     return total, written
 

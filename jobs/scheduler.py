@@ -28,8 +28,9 @@ Housekeeping, by the leader of a tick: monthly fill partitions are ensured
 every hour (storage.fills.ensure_partitions), finished jobs are purged and
 expired leases re-delivered every minute (the broker's own routines; workers
 do the same, this covers the time when none runs). The leader of each tick also
-keeps the day totals through today's UTC day (storage.read_models): the first
-tick after midnight writes the new day's rows, the others nothing.
+keeps the day totals through today's UTC day (storage.day_totals): the first
+tick after midnight writes the new day's rows, the others nothing; then it brings
+stale ones up to date for at most FRESHEN_FOR_S.
 
 A lost database (a restart) is logged and waited out: the next tick reconnects.
 """
@@ -121,7 +122,7 @@ def ensure_partitions(conn: psycopg.Connection) -> int:
         return fills.ensure_partitions(conn)
 
 
-def extend_day_totals(conn: psycopg.Connection) -> int:
+def keep_day_totals(conn: psycopg.Connection) -> int:
     """Keeps the day totals (storage.day_totals) through today's UTC day: a new day's
     rows the first tick after midnight, nothing the other ticks. Then freshens wallets
     whose day totals went stale (late days rolled up), for at most FRESHEN_FOR_S."""
@@ -135,13 +136,7 @@ def extend_day_totals(conn: psycopg.Connection) -> int:
             written,
             extra={"action": "day_totals", "rows": written},
         )
-    freshened, until = 0, time.monotonic() + FRESHEN_FOR_S
-    while time.monotonic() < until:
-        with conn.transaction():
-            done = day_totals.freshen_day_totals(conn)
-        if not done:
-            break
-        freshened += done
+    freshened = day_totals.freshen_all(conn, time.monotonic() + FRESHEN_FOR_S)
     if freshened:
         log.info(
             "day totals of %d wallet(s) brought up to date",
@@ -198,7 +193,7 @@ def _step(
             log.info("created %d fill partition(s)", created, extra={"action": "partitions"})
     result = tick(p, conn)
     if result.led:
-        extend_day_totals(conn)
+        keep_day_totals(conn)
     if result.led and now - last_housekeeping >= HOUSEKEEPING_EVERY_S:
         requeued, purged = housekeeping(p)
         last_housekeeping = now

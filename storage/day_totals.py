@@ -33,6 +33,8 @@ rollup locks (storage.rollups.lock_wallet_days) before it reads their stale days
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -192,6 +194,19 @@ def freshen_day_totals(conn: psycopg.Connection, limit: int = FRESHEN_BATCH) -> 
     return len(taken)
 
 
+def freshen_all(conn: psycopg.Connection, until: float = math.inf) -> int:
+    """Freshens stale wallets a batch a transaction on `conn` (autocommit, or idle) until
+    none is left or time.monotonic() passes `until`; returns the wallets done."""
+    done = 0
+    while time.monotonic() < until:
+        with conn.transaction():
+            batch = freshen_day_totals(conn)
+        if not batch:
+            break
+        done += batch
+    return done
+
+
 def extend_day_totals(conn: psycopg.Connection, today: date) -> int:
     """Keeps the day totals through `today` (building them the first time), in the
     caller's transaction; returns the rows written (0 when they already reach it)."""
@@ -233,7 +248,7 @@ _STALE_PAIRS = """AND ow.wallet_id IN (SELECT x.wallet_id FROM wallet_day_totals
 def totals_sql(start: date, end: date) -> str:
     """A subquery of the org's wallets' totals over [start, end] from the day totals (the
     caller checked that they reach `end`): wallet_id and every summed column."""
-    stale = read_models.range_totals_sql(read_models.WALLETS, start, end, extra=_STALE_PAIRS)
+    stale = read_models.range_totals_sql(read_models.WALLETS, start, end, wallets_also=_STALE_PAIRS)
     return _TOTALS.format(
         diffs=", ".join(f"e.{c} - coalesce(s.{c}, 0) AS {c}" for c in COLUMNS),
         columns=", ".join(("wallet_id", *COLUMNS)),

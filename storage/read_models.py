@@ -249,14 +249,14 @@ _ADDRESS_WHERE = """WHERE ow.org_id = %(org_id)s
 
 
 def range_totals_sql(
-    model: Model, start: date, end: date, *, by_address: bool = False, extra: str = ""
+    model: Model, start: date, end: date, *, by_address: bool = False, wallets_also: str = ""
 ) -> str:
     """A subquery of the org's pairs' totals over [start, end] (parameters org_id, start,
     end and, `by_address`, address): its ids, the model's columns and, for coins, market.
     Short ranges are summed from the days; longer ones are two running totals per pair.
-    A pair without a row in the range has no row. `extra`: more conditions on the org's
-    wallets `ow` (never user text)."""
-    where = (_ADDRESS_WHERE if by_address else _ORG_WHERE) + " " + extra
+    A pair without a row in the range has no row. `wallets_also`: more conditions on the
+    org's wallets `ow` (never user text)."""
+    where = (_ADDRESS_WHERE if by_address else _ORG_WHERE) + " " + wallets_also
     pairs = _PAIRS[model.table].format(where=where)
     extra = ", p.market" if model.key else ""
     ids = ", ".join(f"p.{c}" for c in model.ids)

@@ -191,7 +191,7 @@ def test_the_scheduler_keeps_the_day_totals_through_today_and_freshens_stale_one
         # next tick brings them up to date (and has no new day to write).
         stale = "SELECT count(*) FROM wallet_day_totals_stale"
         assert auto.execute(stale).fetchone() == (len(server.market.wallets),)
-        assert scheduler.extend_day_totals(auto) == 0, "already through today"
+        assert scheduler.keep_day_totals(auto) == 0, "already through today"
         assert auto.execute(stale).fetchone() == (0,)
     today = auto.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()
     assert auto.execute("SELECT through FROM read_model_state").fetchone() == today
