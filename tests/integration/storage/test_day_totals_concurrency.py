@@ -14,17 +14,15 @@ from decimal import Decimal
 
 import psycopg
 
-from storage import day_totals, orgs, read_models, rollups
+from storage import day_totals, orgs, rollups
 from tests.factories import address, fill, ms
 from tests.integration.pipeline.expected import store
+from tests.integration.storage.test_running_totals import DAY_TOTALS, TOTALS, held_day_totals
 
 FIRST = date(2026, 9, 1)
 DAYS = 30
 WALLETS = 12
 ROLLUPS_PER_THREAD = 25
-_COLUMNS = ", ".join(read_models.COLUMNS)
-RUNNING = f"SELECT wallet_id, day, {_COLUMNS} FROM wallet_running_totals ORDER BY 1, 2"
-DAY_TOTALS = f"SELECT wallet_id, day, {_COLUMNS} FROM wallet_day_totals ORDER BY 1, 2"
 
 
 def _roll_up(db_url: str, wallet_id: int, day: date, tid: int) -> None:
@@ -89,20 +87,10 @@ def test_rollups_extension_and_freshening_at_once_leave_derivable_day_totals(
         while day_totals.freshen_day_totals(conn):
             pass
         conn.commit()
-        running = conn.execute(RUNNING).fetchall()
+        running = conn.execute(TOTALS).fetchall()
         held = conn.execute(DAY_TOTALS).fetchall()
         assert conn.execute("SELECT through FROM read_model_state").fetchone() == (last,)
         # A rebuild of every wallet from the first day rewrites nothing.
         assert day_totals.refresh_read_models(conn, None, FIRST) == 0
     assert len(running) > WALLETS
-    by_wallet: dict[int, list[tuple]] = {}
-    for row in running:
-        by_wallet.setdefault(row[0], []).append(row)
-    expected = []
-    for wallet_id, rows in sorted(by_wallet.items()):
-        day = rows[0][1]
-        while day <= last:
-            latest = [r for r in rows if r[1] <= day][-1]
-            expected.append((wallet_id, day, *latest[2:]))
-            day += timedelta(days=1)
-    assert held == expected
+    assert held == held_day_totals(running, last)

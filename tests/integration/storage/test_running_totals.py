@@ -88,12 +88,7 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
     assert coin_days is not None and len(incremental[1]) == coin_days[0] > days[0]
     # A row per wallet on every day from its first through THROUGH, each its last
     # running total on or before that day.
-    spans = [(THROUGH - first).days + 1 for first in _firsts(incremental[0])]
-    assert len(incremental[3]) == sum(spans)
-    running = {(r[0], r[1]): r[2:] for r in incremental[0]}
-    for row in incremental[3]:
-        held = max(d for (w, d) in running if w == row[0] and d <= row[1])
-        assert running[(row[0], held)] == row[2:]
+    assert incremental[3] == held_day_totals(incremental[0], THROUGH)
 
     with psycopg.connect(db_url) as conn:  # nothing left behind by the increments
         conn.execute("DELETE FROM wallet_running_totals")
@@ -112,12 +107,21 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
 THROUGH = FIRST + timedelta(days=45)
 
 
-def _firsts(totals: list) -> list:
-    """Each wallet's first day of running totals."""
-    firsts: dict[int, date] = {}
-    for row in totals:
-        firsts.setdefault(row[0], row[1])
-    return list(firsts.values())
+def held_day_totals(running: list[tuple], through: date) -> list[tuple]:
+    """The day totals the running totals' rows (TOTALS, in its order) derive: per wallet,
+    a row on every day from its first through `through`, its last running total on or
+    before that day (DAY_TOTALS's rows, in its order)."""
+    by_wallet: dict[int, list[tuple]] = {}
+    for row in running:
+        by_wallet.setdefault(row[0], []).append(row)
+    held = []
+    for wallet_id, rows in by_wallet.items():
+        day = rows[0][1]
+        while day <= through:
+            latest = [r for r in rows if r[1] <= day][-1]
+            held.append((wallet_id, day, *latest[2:]))
+            day += timedelta(days=1)
+    return held
 
 
 # Every range's totals per wallet, summed from the wallet-days: what the read model replaces.
