@@ -158,6 +158,12 @@ def _refresh(
     return conn.execute(REFRESH, params).rowcount
 
 
+def _share_through(conn: psycopg.Connection) -> date | None:
+    """`through`, held FOR SHARE until the caller's transaction ends."""
+    row = conn.execute(_SHARE_THROUGH).fetchone()
+    return row[0] if row else None
+
+
 def refresh_read_models(
     conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date
 ) -> int:
@@ -165,8 +171,7 @@ def refresh_read_models(
     keeps their day totals (see above), in the caller's transaction, which holds the
     locks of those wallets' rebuilds; returns the rows written."""
     written = read_models.refresh_running_totals(conn, wallet_ids, day)
-    row = conn.execute(_SHARE_THROUGH).fetchone()
-    through: date | None = row[0] if row else None
+    through = _share_through(conn)
     if through is None or day > through:
         return written
     if wallet_ids is None:
@@ -187,8 +192,7 @@ def freshen_day_totals(conn: psycopg.Connection, limit: int = FRESHEN_BATCH) -> 
         return 0
     rollups.lock_wallet_days(conn, candidates)  # no rollup of theirs in flight from here
     taken = conn.execute(_TAKE_STALE, {"wallet_ids": candidates}).fetchall()
-    row = conn.execute(_SHARE_THROUGH).fetchone()
-    through: date | None = row[0] if row else None
+    through = _share_through(conn)
     if taken and through is not None:
         _refresh(conn, [w for w, _ in taken], min(d for _, d in taken), through)
     return len(taken)
