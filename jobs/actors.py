@@ -354,7 +354,9 @@ async def _resolve(p: Pipeline, conn: psycopg.Connection, coins: list[str]) -> l
         markets = resolver(p, client)
         plan = await p.catalog.plan(client, coins)
         with conn.transaction():
-            return markets.store(conn, plan)
+            repriced = markets.store(conn, plan)
+        markets.remember(plan)
+        return repriced
 
 
 # While another job holds some of the day's rows, a job that found nothing else to

@@ -167,6 +167,8 @@ async def _run(
                 days = frozenset(result.new_per_day)
                 on_new_days(conn, wallet, days)
                 new_days |= days
+        if markets is not None:
+            markets.remember(plan)
         stored += result.inserted
     if start_ms == 0:
         with conn.transaction():

@@ -107,7 +107,8 @@ class MarketCatalog:
         self, conn: psycopg.Connection, plan: MarketPlan, *, on_repriced: Repriced
     ) -> list[str]:
         """Records and resolves the plan's coins in the caller's transaction; coins whose
-        stored fills are priced differently now are passed to `on_repriced`."""
+        stored fills are priced differently now are passed to `on_repriced`. The caller
+        passes the plan to `remember` once that transaction has committed."""
         coins = [r.coin for r in plan.resolved] + plan.failed
         fresh = set(markets.record(conn, coins))
         changed = markets.resolve(conn, plan.resolved)
@@ -116,10 +117,16 @@ class MarketCatalog:
         repriced = [coin for coin in changed if coin not in fresh]
         if repriced:
             on_repriced(conn, repriced)
+        return repriced
+
+    def remember(self, plan: MarketPlan) -> None:
+        """The plan's resolutions committed: later pages need not ask for those coins.
+        Learning them in `store`, before the commit, let a rolled-back page (the
+        database lost mid-transaction) leave its coins unresolved and unpriced on the
+        retry, which took them for resolved."""
         with self._lock:
             if self._known is not None:
                 self._known.update(r.coin for r in plan.resolved)
-        return repriced
 
     async def dex_names(self, source: MetadataSource) -> list[str]:
         """Every builder-deployed perp dex `perpDexs` lists (the first entry, null, is the
@@ -239,7 +246,12 @@ class CoinResolver:
         return await self.catalog.plan(self.source, unknown) if unknown else None
 
     def store(self, conn: psycopg.Connection, plan: MarketPlan | None) -> list[str]:
-        """Stores a plan in the caller's transaction; returns the coins repriced."""
+        """Stores a plan in the caller's transaction; returns the coins repriced. Pass
+        the plan to `remember` once that transaction committed."""
         if plan is None:
             return []
         return self.catalog.store(conn, plan, on_repriced=self.on_repriced)
+
+    def remember(self, plan: MarketPlan | None) -> None:
+        if plan is not None:
+            self.catalog.remember(plan)

@@ -13,8 +13,10 @@ from hlsim.market import Market
 from hlsim.server import SimServer
 from jobs.hl_client import HyperliquidClient
 from jobs.ingest import IngestBusy, IngestReport, ingest_wallet
+from jobs.markets import CoinResolver, MarketCatalog
 from jobs.ratelimit import LocalRateLimiter
 from storage import cursor, fills, locks, orgs
+from storage.markets import market_kind
 from storage.orgs import Wallet
 from tests.simulator import StartSimulator, small_market
 
@@ -155,3 +157,30 @@ async def test_a_failed_ingest_records_its_error_and_keeps_the_cursor(
     await run(auto, simulator, wallet, Days())
     healed = cursor.get_cursor(auto, wallet.id)
     assert healed is not None and healed.last_error is None and healed.last_success_at
+
+
+async def test_coins_of_a_page_whose_transaction_failed_are_looked_up_again(
+    auto: psycopg.Connection, simulator: SimServer
+) -> None:
+    """The process's catalog learns a coin only once its resolution committed: a page
+    rolled back (the database lost mid-transaction) must not leave its coins unresolved
+    on the retry, as if the rolled-back resolution had been stored."""
+    wallet = _wallet(auto, simulator.market.wallets[0])
+    coins = {raw["coin"] for raw in simulator.market.fills(wallet.address)}
+    assert any(market_kind(c) == "spot" for c in coins), "the wallet needs a spot coin"
+    catalog = MarketCatalog()
+
+    def fail_once(conn: psycopg.Connection, wallet: Wallet, days: frozenset[date]) -> None:
+        raise psycopg.OperationalError("the connection was lost")
+
+    async with HyperliquidClient(
+        simulator.url, limiter=LocalRateLimiter(1000), timeout_s=2.0, backoff_s=0.01
+    ) as client:
+        resolver = CoinResolver(catalog, client, lambda conn, coins: None)
+        with pytest.raises(psycopg.OperationalError):
+            await ingest_wallet(auto, client, wallet, on_new_days=fail_once, markets=resolver)
+        await ingest_wallet(auto, client, wallet, on_new_days=Days(), markets=resolver)
+    unresolved = auto.execute(
+        "SELECT coin FROM hl_markets WHERE coin = ANY(%s) AND resolved_at IS NULL", (list(coins),)
+    ).fetchall()
+    assert unresolved == []
