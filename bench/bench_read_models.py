@@ -18,7 +18,8 @@ The org is seeded set-based (bench/read_seed.py). Figures, side by side:
   (and an old day every fifth), and 40 dashboards' documents ask for D7/D30/D90
   ranges ending today and last month's; against the same requests with every notification
   invalidating the whole org at once (what the cache did before);
-- storage of the read models per wallet-day, against the wallet-day tables'.
+- storage of the read models (running totals, day totals, org coin-days) per wallet-day,
+  against the wallet-day tables'.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ def _storage(conn: psycopg.Connection) -> list[Result]:
         """SELECT (SELECT count(*) FROM wallet_day_metrics),
                   pg_total_relation_size('wallet_running_totals')
                   + pg_total_relation_size('wallet_coin_running_totals')
-                  + pg_total_relation_size('wallet_coins'),
+                  + pg_total_relation_size('wallet_coins')
+                  + pg_total_relation_size('wallet_day_totals')
+                  + pg_total_relation_size('org_coin_day_metrics'),
                   pg_total_relation_size('wallet_day_metrics')
                   + pg_total_relation_size('wallet_coin_day_metrics')"""
     ).fetchone()
@@ -246,6 +249,10 @@ API_DOCUMENTS = {
         " { rank address netPnlUsd } }",
         "topWallets NET_PNL 366d",
     ),
+    "coinBreakdown(366 days)": (
+        '{ coinBreakdown(between: {from: "%s", to: "%s"}) { coin tradeCount volumeUsd wallets } }',
+        "coinBreakdown 366d",
+    ),
     "trackedWallets(first: 50)": (
         "{ trackedWallets(first: 50) { totalCount edges { node { address syncState"
         " unpricedFills } } } }",
@@ -255,10 +262,12 @@ API_DOCUMENTS = {
 API_CONNECTIONS = 4
 
 
-def _rollup_stream(url: str, last: date, wallets: int, stop: threading.Event) -> int:
+def _rollup_stream(
+    url: str, org: uuid.UUID, last: date, wallets: int, stop: threading.Event
+) -> int:
     """Every second, what a rollup of 500 of the org's wallets on the last day writes
-    (their wallet-days, then their read models, under the rollup's locks); returns the
-    rollups done."""
+    (their wallet-days, then their read models, under the rollup's locks, then the
+    org-day and its coin-days); returns the rollups done."""
     rng = random.Random(11)
     done = 0
     with psycopg.connect(url) as conn:
@@ -273,6 +282,8 @@ def _rollup_stream(url: str, last: date, wallets: int, stop: threading.Event) ->
                     (last, ids),
                 )
                 day_totals.refresh_read_models(conn, ids, last)
+            with conn.transaction():
+                rollups.rebuild_org_day(conn, org, last)
             done += 1
     return done
 
@@ -286,7 +297,7 @@ def _api(ctx: BenchContext, url: str, seeded: Seeded, db_p99: dict[str, float]) 
     seconds = 3 if ctx.quick else 8
     stop = threading.Event()
     stream = ThreadPoolExecutor(1)
-    landed = stream.submit(_rollup_stream, url, seeded.last, seeded.wallets, stop)
+    landed = stream.submit(_rollup_stream, url, seeded.org, seeded.last, seeded.wallets, stop)
     server = bench_api.Server("graphql-uncached", url, "")
     results = []
     try:

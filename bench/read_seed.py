@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import dashboard, day_totals
+from storage import dashboard, day_totals, org_coins
 from storage.fills import DAY_MS, day_bounds_ms
 from storage.rollups import pricing_params
 
@@ -139,6 +139,15 @@ def seed(
         day_totals.freshen_all(conn)  # what a share left when the other held its batch
         for statement in _SEED_DAYS:
             conn.execute(statement, params)
+
+    def org_coin_days(offsets: range) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for offset in offsets:
+                org_coins.rebuild(conn, ORG, first + timedelta(days=offset))
+
+    # What each org-day rollup writes, the days split between the connections.
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(org_coin_days, [range(n, days, workers) for n in range(workers)]))
     return Seeded(ORG, first, last, wallets)
 
 
@@ -200,17 +209,11 @@ def api_reads(seeded: Seeded, orders: tuple[str, ...] = tuple(dashboard.ORDERS))
                 {**span, "address": address},
             )
         )
-        reads.append(
-            Read(
-                f"coinBreakdown {label}",
-                dashboard.coin_breakdown_sql(start, end, False),
-                {**span, "address": None},
-            )
-        )
+        reads.append(Read(f"coinBreakdown {label}", org_coins.breakdown_sql(seeded.wallets), span))
         reads.append(
             Read(
                 f"wallet coins {label}",
-                dashboard.coin_breakdown_sql(start, end, True),
+                dashboard.wallet_coins_sql(start, end),
                 {**span, "address": address},
             )
         )

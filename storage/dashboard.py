@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import day_totals, read_models
+from storage import day_totals, org_coins, read_models
 from storage.fills import day_bounds_ms
 from storage.markets import dex_of
 from storage.orgs import SELECT_PROFILE, Profile
@@ -550,10 +550,10 @@ async def wallet_fills(
 
 # -- per coin --------------------------------------------------------------------------
 
-# The org's coins over [start, end] (or one of its wallets' when `address` is given),
-# from the per-coin range totals (storage/read_models.py): by volume descending, ties by
-# coin; `wallets` counts those with a trade of the coin in the range.
-_COIN_BREAKDOWN = """
+# One of the org's wallets' coins over [start, end], from its per-coin range totals
+# (storage/read_models.py): by volume descending, ties by coin; `wallets` is 1 when it
+# traded the coin in the range. (The whole org's: storage/org_coins.py.)
+_WALLET_COINS = """
 SELECT t.coin, coalesce(min(mk.display_name), t.coin), t.market,
        sum(t.trade_count)::bigint, sum(t.volume_usd), sum(t.fees_usd),
        sum(t.realized_pnl_usd), count(*) FILTER (WHERE t.trade_count > 0)
@@ -564,9 +564,9 @@ ORDER BY sum(t.volume_usd) DESC, t.coin
 """
 
 
-def coin_breakdown_sql(start: date, end: date, by_address: bool) -> str:
-    totals = read_models.range_totals_sql(read_models.COINS, start, end, by_address=by_address)
-    return _COIN_BREAKDOWN.format(totals=totals)
+def wallet_coins_sql(start: date, end: date) -> str:
+    totals = read_models.range_totals_sql(read_models.COINS, start, end, by_address=True)
+    return _WALLET_COINS.format(totals=totals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,12 +589,17 @@ async def coin_breakdown(
     end: date,
     address: str | None = None,
 ) -> list[CoinMetrics]:
-    """Per coin over start..end (inclusive): the org's wallets, or the one at `address`."""
-    params = {"org_id": org_id, "start": start, "end": end, "address": address}
-    cur = await conn.execute(coin_breakdown_sql(start, end, address is not None), params)
+    """Per coin over start..end (inclusive): the org's wallets (from the org coin-days,
+    storage/org_coins.py), or the one at `address` (from its running totals)."""
+    if address is None:
+        rows = await org_coins.breakdown(conn, org_id, start, end)
+    else:
+        params = {"org_id": org_id, "start": start, "end": end, "address": address}
+        cur = await conn.execute(wallet_coins_sql(start, end), params)
+        rows = await cur.fetchall()
     return [
         CoinMetrics(coin, name, market, dex_of(coin), int(trades), volume, fees, pnl, wallets)
-        for coin, name, market, trades, volume, fees, pnl, wallets in await cur.fetchall()
+        for coin, name, market, trades, volume, fees, pnl, wallets in rows
     ]
 
 

@@ -51,7 +51,7 @@ from decimal import Decimal
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import changes, day_totals
+from storage import changes, day_totals, org_coins
 from storage.fills import DAY_MS, day_bounds_ms
 
 # Fills Hyperliquid books on a wallet that are not its own trades. From its docs and
@@ -423,6 +423,7 @@ def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> b
     """
     lock_org_day(conn, org_id, day)
     written = conn.execute(REBUILD_ORG_DAY, {"org_id": org_id, "day": day}).rowcount
+    org_coins.rebuild(conn, org_id, day)
     changes.notify_changed(conn, org_id, day)
     return written > 0
 

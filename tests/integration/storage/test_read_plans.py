@@ -28,11 +28,17 @@ GROWING = (
     "wallet_day_totals",
     "hl_fills_raw",
 )
+# Tables of orgs × days (× coins): the seeded org holds every row, so a sequential scan
+# is the planner's right choice here; with sequential scans discouraged, an index must
+# serve the statement (as it will among many orgs).
+PER_ORG = ("org_coin_day_metrics",)
 
 
-def _grows(table: str) -> bool:
+def _grows(table: str, seqscan: str) -> bool:
     """One of GROWING, or a partition of the fills (`wallet_day_totals_stale`, which
-    lists at most every wallet once, is not one)."""
+    lists at most every wallet once, is not one); with `seqscan` off, also PER_ORG."""
+    if seqscan == "off" and table in PER_ORG:
+        return True
     return table in GROWING or table.startswith("hl_fills_raw_")
 
 
@@ -42,13 +48,15 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _nodes(child)
 
 
-def _seq_scans(conn: psycopg.Connection, sql: str, params: dict[str, object]) -> list[str]:
+def _seq_scans(
+    conn: psycopg.Connection, sql: str, params: dict[str, object], seqscan: str = "on"
+) -> list[str]:
     row = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
     assert row is not None
     return [
         node["Relation Name"]
         for node in _nodes(row[0][0]["Plan"])
-        if node["Node Type"] == "Seq Scan" and _grows(node["Relation Name"])
+        if node["Node Type"] == "Seq Scan" and _grows(node["Relation Name"], seqscan)
     ]
 
 
@@ -63,7 +71,7 @@ def test_no_read_scans_a_table_of_wallets_by_days(db_url: str) -> None:
         assert _seq_scans(conn, BEFORE_TOP_WALLETS, year.params) == ["wallet_day_metrics"]
         for seqscan in ("on", "off"):
             conn.execute(f"SET enable_seqscan = {seqscan}")
-            scans = {read.name: _seq_scans(conn, read.sql, read.params) for read in reads}
+            scans = {r.name: _seq_scans(conn, r.sql, r.params, seqscan) for r in reads}
             assert {name: tables for name, tables in scans.items() if tables} == {}, seqscan
 
 

@@ -21,6 +21,7 @@ STALE = "SELECT count(*) FROM wallet_day_totals_stale"
 DAY_TOTALS = f"SELECT wallet_id, day, {_COLUMNS} FROM wallet_day_totals ORDER BY wallet_id, day"
 COIN_TOTALS = "SELECT * FROM wallet_coin_running_totals ORDER BY wallet_id, coin, day"
 PAIRS = "SELECT * FROM wallet_coins ORDER BY wallet_id, coin"
+ORG_COINS = "SELECT * FROM org_coin_day_metrics ORDER BY org_id, day, coin"
 FIRST = date(2026, 10, 1)
 
 
@@ -43,7 +44,9 @@ def _fills(wallet: int, day: date, n: int) -> list:
 def _roll_up(conn: psycopg.Connection, wallet_id: int, day: date) -> None:
     """What an ingest page and its rollup job do for one wallet-day, in their order."""
     rollups.add_pending(conn, wallet_id, [day])
-    rollups.rollup_pending_chunk(conn, day)
+    done = rollups.rollup_pending_chunk(conn, day)
+    for org_id in done.org_ids:
+        rollups.rebuild_org_day(conn, org_id, day)
     conn.commit()
 
 
@@ -80,7 +83,7 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
         assert day_totals.freshen_day_totals(conn) == len(ids) - 2
         assert day_totals.freshen_day_totals(conn) == 0
         conn.commit()
-        queries = (TOTALS, COIN_TOTALS, PAIRS, DAY_TOTALS)
+        queries = (TOTALS, COIN_TOTALS, PAIRS, DAY_TOTALS, ORG_COINS)
         incremental = [conn.execute(q).fetchall() for q in queries]
         days = conn.execute("SELECT count(*) FROM wallet_day_metrics").fetchone()
         coin_days = conn.execute("SELECT count(*) FROM wallet_coin_day_metrics").fetchone()
@@ -95,6 +98,7 @@ def test_increments_with_late_fills_equal_a_rebuild(db_url: str) -> None:
         conn.execute("DELETE FROM wallet_coin_running_totals")
         conn.execute("DELETE FROM wallet_coins")
         conn.execute("DELETE FROM wallet_day_totals")
+        conn.execute("DELETE FROM org_coin_day_metrics")
         conn.commit()
     rebuild(Settings.from_env({"DATABASE_URL": db_url}), None, None, None)
     with psycopg.connect(db_url) as conn:
@@ -153,6 +157,7 @@ async def test_range_totals_equal_the_sums_of_the_days(db_url: str) -> None:
                 if (offset // 2 + w.id) % 3:
                     store(conn, w.id, _fills(w.id, day, 2))
                     rollups.rebuild_wallet_days(conn, [w.id], day)
+            rollups.rebuild_org_day(conn, org.id, day)
         conn.commit()
     ranges = [(FIRST, FIRST + timedelta(days=59))]  # the running totals
     ranges += [(FIRST + timedelta(days=9), FIRST + timedelta(days=44))]  # cut inside
@@ -169,6 +174,7 @@ async def test_range_totals_equal_the_sums_of_the_days(db_url: str) -> None:
         late = FIRST + timedelta(days=20)
         store(conn, wallets[0].id, _fills(wallets[0].id + 7, late, 3))
         rollups.rebuild_wallet_days(conn, [wallets[0].id], late)
+        rollups.rebuild_org_day(conn, org.id, late)
         conn.commit()
         assert conn.execute(STALE).fetchone() == (1,)
     await _check_ranges(db_url, org.id, wallets, ranges)
