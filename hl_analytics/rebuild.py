@@ -9,6 +9,12 @@ too), with a notification so running APIs drop their cached answers; then the
 running totals (storage/read_models.py) from the first day on, once. Every
 statement recomputes rows from their sources, so running it twice, or beside
 the workers, changes nothing more.
+
+`--org` works on the org's wallets `rollups.PENDING_CHUNK` at a time, each chunk in
+its own transaction, as the workers' rollups do: a rebuild locks each wallet it
+recomputes (storage.rollups.lock_wallet_days), and one transaction locking the
+tens of thousands of wallets of a large org runs out of PostgreSQL's lock table
+("out of shared memory"). The whole database's rebuild takes one table lock instead.
 """
 
 from __future__ import annotations
@@ -60,37 +66,46 @@ def rebuild(
     written = 0
     for n in range(total):
         day = start + timedelta(days=n)
-        with transaction(settings) as conn:
-            if wallet_ids is None:
+        if wallet_ids is None:
+            with transaction(settings) as conn:
                 rollups.rebuild_all_wallet_days(
                     conn, day, usd_tokens=settings.hyperliquid_usd_tokens, running_totals=False
                 )
-            else:
+        for chunk in _chunks(wallet_ids or []):
+            with transaction(settings) as conn:
                 rollups.rebuild_wallet_days(
                     conn,
-                    wallet_ids,
+                    chunk,
                     day,
                     usd_tokens=settings.hyperliquid_usd_tokens,
                     running_totals=False,
                 )
+        with transaction(settings) as conn:
             for org in org_ids:
                 written += rollups.rebuild_org_day(conn, org, day)
         if time.monotonic() - shown >= PROGRESS_EVERY_S or n == total - 1:
             shown = time.monotonic()
             print(f"  {n + 1}/{total} days ({day})", flush=True)
     # The running totals from the first rebuilt day on, once (per day it would rewrite
-    # every later day again): one transaction under the same locks as a rollup's.
-    with transaction(settings) as conn:
-        if wallet_ids is None:
+    # every later day again), under the same locks as a rollup's.
+    if wallet_ids is None:
+        with transaction(settings) as conn:
             rollups.lock_all_wallet_days(conn)
-        else:
-            rollups.lock_wallet_days(conn, wallet_ids)
-        day_totals.refresh_read_models(conn, wallet_ids, start)
+            day_totals.refresh_read_models(conn, None, start)
+    for chunk in _chunks(wallet_ids or []):
+        with transaction(settings) as conn:
+            rollups.lock_wallet_days(conn, chunk)
+            day_totals.refresh_read_models(conn, chunk, start)
     # The day totals of the wallets that left stale, without waiting for the scheduler.
     with transaction(settings) as conn:
         day_totals.freshen_all(conn)
     print(f"rebuilt {total} day(s); {written} org-day(s) with activity")
     return total, written
+
+
+def _chunks(wallet_ids: list[int]) -> list[list[int]]:
+    size = rollups.PENDING_CHUNK
+    return [wallet_ids[n : n + size] for n in range(0, len(wallet_ids), size)]
 
 
 def rebuild_cmd(settings: Settings, args: argparse.Namespace) -> int:

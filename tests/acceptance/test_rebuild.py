@@ -66,3 +66,19 @@ def test_rebuild_refuses_a_reversed_range_and_an_unknown_org(db_url: str) -> Non
     assert unknown.code == 1 and "no organisation has id" in unknown.err
     bad_day = run_cli("rebuild", "--from", "yesterday", env=env)
     assert bad_day.code == 2 and "use YYYY-MM-DD" in bad_day.err
+
+
+def test_rebuild_of_an_org_larger_than_the_lock_table(db_url: str) -> None:
+    """40,000 wallets: more than PostgreSQL's lock table holds with its defaults (64
+    locks a connection × 100 connections, and some slack). Locking them all in one
+    transaction failed with "out of shared memory"; chunks of a rollup's size do not."""
+    with psycopg.connect(db_url) as conn:
+        org = orgs.create_org(conn, "Large")
+        wallets, _ = orgs.track_wallets(conn, org.id, [address(n) for n in range(1, 40001)])
+        for n, wallet in enumerate(wallets[::4000]):
+            store(conn, wallet.id, [fill(ms(2026, 11, 2, 1), tid=n + 1, px=Decimal("10"))])
+    result = run_cli("rebuild", "--org", str(org.id), env={"DATABASE_URL": db_url})
+    assert result.code == 0, result.err
+    with psycopg.connect(db_url) as conn:
+        (day,) = rollups.org_days(conn, org.id)
+    assert day.dau == day.trade_count == 10
