@@ -42,6 +42,7 @@ from bench.read_seed import USER, Read, Seeded, api_reads, seed
 from graph.cache import Answer, ResponseCache
 from graph.listener import ChangeListener
 from storage import changes, dashboard, day_totals, rollups
+from storage.db import API_SESSION
 
 GOAL_MS = 50.0
 
@@ -336,6 +337,7 @@ def run(ctx: BenchContext) -> list[Result]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
         seeded_s = time.perf_counter() - started
+        conn.execute(API_SESSION)  # the API's session settings (storage.db)
         results = [
             Result(
                 f"read models: seed {wallets:,} wallets x {days} days set-based",

@@ -151,6 +151,19 @@ def sync_pool(
     return pool
 
 
+# Session settings of the API's connections. No JIT: PostgreSQL compiles a statement
+# whose estimated cost passes `jit_above_cost`, which a ranking of tens of thousands of
+# wallets does, and that took about 70 ms a statement here (EXPLAIN ANALYZE of
+# topWallets at 50,000 wallets, bench/bench_read_models.py's seed) for statements that
+# run in 100-300 ms: JIT pays off on long analytic queries, not on the API's reads.
+API_SESSION = "SET jit = off"
+
+
+async def _configure_api_session(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(API_SESSION)
+    await conn.commit()
+
+
 def async_pool(
     url: str, *, min_size: int = 1, max_size: int = 8, name: str = "hl-analytics-api"
 ) -> GuardedPool:
@@ -161,6 +174,7 @@ def async_pool(
         min_size=min_size,
         max_size=max_size,
         kwargs=_kwargs(name),
+        configure=_configure_api_session,
         check=AsyncConnectionPool.check_connection,
         reconnect_timeout=RECONNECT_TIMEOUT_S,
         open=False,

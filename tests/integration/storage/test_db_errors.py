@@ -81,3 +81,17 @@ async def test_async_borrow_translates_too(db_url: str) -> None:
             assert await cur.fetchone() == (1,)
     finally:
         await pool.close()
+
+
+async def test_the_api_pool_turns_jit_off(db_url: str) -> None:
+    """storage.db.API_SESSION: the API's reads run without JIT compilation, idle in no
+    transaction when handed out."""
+    pool = async_pool(db_url, max_size=1)
+    await pool.open()
+    try:
+        async with async_borrow(pool, 10) as conn:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            cur = await conn.execute("SHOW jit")
+            assert await cur.fetchone() == ("off",)
+    finally:
+        await pool.close()
