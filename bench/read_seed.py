@@ -209,7 +209,9 @@ def api_reads(seeded: Seeded, orders: tuple[str, ...] = tuple(dashboard.ORDERS))
                 {**span, "address": address},
             )
         )
-        reads.append(Read(f"coinBreakdown {label}", org_coins.breakdown_sql(seeded.wallets), span))
+        # `address` None: the whole org, in bench/bench_read_models.py's baseline.
+        coins = org_coins.breakdown_sql(seeded.wallets)
+        reads.append(Read(f"coinBreakdown {label}", coins, {**span, "address": None}))
         reads.append(
             Read(
                 f"wallet coins {label}",
