@@ -7,20 +7,16 @@ before it."""
 from __future__ import annotations
 
 import random
-import shutil
 import threading
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
-import pytest
 
 from storage import org_coins, orgs, rollups
-from storage.migrate import MIGRATIONS_DIR, migrate
-from tests.dbs import TestDatabases
+from storage.migrate import migrate
 from tests.factories import address
+from tests.integration.storage.conftest import MigrateBefore
 
 FIRST = date(2026, 10, 1)
 DAYS = 12
@@ -163,20 +159,10 @@ def test_concurrent_inserts_into_one_org_get_distinct_ordinals(db_url: str) -> N
     assert ordinals == list(range(200))
 
 
-@pytest.fixture
-def empty_db(dbs: TestDatabases) -> Iterator[str]:
-    url = dbs.fresh(migrated=False)
-    yield url
-    dbs.drop(url)
-
-
-async def test_migration_derives_the_rows_a_rebuild_writes(empty_db: str, tmp_path: Path) -> None:
-    before = tmp_path / "before"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if path.name < "0020":
-            shutil.copy(path, before / path.name)
-    migrate(empty_db, before)
+async def test_migration_derives_the_rows_a_rebuild_writes(
+    empty_db: str, migrate_before: MigrateBefore
+) -> None:
+    migrate_before(empty_db, "0020")
     rng = random.Random(3)
     with psycopg.connect(empty_db) as conn:
         org = orgs.create_org(conn, "Acme")

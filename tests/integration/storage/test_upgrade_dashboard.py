@@ -5,19 +5,15 @@ message per day), which fills the per-coin rollup for the days before it existed
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
-import pytest
 
 from storage import markets, rollups
-from storage.migrate import MIGRATIONS_DIR, migrate
-from tests.dbs import TestDatabases
+from storage.migrate import migrate
 from tests.factories import address, ms
+from tests.integration.storage.conftest import MigrateBefore
 
 OLD_FILL = """
 INSERT INTO hl_fills_raw (wallet_id, time, tid, oid, coin, side, px, sz, dir, start_position,
@@ -31,20 +27,10 @@ VALUES (%s, %s, 2, 0, 20, 0.02, 0)
 """
 
 
-@pytest.fixture
-def empty_db(dbs: TestDatabases) -> Iterator[str]:
-    url = dbs.fresh(migrated=False)
-    yield url
-    dbs.drop(url)
-
-
-def test_rolled_up_days_are_rolled_up_again_with_their_coins(empty_db: str, tmp_path: Path) -> None:
-    before = tmp_path / "before"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if path.name < "0012":
-            shutil.copy(path, before / path.name)
-    migrate(empty_db, before)
+def test_rolled_up_days_are_rolled_up_again_with_their_coins(
+    empty_db: str, migrate_before: MigrateBefore
+) -> None:
+    migrate_before(empty_db, "0012")
     day = date(2026, 11, 2)
     with psycopg.connect(empty_db) as conn:
         row = conn.execute(

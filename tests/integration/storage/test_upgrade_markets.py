@@ -4,16 +4,11 @@ days up again), and a wallet-day's total includes outcome volume."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import psycopg
-import pytest
 
-from storage.migrate import MIGRATIONS_DIR, migrate
-from tests.dbs import TestDatabases
+from storage.migrate import migrate
 from tests.factories import address, ms
+from tests.integration.storage.conftest import MigrateBefore
 
 OLD_FILL = """
 INSERT INTO hl_fills_raw (wallet_id, time, tid, oid, coin, side, px, sz, dir, start_position,
@@ -22,22 +17,10 @@ VALUES (%s, %s, %s, 1, %s, 'B', 10, 1, 'Open Long', 0, 0, 0.01, 'USDC', '0x00', 
 """
 
 
-@pytest.fixture
-def empty_db(dbs: TestDatabases) -> Iterator[str]:
-    url = dbs.fresh(migrated=False)
-    yield url
-    dbs.drop(url)
-
-
 def test_stored_fills_get_kinds_and_their_coins_await_resolution(
-    empty_db: str, tmp_path: Path
+    empty_db: str, migrate_before: MigrateBefore
 ) -> None:
-    before = tmp_path / "before"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if path.name < "0010":
-            shutil.copy(path, before / path.name)
-    migrate(empty_db, before)
+    migrate_before(empty_db, "0010")
     coins = ["BTC", "xyz:TSLA", "@107", "PURR/USDC", "#10"]
     with psycopg.connect(empty_db) as conn:
         row = conn.execute(
