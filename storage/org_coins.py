@@ -21,7 +21,7 @@ org-day's lock): every rebuild recomputes the day's rows of the org from its wal
 rows of that day, so it is derivable like every other rollup and a wallet leaving the
 org leaves the bitmaps of the days that are rolled up again for it (jobs/tracking.py).
 A wallet's ordinal is given once, when it joins the org (migration 0020's trigger);
-bitmaps of different lengths are read padded to the org's width (`_WIDTH`).
+bitmaps of different lengths are read padded to the org's width (`_ORDINALS`).
 """
 
 from __future__ import annotations
