@@ -70,7 +70,7 @@ def create_app(
     http = httpx.AsyncClient()
     jwks = JwksKeys(settings.jwt_jwks_url, http) if settings.jwt_jwks_url else None
     listener = ChangeListener(database_url, cache, settings.hl_analytics_cache_coalesce_s)
-    health = Health(pool, database_url, settings.hl_analytics_health_stall_s)
+    health = Health(pool, database_url, settings.hl_analytics_health_stall_s, listener.listening)
     callers = Callers(pool, pool_timeout)
     profiles = ProfileListener(database_url, callers)
     throttle = Throttle(Limits.of(settings), settings.redis_url)

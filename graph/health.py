@@ -5,7 +5,10 @@
   HL_ANALYTICS_HEALTH_STALL_S seconds, confirmed by one more borrow attempt (a
   burst long past must not restart an idle instance), so an orchestrator
   restarts an instance whose pool is stuck.
-- `/readyz` (readiness) is 200 when the database answers. The answer is
+- `/readyz` (readiness) is 200 when the database answers and the change
+  listener is in place. Without the listener the instance could not keep its
+  response cache honest, and its first LISTEN drops every cached answer (in
+  Redis, every instance's), so it takes no traffic before that. The answer is
   computed at most once every READY_CACHE_S, on a connection of its own
   (`storage/probe.py`), never borrowed from the request pool; concurrent checks
   share one probe.
@@ -29,8 +32,15 @@ CONFIRM_TIMEOUT_S = 1.0
 
 
 class Health:
-    def __init__(self, pool: GuardedPool, database_url: str, stall_s: float) -> None:
+    def __init__(
+        self,
+        pool: GuardedPool,
+        database_url: str,
+        stall_s: float,
+        listening: asyncio.Event | None = None,
+    ) -> None:
         self.pool = pool
+        self.listening = listening
         self.stall_s = stall_s
         self.probe = DatabaseProbe(
             database_url, timeout=READY_TIMEOUT_S, application_name="hl-analytics-api"
@@ -72,6 +82,9 @@ class Health:
                 except DatabaseUnavailable as exc:
                     reason = exc.message
                 self._ready = (time.monotonic(), reason)
+            listening = self.listening is None or self.listening.is_set()
+            if self._ready[1] is None and not listening:
+                return "not listening for metric changes yet; retry shortly"
             return self._ready[1]
 
     async def readyz(self, request: Request) -> JSONResponse:

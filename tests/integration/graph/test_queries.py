@@ -287,6 +287,20 @@ async def test_health_and_readiness(api: Api) -> None:
     assert ready.json() == {"status": "ready"}
 
 
+async def test_not_ready_until_the_change_listener_listens(api: Api) -> None:
+    """An instance whose change listener is not in place takes no traffic: it could not
+    keep its cache honest, and its first LISTEN drops every cached answer."""
+    listening = api.app.state.listener.listening
+    listening.clear()
+    try:
+        ready = await api.client.get(api.url + "/readyz")
+        assert ready.status_code == 503
+        assert "listening for metric changes" in ready.json()["reason"]
+    finally:
+        listening.set()
+    assert (await api.client.get(api.url + "/readyz")).status_code == 200
+
+
 async def test_graphiql_in_a_browser(api: Api) -> None:
     response = await api.client.get(api.url + "/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
