@@ -84,7 +84,7 @@ def _before(read: Read) -> str | None:
     kind = read.name.split(" ")
     if kind[0] == "topWallets":
         # The ordering's expression over range totals `t.<column>`, as sums of the days.
-        key = re.sub(r"\bt\.(\w+)", r"sum(m.\1)", dashboard.ORDERS[kind[1]])
+        key = re.sub(r"\bt\.(\w+)", r"sum(m.\1)", dashboard.order_key(kind[1], "t"))
         return BEFORE_TOP_WALLETS.format(key=key)
     if kind[0] == "coinBreakdown" or kind[:2] == ["wallet", "coins"]:
         return BEFORE_COIN_BREAKDOWN

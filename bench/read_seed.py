@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import dashboard, day_totals, org_coins
+from storage import dashboard, day_totals, org_coins, ranks
 from storage.fills import DAY_MS, day_bounds_ms
 from storage.rollups import pricing_params
 
@@ -148,6 +148,8 @@ def seed(
     # What each org-day rollup writes, the days split between the connections.
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(org_coin_days, [range(n, days, workers) for n in range(workers)]))
+    with psycopg.connect(url) as conn:  # the scheduler's first tick of `last`
+        ranks.shift(conn, last)
     return Seeded(ORG, first, last, wallets)
 
 
@@ -198,7 +200,7 @@ def api_reads(seeded: Seeded, orders: tuple[str, ...] = tuple(dashboard.ORDERS))
             reads.append(
                 Read(
                     f"topWallets {order} {label}",
-                    dashboard.top_wallets_sql(order, start, end, last),
+                    dashboard.top_wallets_sql(order, start, end, last, last),
                     {**span, "limit": 100},
                 )
             )

@@ -29,8 +29,9 @@ every hour (storage.fills.ensure_partitions), finished jobs are purged and
 expired leases re-delivered every minute (the broker's own routines; workers
 do the same, this covers the time when none runs). The leader of each tick also
 keeps the day totals through today's UTC day (storage.day_totals): the first
-tick after midnight writes the new day's rows, the others nothing; then it brings
-stale ones up to date for at most FRESHEN_FOR_S.
+tick after midnight writes the new day's rows, the others nothing; it moves the
+standing ranks (storage.ranks) to the new day the same way; then it brings stale
+day totals up to date for at most FRESHEN_FOR_S.
 
 A lost database (a restart) is logged and waited out: the next tick reconnects.
 """
@@ -63,6 +64,7 @@ from storage import (
     markets,
     node_position,
     orgs,
+    ranks,
 )
 from storage.db import connect, errors
 from storage.errors import DatabaseUnavailable, first_line
@@ -124,7 +126,8 @@ def ensure_partitions(conn: psycopg.Connection) -> int:
 
 def keep_day_totals(conn: psycopg.Connection) -> int:
     """Keeps the day totals (storage.day_totals) through today's UTC day: a new day's
-    rows the first tick after midnight, nothing the other ticks. Then freshens wallets
+    rows the first tick after midnight, nothing the other ticks; moves the standing ranks
+    to today the same way (storage.ranks.shift). Then freshens wallets
     whose day totals went stale (late days rolled up), for at most FRESHEN_FOR_S."""
     with conn.transaction():
         today = cursor.database_now(conn).astimezone(UTC).date()
@@ -135,6 +138,15 @@ def keep_day_totals(conn: psycopg.Connection) -> int:
             today,
             written,
             extra={"action": "day_totals", "rows": written},
+        )
+    with conn.transaction():
+        ranked = ranks.shift(conn, today)
+    if ranked:
+        log.info(
+            "standing ranks moved to %s (%d row(s))",
+            today,
+            ranked,
+            extra={"action": "ranks_shift", "rows": ranked},
         )
     freshened = day_totals.freshen_all(conn, time.monotonic() + FRESHEN_FOR_S)
     if freshened:

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import day_totals, org_coins, read_models
+from storage import day_totals, org_coins, ranks, read_models
 from storage.fills import day_bounds_ms
 from storage.markets import dex_of
 from storage.orgs import SELECT_PROFILE, Profile
@@ -32,15 +32,36 @@ from storage.rollups import PRICE_FILL, pricing_params
 RANGE_DAYS = {"D7": 7, "D30": 30, "D90": 90}
 # The longest span a `DateRange` may cover, in days.
 MAX_RANGE_DAYS = 366
-# What each ordering ranks by: range totals (storage/read_models.py's SUMMED columns).
+# What each ordering ranks by: range totals (storage/read_models.py's SUMMED columns)
+# of the row alias `{t}` (`order_key`).
 ORDERS = {
-    "VOLUME": "t.total_volume_usd",
-    "TRADES": "t.trade_count",
-    "PNL": "t.realized_pnl_usd",
-    "FEES": "t.fees_usd",
-    "NET_PNL": "(t.realized_pnl_usd - t.fees_usd + t.funding_usd)",
-    "FUNDING": "t.funding_usd",
+    "VOLUME": "{t}.total_volume_usd",
+    "TRADES": "{t}.trade_count",
+    "PNL": "{t}.realized_pnl_usd",
+    "FEES": "{t}.fees_usd",
+    "NET_PNL": "({t}.realized_pnl_usd - {t}.fees_usd + {t}.funding_usd)",
+    "FUNDING": "{t}.funding_usd",
 }
+# A ranked wallet's columns after its rank and address (WalletRank's order).
+RANKED = (
+    "trade_count",
+    "spot_volume_usd",
+    "perp_volume_usd",
+    "outcome_volume_usd",
+    "total_volume_usd",
+    "fees_usd",
+    "realized_pnl_usd",
+    "active_days",
+    "funding_usd",
+    "deposits_usd",
+    "withdrawals_usd",
+)
+
+
+def order_key(order: str, alias: str) -> str:
+    """The ordering's expression over the totals of row alias `alias`."""
+    return ORDERS[order].format(t=alias)
+
 
 PING = "SELECT 1"
 
@@ -93,18 +114,14 @@ LEFT JOIN global_day_metrics cur ON cur.org_id = %(org_id)s AND cur.day = l.day
 LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.day - 1
 """
 
-# The org's wallets ranked over a range, from their range totals (storage/read_models.py:
-# two day-total slices when the day totals reach the range's end; else summed from the
-# days for a short range, two running totals per wallet otherwise). The top rows by the
-# key alone (with their ties) are found before the addresses are joined for the
-# tie-break, so only those rows are joined.
+# The org's wallets ranked over a range, from their range totals: the standing ranks'
+# rows for a range they keep (storage/ranks.py: the first entries of one index); else
+# two day-total slices when the day totals reach the range's end; else (storage/
+# read_models.py) summed from the days for a short range, two running totals per
+# wallet otherwise. The top rows by the key alone (with their ties) are found before
+# the addresses are joined for the tie-break, so only those rows are joined.
 _TOP_WALLETS = """
-SELECT
-    row_number() OVER (ORDER BY {key} DESC, w.address),
-    w.address,
-    t.trade_count, t.spot_volume_usd, t.perp_volume_usd, t.outcome_volume_usd,
-    t.total_volume_usd, t.fees_usd, t.realized_pnl_usd, t.active_days, t.funding_usd,
-    t.deposits_usd, t.withdrawals_usd
+SELECT row_number() OVER (ORDER BY {key} DESC, w.address), w.address, {columns}
 FROM (
     SELECT * FROM ({totals}) t
     -- Listed for its trades; system fills' fees and PnL still count in its sums.
@@ -118,14 +135,29 @@ LIMIT %(limit)s
 """
 
 
-def top_wallets_sql(order: str, start: date, end: date, through: date | None = None) -> str:
+def top_wallets_sql(
+    order: str,
+    start: date,
+    end: date,
+    through: date | None = None,
+    ranked: date | None = None,
+) -> str:
     """The ranking statement of `order` for the range; the key is never user text.
-    `through`: how far the day totals are kept (None: not built)."""
+    `through`: how far the day totals are kept, `ranked`: where the standing ranks'
+    spans end (None: not built)."""
+    span = ranks.span_of(start, end, ranked)
+    if span is not None:
+        return ranks.top_sql(order_key(order, "k"), span, RANKED)
     if through is not None and end <= through:
         totals = day_totals.totals_sql(start, end)
     else:
         totals = read_models.range_totals_sql(read_models.WALLETS, start, end)
-    return _TOP_WALLETS.format(key=ORDERS[order], totals=totals)
+    columns = ", ".join(f"t.{c}" for c in RANKED)
+    return _TOP_WALLETS.format(key=order_key(order, "t"), totals=totals, columns=columns)
+
+
+# How far each dense read model is kept (model → through).
+SELECT_READ_MODELS = "SELECT model, through FROM read_model_state"
 
 
 # The series and its totals (window sums over the series) in one statement; no
@@ -300,8 +332,9 @@ async def top_wallets(
     order: str,
 ) -> list[WalletRank]:
     params = {"org_id": org_id, "start": start, "end": end, "limit": limit}
-    through = await (await conn.execute(day_totals.SELECT_THROUGH)).fetchone()
-    sql = top_wallets_sql(order, start, end, through[0] if through else None)
+    cur = await conn.execute(SELECT_READ_MODELS)
+    kept = dict(await cur.fetchall())
+    sql = top_wallets_sql(order, start, end, kept.get(day_totals.DAY_TOTALS), kept.get(ranks.RANKS))
     cur = await conn.execute(sql, params)
     return [WalletRank(*row) for row in await cur.fetchall()]
 

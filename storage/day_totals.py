@@ -40,7 +40,7 @@ from datetime import date, timedelta
 
 import psycopg
 
-from storage import read_models, rollups
+from storage import ranks, read_models, rollups
 
 DAY_TOTALS = "wallet_day_totals"
 COLUMNS = read_models.WALLETS.columns
@@ -165,23 +165,36 @@ def _share_through(conn: psycopg.Connection) -> date | None:
 
 
 def refresh_read_models(
-    conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date
+    conn: psycopg.Connection,
+    wallet_ids: Sequence[int] | None,
+    day: date,
+    *,
+    one_day: bool = False,
 ) -> int:
     """Recomputes the wallets' (None: every wallet's) running totals from `day` on, then
-    keeps their day totals (see above), in the caller's transaction, which holds the
-    locks of those wallets' rebuilds; returns the rows written."""
+    keeps their day totals (see above) and standing ranks (storage/ranks.py), in the
+    caller's transaction, which holds the locks of those wallets' rebuilds; `one_day`:
+    only `day`'s wallet-days changed (a rollup). Returns the rows written."""
     written = read_models.refresh_running_totals(conn, wallet_ids, day)
+    written += _refresh_day_totals(conn, wallet_ids, day)
+    return written + ranks.refresh(conn, wallet_ids, day, one_day=one_day)
+
+
+def _refresh_day_totals(
+    conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date
+) -> int:
     through = _share_through(conn)
     if through is None or day > through:
-        return written
+        return 0
     if wallet_ids is None:
-        written += _refresh(conn, None, day, through)
+        written = _refresh(conn, None, day, through)
         conn.execute(_FORGET_STALE_FROM, {"day": day})
-    elif day == through:
-        written += _refresh(conn, wallet_ids, day, through)
-    elif wallet_ids:
+        return written
+    if day == through:
+        return _refresh(conn, wallet_ids, day, through)
+    if wallet_ids:
         conn.execute(_MARK_STALE, {"wallet_ids": sorted(set(wallet_ids)), "day": day})
-    return written
+    return 0
 
 
 def freshen_day_totals(conn: psycopg.Connection, limit: int = FRESHEN_BATCH) -> int:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import psycopg
 
+from storage import ranks
 from storage.errors import InvalidAddress, InvalidRole, OrgNotFound, StorageError, TooManyWallets
 from storage.text import check_safe
 
@@ -177,6 +178,7 @@ def track_wallets(
 ) -> tuple[list[Wallet], list[Wallet]]:
     """Links the addresses to the org; returns (all wallets given, newly linked ones).
     With `max_wallets`, `TooManyWallets` (nothing linked) when the org would track more."""
+    through = ranks.lock_for_tracking(conn)  # first: see storage/ranks.py
     org = get_org(conn, org_id)
     wallets = upsert_wallets(conn, addresses)
     if max_wallets is not None:
@@ -192,6 +194,7 @@ def track_wallets(
                 "or have the operator raise the setting"
             )
     linked = {row[0] for row in conn.execute(LINK_WALLETS, (org.id, [w.id for w in wallets]))}
+    ranks.track(conn, org.id, sorted(linked), through)
     return wallets, [w for w in wallets if w.id in linked]
 
 
@@ -200,6 +203,7 @@ def untrack_wallet(
 ) -> Wallet | None:
     """Unlinks the wallet; returns it, or None when the org did not track it."""
     normalized = normalize_address(address)
+    ranks.lock_for_tracking(conn)  # its rows go by the cascade: see storage/ranks.py
     row = conn.execute(UNLINK_WALLET, (parse_org_id(org_id), normalized)).fetchone()
     return Wallet(row[0], normalized) if row else None
 

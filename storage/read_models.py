@@ -55,7 +55,8 @@ DEFAULT 0` followed by the running sums of the existing rows (the window sums of
 migration 0014's INSERT, as an UPDATE ... FROM), or tell operators to run
 `hl-analytics rebuild`. Every statement here is generated from `SUMMED`, so the
 range totals (`range_totals_sql`) have the column at once; to rank by it, name it
-in storage/dashboard.py's ORDERS (and select it in its `_TOP_WALLETS`).
+in storage/dashboard.py's ORDERS (and select it in its RANKED; migration: a column and
+an index in `org_wallet_ranks`, storage/ranks.py).
 """
 
 from __future__ import annotations

@@ -375,7 +375,7 @@ def rebuild_wallet_days(
     lock_wallet_days(conn, wallet_ids)
     written = _rebuild_wallet_days(conn, wallet_ids, day, usd_tokens)
     if running_totals:
-        day_totals.refresh_read_models(conn, wallet_ids, day)
+        day_totals.refresh_read_models(conn, wallet_ids, day, one_day=True)
     return written
 
 
@@ -412,7 +412,7 @@ def rebuild_all_wallet_days(
     lock_all_wallet_days(conn)
     written = conn.execute(REBUILD_ALL_WALLET_DAYS, _day_params(day, usd_tokens)).rowcount
     if running_totals:
-        day_totals.refresh_read_models(conn, None, day)
+        day_totals.refresh_read_models(conn, None, day, one_day=True)
     return written
 
 

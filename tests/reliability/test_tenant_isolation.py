@@ -31,7 +31,7 @@ import psycopg
 import pytest
 
 from graph.cache import TTL_S
-from storage import markets, orgs, rollups
+from storage import day_totals, markets, orgs, ranks, rollups
 from storage.fills import Fill, insert_fills
 from tests.dbs import TestDatabases
 from tests.integration.pipeline.expected import resolve_planted
@@ -102,6 +102,10 @@ def seeded(dbs: TestDatabases) -> Iterator[Seeded]:
         # the world is quoted in USDC, so all of its amounts are priced.
         markets.record(conn, COINS)
         markets.resolve(conn, MARKETS)
+        # The scheduler's first tick: the day totals and the standing ranks are kept by
+        # the rollups from here.
+        day_totals.extend_day_totals(conn, today)
+        ranks.shift(conn, today)
     wallet_ids = {n: w.id for n, w in zip(WALLETS, ids, strict=True)}
     batches = {n: wallet_fills(n, today) for n in WALLETS}
     result = Seeded(url, World(today).plus(batches), org_ids, wallet_ids)

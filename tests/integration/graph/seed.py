@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import psycopg
 
-from storage import day_totals, orgs
+from storage import day_totals, orgs, ranks
 from tests.factories import address
 
 W1, W2, W3, W4 = address(1), address(2), address(3), address(4)
@@ -99,6 +99,7 @@ def seed(url: str) -> Seeded:
         # scheduler keep them.
         day_totals.refresh_read_models(conn, None, today - timedelta(days=400))
         day_totals.extend_day_totals(conn, today)
+        ranks.shift(conn, today)
         for org, ago, dau, trades, *money in GLOBAL_DAYS:
             day = today - timedelta(days=ago)
             org_id = a if org == "A" else b

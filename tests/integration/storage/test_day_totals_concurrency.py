@@ -89,7 +89,7 @@ def test_rollups_extension_and_freshening_at_once_leave_derivable_day_totals(
         conn.commit()
         running = conn.execute(TOTALS).fetchall()
         held = conn.execute(DAY_TOTALS).fetchall()
-        assert conn.execute("SELECT through FROM read_model_state").fetchone() == (last,)
+        assert conn.execute(day_totals.SELECT_THROUGH).fetchone() == (last,)
         # A rebuild of every wallet from the first day rewrites nothing.
         assert day_totals.refresh_read_models(conn, None, FIRST) == 0
     assert len(running) > WALLETS

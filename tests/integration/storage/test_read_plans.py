@@ -27,6 +27,8 @@ GROWING = (
     "wallet_coin_running_totals",
     "wallet_day_totals",
     "hl_fills_raw",
+    # Wallets × spans per org: a scan of it would make a standing ranking linear.
+    "org_wallet_ranks",
 )
 # Tables of orgs × days (× coins): the seeded org holds every row, so a sequential scan
 # is the planner's right choice here; with sequential scans discouraged, an index must

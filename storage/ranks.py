@@ -1,0 +1,196 @@
+"""Standing rankings: each tracked wallet's totals over the spans ending today (0021).
+
+Why: `topWallets` over any range reads every wallet of the org (day totals, two slices
+joined and sorted: 0.2-1 s at 50,000 wallets, bench/bench_read_models.py), since the
+top N by a range total cannot be known without all of them. The dashboard's ranges
+(D7, D30, D90) all end today, so their totals can be kept ready: a row per (org,
+wallet, span) with an index per ordering on (org_id, span, key DESC), and the top N is
+the first N entries of one index, whatever the org's size. Kept for the wallets that
+traded in the span only (a ranking lists no other).
+
+The spans end at `read_model_state.through` of 'org_wallet_ranks'; a reader uses them
+only for a range ending exactly there and lasting a span (else the day totals).
+
+Keeping them (each from the running totals, two probes per wallet and span):
+
+- a rollup of wallet-days refreshes those wallets' rows, in its transaction, when its
+  day is inside a span (`refresh`; a day before every span changes each running total
+  it touches by the same amount, so no span's total);
+- the scheduler's first tick of a UTC day moves `through` and recomputes every row
+  (`shift`): the spans slid by a day for every wallet;
+- tracking a wallet adds its rows for the org (`lock_for_tracking` then `track`);
+  untracking drops them by the foreign key's cascade;
+- `hl-analytics rebuild` recomputes the rows of the wallets it rebuilt.
+
+Concurrency: a rollup takes the state row FOR SHARE; the shift and tracking FOR
+UPDATE, first thing in their transactions (before the org's row, which a rollup of
+an org-day takes KEY SHARE of). A shift or a tracking change so waits for the rollups
+in flight and reads their running totals, and a rollup after it sees the new `through`
+and the org's new wallets; a rollup never inserts a row for a pair being untracked
+(which the foreign key would refuse).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+import psycopg
+
+from storage import read_models
+
+RANKS = "org_wallet_ranks"
+# The spans kept, in days: those of storage.dashboard's RANGE_DAYS.
+SPANS = (7, 30, 90)
+COLUMNS = read_models.WALLETS.columns
+
+_STATE = f"FROM read_model_state WHERE model = '{RANKS}'"
+SELECT_THROUGH = f"SELECT through {_STATE}"
+_SHARE_THROUGH = f"SELECT through {_STATE} FOR SHARE"
+_LOCK_THROUGH = f"SELECT through {_STATE} FOR UPDATE"
+_SET_THROUGH = f"UPDATE read_model_state SET through = %(through)s WHERE model = '{RANKS}'"
+
+# The (org, wallet) pairs' rows recomputed: each wallet's last running total on or
+# before `through` minus its last one before each span's first day. A pair whose wallet
+# did not trade in a span has no row for it.
+_REFRESH = """
+/* rebuild: INSERT INTO org_wallet_ranks */
+WITH pairs AS (
+    SELECT ow.org_id, ow.wallet_id, a.address
+    FROM org_wallets ow JOIN wallets a ON a.id = ow.wallet_id {where}
+),
+w AS (SELECT DISTINCT wallet_id FROM pairs),
+totals AS (
+    SELECT w.wallet_id, s.span, {diffs}
+    FROM w
+    CROSS JOIN LATERAL (
+        SELECT {cols} FROM wallet_running_totals r
+        WHERE r.wallet_id = w.wallet_id AND r.day <= %(through)s
+        ORDER BY r.day DESC LIMIT 1
+    ) e
+    CROSS JOIN unnest(%(spans)s::smallint[]) AS s(span)
+    LEFT JOIN LATERAL (
+        SELECT {cols} FROM wallet_running_totals r
+        WHERE r.wallet_id = w.wallet_id AND r.day <= %(through)s::date - s.span
+        ORDER BY r.day DESC LIMIT 1
+    ) b ON true
+),
+fresh AS (
+    SELECT t.wallet_id, p.org_id, t.span, p.address, {t_cols}
+    FROM pairs p JOIN totals t ON t.wallet_id = p.wallet_id
+    WHERE t.trade_count > 0
+),
+gone AS (
+    DELETE FROM org_wallet_ranks k USING pairs p
+    WHERE k.wallet_id = p.wallet_id AND k.org_id = p.org_id
+      AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.wallet_id = k.wallet_id
+                      AND f.org_id = k.org_id AND f.span = k.span)
+)
+INSERT INTO org_wallet_ranks AS k (wallet_id, org_id, span, address, {cols})
+SELECT wallet_id, org_id, span, address, {cols} FROM fresh
+ORDER BY wallet_id, org_id, span
+ON CONFLICT (wallet_id, org_id, span) DO UPDATE SET
+    {update}
+WHERE {differs}
+"""
+
+
+def _refresh_sql(where: str) -> str:
+    return _REFRESH.format(
+        where=where,
+        cols=", ".join(COLUMNS),
+        t_cols=", ".join(f"t.{c}" for c in COLUMNS),
+        diffs=", ".join(f"e.{c} - coalesce(b.{c}, 0) AS {c}" for c in COLUMNS),
+        update=",\n    ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS),
+        differs=" OR ".join(f"k.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in COLUMNS),
+    )
+
+
+# One statement per scope, not a NULL test on a parameter, so each has its own plan.
+REFRESH_ALL = _refresh_sql("")
+REFRESH_WALLETS = _refresh_sql("WHERE ow.wallet_id = ANY(%(wallet_ids)s)")
+REFRESH_PAIRS = _refresh_sql("WHERE ow.org_id = %(org_id)s AND ow.wallet_id = ANY(%(wallet_ids)s)")
+
+
+def _params(through: date, **more: object) -> dict[str, object]:
+    return {"through": through, "spans": list(SPANS), **more}
+
+
+def refresh(
+    conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date, *, one_day: bool
+) -> int:
+    """Keeps the rows of the wallets (None: every tracked one) whose running totals were
+    just recomputed from `day` on, in the caller's transaction (which holds those
+    wallets' rollup locks); `one_day`: only `day`'s wallet-days changed. Returns the
+    rows written."""
+    row = conn.execute(_SHARE_THROUGH).fetchone()
+    through = row[0] if row else None
+    if through is None or day > through:
+        return 0
+    if one_day and day <= through - timedelta(days=max(SPANS)):
+        return 0
+    if wallet_ids is None:
+        return conn.execute(REFRESH_ALL, _params(through)).rowcount
+    if not wallet_ids:
+        return 0
+    params = _params(through, wallet_ids=sorted(set(wallet_ids)))
+    return conn.execute(REFRESH_WALLETS, params).rowcount
+
+
+def shift(conn: psycopg.Connection, today: date) -> int:
+    """Moves the spans' end to `today` (building the rows the first time) and recomputes
+    every row, in the caller's transaction; returns the rows written (0 when the spans
+    already end there)."""
+    row = conn.execute(_LOCK_THROUGH).fetchone()
+    if row is None:  # the migration's row: only a hand-edited database lacks it
+        return 0
+    if row[0] is not None and row[0] >= today:
+        return 0
+    conn.execute(_SET_THROUGH, {"through": today})
+    return conn.execute(REFRESH_ALL, _params(today)).rowcount
+
+
+def lock_for_tracking(conn: psycopg.Connection) -> date | None:
+    """Called first in a transaction that changes which wallets an org tracks: waits for
+    the rollups in flight and holds off new ones until commit. Returns `through`."""
+    row = conn.execute(_LOCK_THROUGH).fetchone()
+    return row[0] if row else None
+
+
+def track(
+    conn: psycopg.Connection, org_id: uuid.UUID, wallet_ids: Sequence[int], through: date | None
+) -> int:
+    """Adds the rows of wallets the org has just started tracking (after
+    `lock_for_tracking`, whose `through` is passed); returns the rows written."""
+    if through is None or not wallet_ids:
+        return 0
+    params = _params(through, org_id=org_id, wallet_ids=sorted(set(wallet_ids)))
+    return conn.execute(REFRESH_PAIRS, params).rowcount
+
+
+# -- reading ---------------------------------------------------------------------------
+
+# The org's top wallets over a kept span (parameters org_id, limit), in the ranking's
+# order (the key descending, then the address): the first entries of the key's index.
+# Only wallets that traded in the span have rows.
+_TOP = """
+SELECT row_number() OVER (ORDER BY {key} DESC, k.address), k.address, {columns}
+FROM org_wallet_ranks k
+WHERE k.org_id = %(org_id)s AND k.span = {span}
+ORDER BY {key} DESC, k.address
+LIMIT %(limit)s
+"""
+
+
+def span_of(start: date, end: date, through: date | None) -> int | None:
+    """The kept span that is exactly [start, end], or None."""
+    days = (end - start).days + 1
+    return days if through is not None and end == through and days in SPANS else None
+
+
+def top_sql(key: str, span: int, columns: Sequence[str]) -> str:
+    """The ranking statement over the kept `span` (from `span_of`) by `key` (an
+    expression of the columns, alias `k`; never user text), selecting `columns`."""
+    assert span in SPANS
+    return _TOP.format(key=key, span=int(span), columns=", ".join(f"k.{c}" for c in columns))
