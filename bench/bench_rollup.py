@@ -35,7 +35,7 @@ from bench.common import BenchContext, Goal, Result, median_of, timed
 from hl_core.settings import Settings
 from jobs import actors
 from jobs.pipeline import Pipeline, build
-from storage import day_totals, orgs, rollups
+from storage import day_totals, orgs, ranks, rollups
 from storage.fills import day_bounds_ms
 
 DAY = date(2026, 11, 2)
@@ -75,9 +75,11 @@ def _prepare(url: str, fills: int, wallets: int) -> tuple[list[int], uuid.UUID]:
         conn.execute(_FILLS, {"wallets": wallets, "fills": fills, "lo": lo})
         org = orgs.create_org(conn, "bench").id
         conn.execute(_TRACK_ALL, (org,))
-        # The day totals kept through the day, as the scheduler keeps them through today:
-        # each rollup writes the day's row of its wallets' day totals too.
+        # The day totals and the standing ranks kept through the day, as the scheduler
+        # keeps them through today: each rollup writes the day's row of its wallets' day
+        # totals and their ranks too.
         day_totals.extend_day_totals(conn, DAY)
+        ranks.shift(conn, DAY)
         ids = [row[0] for row in conn.execute("SELECT id FROM wallets ORDER BY id")]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")

@@ -57,8 +57,10 @@ _SET_THROUGH = f"UPDATE read_model_state SET through = %(through)s WHERE model =
 _REFRESH = """
 /* rebuild: INSERT INTO org_wallet_ranks */
 WITH pairs AS (
-    SELECT ow.org_id, ow.wallet_id, a.address
-    FROM org_wallets ow JOIN wallets a ON a.id = ow.wallet_id {where}
+    -- The address by its key, not a join the planner may make a scan of all wallets.
+    SELECT ow.org_id, ow.wallet_id,
+           (SELECT a.address FROM wallets a WHERE a.id = ow.wallet_id) AS address
+    FROM org_wallets ow {where}
 ),
 w AS (SELECT DISTINCT wallet_id FROM pairs),
 totals AS (
@@ -81,9 +83,11 @@ fresh AS (
     FROM pairs p JOIN totals t ON t.wallet_id = p.wallet_id
     WHERE t.trade_count > 0
 ),
+-- The pairs' rows (by the key's leading columns: a wallet has rows only in the orgs
+-- tracking it) that are not fresh.
 gone AS (
-    DELETE FROM org_wallet_ranks k USING pairs p
-    WHERE k.wallet_id = p.wallet_id AND k.org_id = p.org_id
+    DELETE FROM org_wallet_ranks k
+    WHERE {k_where}
       AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.wallet_id = k.wallet_id
                       AND f.org_id = k.org_id AND f.span = k.span)
 )
@@ -96,9 +100,10 @@ WHERE {differs}
 """
 
 
-def _refresh_sql(where: str) -> str:
+def _refresh_sql(where: str, k_where: str) -> str:
     return _REFRESH.format(
         where=where,
+        k_where=k_where,
         cols=", ".join(COLUMNS),
         t_cols=", ".join(f"t.{c}" for c in COLUMNS),
         diffs=", ".join(f"e.{c} - coalesce(b.{c}, 0) AS {c}" for c in COLUMNS),
@@ -108,9 +113,14 @@ def _refresh_sql(where: str) -> str:
 
 
 # One statement per scope, not a NULL test on a parameter, so each has its own plan.
-REFRESH_ALL = _refresh_sql("")
-REFRESH_WALLETS = _refresh_sql("WHERE ow.wallet_id = ANY(%(wallet_ids)s)")
-REFRESH_PAIRS = _refresh_sql("WHERE ow.org_id = %(org_id)s AND ow.wallet_id = ANY(%(wallet_ids)s)")
+REFRESH_ALL = _refresh_sql("", "true")
+REFRESH_WALLETS = _refresh_sql(
+    "WHERE ow.wallet_id = ANY(%(wallet_ids)s)", "k.wallet_id = ANY(%(wallet_ids)s)"
+)
+REFRESH_PAIRS = _refresh_sql(
+    "WHERE ow.org_id = %(org_id)s AND ow.wallet_id = ANY(%(wallet_ids)s)",
+    "k.wallet_id = ANY(%(wallet_ids)s) AND k.org_id = %(org_id)s",
+)
 
 
 def _params(through: date, **more: object) -> dict[str, object]:
