@@ -18,7 +18,10 @@ The org is seeded set-based (bench/read_seed.py). Figures, side by side:
   (and an old day every fifth), and 40 dashboards' documents ask for D7/D30/D90
   ranges ending today and last month's; against the same requests with every notification
   invalidating the whole org at once (what the cache did before);
-- storage of the read models (running totals, day totals, org coin-days) per wallet-day,
+- the standing ranks' shift to a new day (every row recomputed), beside the day totals'
+  new day;
+- storage of the read models (running totals, day totals, org coin-days, standing
+  ranks) per wallet-day,
   against the wallet-day tables'.
 """
 
@@ -41,7 +44,7 @@ from bench.common import BenchContext, Goal, Result
 from bench.read_seed import USER, Read, Seeded, api_reads, seed
 from graph.cache import Answer, ResponseCache
 from graph.listener import ChangeListener
-from storage import changes, dashboard, day_totals, rollups
+from storage import changes, dashboard, day_totals, ranks, rollups
 from storage.db import API_SESSION
 
 GOAL_MS = 50.0
@@ -133,6 +136,27 @@ def _reads(ctx: BenchContext, conn: psycopg.Connection, reads: list[Read]) -> li
     return results
 
 
+def _new_day(conn: psycopg.Connection, last: date, wallets: int) -> list[Result]:
+    """What the scheduler's first tick of a new day writes for the standing ranks (every
+    row recomputed: the spans slid), beside the day totals' new day; rolled back."""
+    timed = {}
+    for name, keep in (("ranks", ranks.shift), ("day totals", day_totals.extend_day_totals)):
+        with conn.transaction(force_rollback=True):
+            started = time.perf_counter()
+            keep(conn, last + timedelta(days=1))
+            timed[name] = time.perf_counter() - started
+    return [
+        Result(
+            f"standing ranks: a new day's shift ({wallets:,} wallets x {len(ranks.SPANS)} spans)",
+            "s",
+            timed["ranks"],
+            "the day totals' new day (a row per wallet)",
+            timed["day totals"],
+            "informational (once a day)",
+        )
+    ]
+
+
 def _storage(conn: psycopg.Connection) -> list[Result]:
     row = conn.execute(
         """SELECT (SELECT count(*) FROM wallet_day_metrics),
@@ -140,7 +164,8 @@ def _storage(conn: psycopg.Connection) -> list[Result]:
                   + pg_total_relation_size('wallet_coin_running_totals')
                   + pg_total_relation_size('wallet_coins')
                   + pg_total_relation_size('wallet_day_totals')
-                  + pg_total_relation_size('org_coin_day_metrics'),
+                  + pg_total_relation_size('org_coin_day_metrics')
+                  + pg_total_relation_size('org_wallet_ranks'),
                   pg_total_relation_size('wallet_day_metrics')
                   + pg_total_relation_size('wallet_coin_day_metrics')"""
     ).fetchone()
@@ -282,7 +307,7 @@ def _rollup_stream(
                        WHERE day = %s AND wallet_id = ANY(%s)""",
                     (last, ids),
                 )
-                day_totals.refresh_read_models(conn, ids, last)
+                day_totals.refresh_read_models(conn, ids, last, one_day=True)
             with conn.transaction():
                 rollups.rebuild_org_day(conn, org, last)
             done += 1
@@ -350,6 +375,7 @@ def run(ctx: BenchContext) -> list[Result]:
         ]
         reads = _reads(ctx, conn, api_reads(seeded))
         results += reads
+        results += _new_day(conn, seeded.last, wallets)
         results += _storage(conn)
     db_p99 = {r.name.removeprefix("read ").split(": p99")[0]: r.value for r in reads}
     results += _api(ctx, url, seeded, db_p99)
