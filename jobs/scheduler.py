@@ -128,26 +128,20 @@ def keep_day_totals(conn: psycopg.Connection) -> int:
     """Keeps the day totals (storage.day_totals) through today's UTC day: a new day's
     rows the first tick after midnight, nothing the other ticks; moves the standing ranks
     to today the same way (storage.ranks.shift). Then freshens wallets
-    whose day totals went stale (late days rolled up), for at most FRESHEN_FOR_S."""
+    whose day totals went stale (late days rolled up), for at most FRESHEN_FOR_S. Returns
+    the rows the new day wrote."""
     with conn.transaction():
         today = cursor.database_now(conn).astimezone(UTC).date()
-        written = day_totals.extend_day_totals(conn, today)
-    if written:
-        log.info(
-            "day totals kept through %s (%d row(s))",
-            today,
-            written,
-            extra={"action": "day_totals", "rows": written},
-        )
-    with conn.transaction():
-        ranked = ranks.shift(conn, today)
-    if ranked:
-        log.info(
-            "standing ranks moved to %s (%d row(s))",
-            today,
-            ranked,
-            extra={"action": "ranks_shift", "rows": ranked},
-        )
+    written = 0
+    for what, action, keep in (
+        ("day totals kept", "day_totals", day_totals.extend_day_totals),
+        ("standing ranks moved", "ranks_shift", ranks.shift),
+    ):
+        with conn.transaction():
+            rows = keep(conn, today)
+        if rows:
+            log.info("%s through %s (%d row(s))", what, today, rows, extra={"action": action})
+        written += rows
     freshened = day_totals.freshen_all(conn, time.monotonic() + FRESHEN_FOR_S)
     if freshened:
         log.info(

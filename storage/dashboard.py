@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -42,20 +42,6 @@ ORDERS = {
     "NET_PNL": "({t}.realized_pnl_usd - {t}.fees_usd + {t}.funding_usd)",
     "FUNDING": "{t}.funding_usd",
 }
-# A ranked wallet's columns after its rank and address (WalletRank's order).
-RANKED = (
-    "trade_count",
-    "spot_volume_usd",
-    "perp_volume_usd",
-    "outcome_volume_usd",
-    "total_volume_usd",
-    "fees_usd",
-    "realized_pnl_usd",
-    "active_days",
-    "funding_usd",
-    "deposits_usd",
-    "withdrawals_usd",
-)
 
 
 def order_key(order: str, alias: str) -> str:
@@ -118,20 +104,19 @@ LEFT JOIN global_day_metrics prev ON prev.org_id = %(org_id)s AND prev.day = l.d
 # rows for a range they keep (storage/ranks.py: the first entries of one index); else
 # two day-total slices when the day totals reach the range's end; else (storage/
 # read_models.py) summed from the days for a short range, two running totals per
-# wallet otherwise. The top rows by the key alone (with their ties) are found before
-# the addresses are joined for the tie-break, so only those rows are joined.
+# wallet otherwise. The totals carry the address (org_wallets keeps it), so the top N
+# in the whole order (the key, then the address) is a bounded sort of one pass, and
+# only those N rows are numbered.
 _TOP_WALLETS = """
-SELECT row_number() OVER (ORDER BY {key} DESC, w.address), w.address, {columns}
+SELECT row_number() OVER (ORDER BY {key} DESC, t.address), t.address, {columns}
 FROM (
     SELECT * FROM ({totals}) t
     -- Listed for its trades; system fills' fees and PnL still count in its sums.
     WHERE t.trade_count > 0
-    ORDER BY {key} DESC
-    FETCH FIRST %(limit)s ROWS WITH TIES
+    ORDER BY {key} DESC, t.address
+    LIMIT %(limit)s
 ) t
-JOIN wallets w ON w.id = t.wallet_id
-ORDER BY {key} DESC, w.address
-LIMIT %(limit)s
+ORDER BY {key} DESC, t.address
 """
 
 
@@ -240,6 +225,11 @@ class WalletRank:
     funding_usd: Decimal = Decimal(0)
     deposits_usd: Decimal = Decimal(0)
     withdrawals_usd: Decimal = Decimal(0)
+
+
+# A ranked wallet's columns after its rank and address, in WalletRank's order: what a
+# ranking statement selects.
+RANKED = tuple(f.name for f in fields(WalletRank))[2:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,11 +44,7 @@ from storage import ranks, read_models, rollups
 
 DAY_TOTALS = "wallet_day_totals"
 COLUMNS = read_models.WALLETS.columns
-_STATE = f"FROM read_model_state WHERE model = '{DAY_TOTALS}'"
-SELECT_THROUGH = f"SELECT through {_STATE}"
-_SHARE_THROUGH = f"SELECT through {_STATE} FOR SHARE"
-_LOCK_THROUGH = f"SELECT through {_STATE} FOR UPDATE"
-_SET_THROUGH = f"UPDATE read_model_state SET through = %(through)s WHERE model = '{DAY_TOTALS}'"
+SELECT_THROUGH, _SHARE_THROUGH, _LOCK_THROUGH, _SET_THROUGH = read_models.state_sql(DAY_TOTALS)
 
 # Wallets freshened in one transaction: as many as a rollup chunk (storage.rollups'
 # PENDING_CHUNK) locks, which the lock table is sized for.
@@ -249,7 +245,7 @@ def extend_day_totals(conn: psycopg.Connection, today: date) -> int:
 # wallet with history up to the end (zero where nothing changed in the range), except
 # wallets stale at or before the end, whose totals come from their running totals.
 _TOTALS = """
-    SELECT e.wallet_id, {diffs}
+    SELECT e.wallet_id, ow.address, {diffs}
     FROM org_wallets ow
     JOIN wallet_day_totals e ON e.day = %(end)s AND e.wallet_id = ow.wallet_id
     LEFT JOIN wallet_day_totals s ON s.day = %(start)s::date - 1 AND s.wallet_id = ow.wallet_id
@@ -268,6 +264,6 @@ def totals_sql(start: date, end: date) -> str:
     stale = read_models.range_totals_sql(read_models.WALLETS, start, end, wallets_also=_STALE_PAIRS)
     return _TOTALS.format(
         diffs=", ".join(f"e.{c} - coalesce(s.{c}, 0) AS {c}" for c in COLUMNS),
-        columns=", ".join(("wallet_id", *COLUMNS)),
+        columns=", ".join(("wallet_id", "address", *COLUMNS)),
         stale=stale,
     )

@@ -45,11 +45,7 @@ RANKS = "org_wallet_ranks"
 SPANS = (7, 30, 90)
 COLUMNS = read_models.WALLETS.columns
 
-_STATE = f"FROM read_model_state WHERE model = '{RANKS}'"
-SELECT_THROUGH = f"SELECT through {_STATE}"
-_SHARE_THROUGH = f"SELECT through {_STATE} FOR SHARE"
-_LOCK_THROUGH = f"SELECT through {_STATE} FOR UPDATE"
-_SET_THROUGH = f"UPDATE read_model_state SET through = %(through)s WHERE model = '{RANKS}'"
+SELECT_THROUGH, _SHARE_THROUGH, _LOCK_THROUGH, _SET_THROUGH = read_models.state_sql(RANKS)
 
 # The (org, wallet) pairs' rows recomputed: each wallet's last running total on or
 # before `through` minus its last one before each span's first day. A pair whose wallet
@@ -57,10 +53,7 @@ _SET_THROUGH = f"UPDATE read_model_state SET through = %(through)s WHERE model =
 _REFRESH = """
 /* rebuild: INSERT INTO org_wallet_ranks */
 WITH pairs AS (
-    -- The address by its key, not a join the planner may make a scan of all wallets.
-    SELECT ow.org_id, ow.wallet_id,
-           (SELECT a.address FROM wallets a WHERE a.id = ow.wallet_id) AS address
-    FROM org_wallets ow {where}
+    SELECT ow.org_id, ow.wallet_id, ow.address FROM org_wallets ow {where}
 ),
 w AS (SELECT DISTINCT wallet_id FROM pairs),
 totals AS (

@@ -85,6 +85,20 @@ SUMMED = (
 # The same for the per-coin split (`wallet_coin_day_metrics`).
 COIN_SUMMED = ("trade_count", "volume_usd", "fees_usd", "realized_pnl_usd", "unpriced_fills")
 
+
+def state_sql(model: str) -> tuple[str, str, str, str]:
+    """The statements on a dense read model's `read_model_state` row (migration 0018):
+    its `through`, the same FOR SHARE (a writer keeping it) and FOR UPDATE (one moving
+    it), and its update (parameter `through`). `model` is never user text."""
+    state = f"FROM read_model_state WHERE model = '{model}'"
+    return (
+        f"SELECT through {state}",
+        f"SELECT through {state} FOR SHARE",
+        f"SELECT through {state} FOR UPDATE",
+        f"UPDATE read_model_state SET through = %(through)s WHERE model = '{model}'",
+    )
+
+
 # Ranges of at most this many days are summed from the days (see above).
 SHORT_RANGE_DAYS = 14
 
@@ -239,7 +253,7 @@ def is_short(start: date, end: date) -> bool:
 
 # The org's (wallet, key) pairs: what a range total is computed for. `p` has the ids.
 _PAIRS = {
-    WALLETS.table: "SELECT ow.wallet_id FROM org_wallets ow {where}",
+    WALLETS.table: "SELECT ow.wallet_id, ow.address FROM org_wallets ow {where}",
     COINS.table: """SELECT ow.wallet_id, wc.coin, wc.market FROM org_wallets ow
         JOIN wallet_coins wc ON wc.wallet_id = ow.wallet_id {where}""",
 }
@@ -253,13 +267,14 @@ def range_totals_sql(
     model: Model, start: date, end: date, *, by_address: bool = False, wallets_also: str = ""
 ) -> str:
     """A subquery of the org's pairs' totals over [start, end] (parameters org_id, start,
-    end and, `by_address`, address): its ids, the model's columns and, for coins, market.
+    end and, `by_address`, address): its ids, the model's columns and, for coins, market
+    (for wallets, address).
     Short ranges are summed from the days; longer ones are two running totals per pair.
     A pair without a row in the range has no row. `wallets_also`: more conditions on the
     org's wallets `ow` (never user text)."""
     where = (_ADDRESS_WHERE if by_address else _ORG_WHERE) + " " + wallets_also
     pairs = _PAIRS[model.table].format(where=where)
-    extra = ", p.market" if model.key else ""
+    extra = ", p.market" if model.key else ", p.address"
     ids = ", ".join(f"p.{c}" for c in model.ids)
     if is_short(start, end):
         return f"""
