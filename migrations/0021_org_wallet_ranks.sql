@@ -7,7 +7,7 @@
 --
 -- A row per (org, wallet, span) whose wallet traded in the span, holding its totals over
 -- [through - span + 1, through] (`read_model_state.through` of 'org_wallet_ranks'):
--- the rollups keep it, the scheduler moves it to each new UTC day, tracking adds and
+-- the org-day rollups keep it, the scheduler moves it to each new UTC day, tracking adds and
 -- removes rows (the foreign key drops them with the tracking), `hl-analytics rebuild`
 -- recomputes it. NULL until the scheduler's first tick builds it; readers use the day
 -- totals meanwhile.
@@ -51,5 +51,17 @@ CREATE INDEX org_wallet_ranks_net_pnl
     ON org_wallet_ranks (org_id, span, (realized_pnl_usd - fees_usd + funding_usd) DESC, address);
 CREATE INDEX org_wallet_ranks_funding
     ON org_wallet_ranks (org_id, span, funding_usd DESC, address);
+
+-- The (org, wallet) pairs whose rows are behind the running totals: a rollup of a day
+-- inside the spans lists its wallets' pairs here, and the org's next org-day rollup
+-- recomputes their rows (once however many rollups listed a pair meanwhile) in the
+-- transaction that notifies the API of the org's change.
+CREATE TABLE org_wallet_ranks_pending (
+    org_id     uuid NOT NULL,
+    wallet_id  bigint NOT NULL,
+    PRIMARY KEY (org_id, wallet_id),
+    FOREIGN KEY (org_id, wallet_id) REFERENCES org_wallets (org_id, wallet_id)
+        ON DELETE CASCADE
+);
 
 INSERT INTO read_model_state (model, through) VALUES ('org_wallet_ranks', NULL);

@@ -13,21 +13,28 @@ only for a range ending exactly there and lasting a span (else the day totals).
 
 Keeping them (each from the running totals, two probes per wallet and span):
 
-- a rollup of wallet-days refreshes those wallets' rows, in its transaction, when its
-  day is inside a span (`refresh`; a day before every span changes each running total
-  it touches by the same amount, so no span's total);
+- a rollup of wallet-days on a day inside the spans lists the pairs of those wallets
+  as pending (`mark`, in its transaction: a row per pair, not three rows with seven
+  index entries each); a day before every span changes each running total it touches
+  by the same amount, so no span's total;
+- the org's next org-day rollup recomputes its pending pairs' rows (`flush`, called by
+  storage.rollups.rebuild_org_day), in the transaction that notifies the API of the
+  org's change: a ranking changes with the org's other numbers, and a wallet rolled up
+  many times between two org-day rollups is recomputed once;
 - the scheduler's first tick of a UTC day moves `through` and recomputes every row
   (`shift`): the spans slid by a day for every wallet;
 - tracking a wallet adds its rows for the org (`lock_for_tracking` then `track`);
-  untracking drops them by the foreign key's cascade;
-- `hl-analytics rebuild` recomputes the rows of the wallets it rebuilt.
+  untracking drops them (and its pending pair) by the foreign keys' cascade;
+- `hl-analytics rebuild` recomputes the rows of the wallets it rebuilt (`refresh`).
 
-Concurrency: a rollup takes the state row FOR SHARE; the shift and tracking FOR
-UPDATE, first thing in their transactions (before the org's row, which a rollup of
-an org-day takes KEY SHARE of). A shift or a tracking change so waits for the rollups
-in flight and reads their running totals, and a rollup after it sees the new `through`
-and the org's new wallets; a rollup never inserts a row for a pair being untracked
-(which the foreign key would refuse).
+Concurrency: rollups, flushes and refreshes take the state row FOR SHARE; the shift
+and tracking FOR UPDATE, first thing in their transactions (before the org's row,
+which an org-day rollup takes KEY SHARE of: a flush takes the state row before that).
+A shift or a tracking change so waits for the rollups in flight and reads their
+running totals, and a rollup after it sees the new `through` and the org's new
+wallets; nothing inserts a row for a pair being untracked (which the foreign key
+would refuse). A rollup's `mark` locks a pending pair that already exists until it
+commits, so a flush taking that pair waits for it and then reads its running totals.
 """
 
 from __future__ import annotations
@@ -120,25 +127,73 @@ def _params(through: date, **more: object) -> dict[str, object]:
     return {"through": through, "spans": list(SPANS), **more}
 
 
+def _share_through(conn: psycopg.Connection) -> date | None:
+    row = conn.execute(_SHARE_THROUGH).fetchone()
+    return row[0] if row else None
+
+
 def refresh(
     conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date, *, one_day: bool
 ) -> int:
     """Keeps the rows of the wallets (None: every tracked one) whose running totals were
     just recomputed from `day` on, in the caller's transaction (which holds those
-    wallets' rollup locks); `one_day`: only `day`'s wallet-days changed. Returns the
-    rows written."""
-    row = conn.execute(_SHARE_THROUGH).fetchone()
-    through = row[0] if row else None
+    wallets' rollup locks). `one_day` (a rollup: only `day`'s wallet-days changed): lists
+    their pairs as pending for the org-day rollups (`mark`); else recomputes the rows.
+    Returns the rows written."""
+    through = _share_through(conn)
     if through is None or day > through:
         return 0
-    if one_day and day <= through - timedelta(days=max(SPANS)):
-        return 0
+    if one_day:
+        if day <= through - timedelta(days=max(SPANS)) or wallet_ids == []:
+            return 0
+        return mark(conn, wallet_ids)
     if wallet_ids is None:
         return conn.execute(REFRESH_ALL, _params(through)).rowcount
     if not wallet_ids:
         return 0
     params = _params(through, wallet_ids=sorted(set(wallet_ids)))
     return conn.execute(REFRESH_WALLETS, params).rowcount
+
+
+# DO UPDATE, not DO NOTHING: a pair already pending is locked until the rollup
+# commits, so a flush taking it meanwhile waits and then reads the rollup's totals.
+_MARK = """
+INSERT INTO org_wallet_ranks_pending (org_id, wallet_id)
+SELECT ow.org_id, ow.wallet_id FROM org_wallets ow {where}
+ORDER BY ow.org_id, ow.wallet_id
+ON CONFLICT (org_id, wallet_id) DO UPDATE SET wallet_id = EXCLUDED.wallet_id
+"""
+MARK = _MARK.format(where="WHERE ow.wallet_id = ANY(%(wallet_ids)s)")
+MARK_ALL = _MARK.format(where="")
+# Locked in key order, as a rollup's `mark` locks them, so the two never deadlock.
+_TAKE = """
+DELETE FROM org_wallet_ranks_pending p
+USING (SELECT wallet_id FROM org_wallet_ranks_pending WHERE org_id = %(org_id)s
+       ORDER BY wallet_id FOR UPDATE) t
+WHERE p.org_id = %(org_id)s AND p.wallet_id = t.wallet_id
+RETURNING p.wallet_id
+"""
+_FORGET_PENDING = "DELETE FROM org_wallet_ranks_pending"
+
+
+def mark(conn: psycopg.Connection, wallet_ids: Sequence[int] | None) -> int:
+    """Lists the (org, wallet) pairs of the wallets (None: every tracked one) as pending,
+    in the caller's (rollup) transaction; returns the pairs listed."""
+    if wallet_ids is None:
+        return conn.execute(MARK_ALL).rowcount
+    return conn.execute(MARK, {"wallet_ids": sorted(set(wallet_ids))}).rowcount
+
+
+def flush(conn: psycopg.Connection, org_id: uuid.UUID) -> int:
+    """Recomputes the rows of the org's pending pairs and forgets them, in the caller's
+    (org-day rollup) transaction, before it touches the org's row; returns the rows
+    written."""
+    through = _share_through(conn)
+    taken = [row[0] for row in conn.execute(_TAKE, {"org_id": org_id})]
+    if through is None or not taken:
+        return 0
+    params = _params(through, org_id=org_id, wallet_ids=sorted(taken))
+    return conn.execute(REFRESH_PAIRS, params).rowcount
 
 
 def shift(conn: psycopg.Connection, today: date) -> int:
@@ -151,6 +206,7 @@ def shift(conn: psycopg.Connection, today: date) -> int:
     if row[0] is not None and row[0] >= today:
         return 0
     conn.execute(_SET_THROUGH, {"through": today})
+    conn.execute(_FORGET_PENDING)  # every row is recomputed
     return conn.execute(REFRESH_ALL, _params(today)).rowcount
 
 

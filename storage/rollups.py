@@ -51,7 +51,7 @@ from decimal import Decimal
 import psycopg
 
 from hl_core.settings import DEFAULT_USD_TOKENS
-from storage import changes, day_totals, org_coins
+from storage import changes, day_totals, org_coins, ranks
 from storage.fills import DAY_MS, day_bounds_ms
 
 # Fills Hyperliquid books on a wallet that are not its own trades. From its docs and
@@ -422,6 +422,8 @@ def rebuild_org_day(conn: psycopg.Connection, org_id: uuid.UUID, day: date) -> b
     Call it inside a transaction: it first waits for other rebuilds of this org-day.
     """
     lock_org_day(conn, org_id, day)
+    # Before the org-day's row (see storage/ranks.py): the org's pending standing ranks.
+    ranks.flush(conn, org_id)
     written = conn.execute(REBUILD_ORG_DAY, {"org_id": org_id, "day": day}).rowcount
     org_coins.rebuild(conn, org_id, day)
     changes.notify_changed(conn, org_id, day)

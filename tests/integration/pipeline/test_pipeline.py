@@ -19,6 +19,7 @@ from jobs.tracking import track_wallets, untrack_wallet
 from storage import locks, orgs
 from tests.integration.pipeline.expected import Expected, assert_org_days
 from tests.integration.pipeline.support import expected_of, pipeline, sync, worker
+from tests.integration.storage.test_ranks import _check as ranks_check
 from tests.simulator import StartSimulator, small_market
 
 METRICS = (
@@ -197,6 +198,8 @@ def test_the_scheduler_keeps_the_day_totals_through_today_and_freshens_stale_one
     assert today is not None
     kept = auto.execute("SELECT model, through FROM read_model_state ORDER BY model").fetchall()
     assert kept == [("org_wallet_ranks", today[0]), ("wallet_day_totals", today[0])]
+    # The standing ranks the org-day rollups kept are the sums of the wallet-days.
+    ranks_check(auto, today[0])
     # Each wallet's day totals of today are its all-time sums.
     held = auto.execute(
         "SELECT wallet_id, trade_count, total_volume_usd, fees_usd, realized_pnl_usd"

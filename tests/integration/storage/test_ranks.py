@@ -2,7 +2,8 @@
 days inside and before the spans), tracking and untracking, and new days, every row
 equals the wallet's sums over the span summed from its wallet-days; `hl-analytics
 rebuild` recomputes the same rows; a ranking read from them is the one the day totals
-give, ties included; and tracking waits for a rollup of the wallet in flight."""
+give, ties included; tracking waits for a rollup of the wallet in flight, and an
+org-day rollup taking a pending wallet waits for the rollup listing it again."""
 
 from __future__ import annotations
 
@@ -203,6 +204,50 @@ def test_tracking_waits_for_a_rollup_of_the_wallet_in_flight(db_url: str, change
         thread.join(30)
         assert not thread.is_alive() and errors == []
     with psycopg.connect(db_url) as conn:
+        # The rollup's own org is brought up to date by its org-day rollup; the other's
+        # rows are what the tracking change wrote.
+        rollups.rebuild_org_day(conn, a.id, THROUGH)
+        conn.commit()
         rows = _check(conn, THROUGH)
     expected_orgs = {a.id, b.id} if change == "track" else {a.id}
     assert {r[1] for r in rows} == expected_orgs
+
+
+def test_an_org_day_rollup_waits_for_a_rollup_listing_its_pending_wallet(db_url: str) -> None:
+    """A wallet pending since an earlier rollup is listed again by a rollup in flight:
+    the org-day rollup taking it must read that rollup's totals, not leave them behind
+    with nothing pending."""
+    with psycopg.connect(db_url) as conn:
+        org = orgs.create_org(conn, "Acme")
+        (wallet,), _ = orgs.track_wallets(conn, org.id, [address(1)])
+        ranks.shift(conn, THROUGH)
+        store(conn, wallet.id, _fills(wallet.id, THROUGH, 2))
+        rollups.rebuild_wallet_days(conn, [wallet.id], THROUGH)
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM org_wallet_ranks_pending").fetchone() == (1,)
+    errors: list[BaseException] = []
+    with psycopg.connect(db_url) as rollup, psycopg.connect(db_url) as org_day:
+        store(rollup, wallet.id, _fills(wallet.id + 5, THROUGH, 3))
+        rollups.rebuild_wallet_days(rollup, [wallet.id], THROUGH)
+        pid = org_day.info.backend_pid
+
+        def roll_up_the_org_day() -> None:
+            try:
+                rollups.rebuild_org_day(org_day, org.id, THROUGH)
+                org_day.commit()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=roll_up_the_org_day)
+        thread.start()
+        with psycopg.connect(db_url, autocommit=True) as watch:
+            deadline = time.monotonic() + 30
+            while not _blocked(watch, pid):
+                assert thread.is_alive() and time.monotonic() < deadline, errors
+                time.sleep(0.01)
+        rollup.commit()
+        thread.join(30)
+        assert not thread.is_alive() and errors == []
+    with psycopg.connect(db_url) as conn:
+        _check(conn, THROUGH)
+        assert conn.execute("SELECT count(*) FROM org_wallet_ranks_pending").fetchone() == (0,)
