@@ -57,6 +57,10 @@ from tests.reliability.tenant_world import (
 from tests.shared_services import REDIS_URL, UNTHROTTLED, redis_available
 
 CONCURRENCY = 32
+# A connection idle for the server's keep-alive timeout (uvicorn: 5 s, httpx's default
+# expiry too) may be closed by the server just as the client reuses it: the client's
+# race (a read error), not the API's. Connections idle for 2 s are not reused.
+CLIENT_LIMITS = httpx.Limits(max_connections=CONCURRENCY, keepalive_expiry=2.0)
 
 
 # -- seeding through the pipeline's statements --------------------------------------
@@ -212,7 +216,7 @@ async def test_each_org_sees_only_its_own_under_load(seeded: Seeded, cache: str)
     started = time.monotonic()
     async with (
         apis(seeded, REDIS_URL if cache == "redis" else None) as load,
-        httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)) as client,
+        httpx.AsyncClient(timeout=30, limits=CLIENT_LIMITS) as client,
     ):
         rng = random.Random(7)
         cold_started = time.monotonic()
