@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -161,6 +162,33 @@ def _blocked(conn: psycopg.Connection, pid: int) -> bool:
     return row is not None and row[0] == "Lock"
 
 
+def _waits_for(
+    db_url: str, holder: psycopg.Connection, waiter: psycopg.Connection, work: Callable[[], None]
+) -> None:
+    """Runs `work` (then commits) on `waiter` in a thread, checks that it waits for a lock
+    while `holder`'s transaction is open, commits `holder`, and checks `work` then ends
+    without an error."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+            waiter.commit()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with psycopg.connect(db_url, autocommit=True) as watch:
+        deadline = time.monotonic() + 30
+        while not _blocked(watch, waiter.info.backend_pid):
+            assert thread.is_alive() and time.monotonic() < deadline, errors
+            time.sleep(0.01)
+    holder.commit()
+    thread.join(30)
+    assert not thread.is_alive() and errors == []
+
+
 @pytest.mark.parametrize("change", ["track", "untrack"])
 def test_tracking_waits_for_a_rollup_of_the_wallet_in_flight(db_url: str, change: str) -> None:
     """A rollup computes the ranks of the orgs tracking its wallets as of its statement;
@@ -176,33 +204,18 @@ def test_tracking_waits_for_a_rollup_of_the_wallet_in_flight(db_url: str, change
         _roll_up(conn, wallet.id, THROUGH)
         ranks.shift(conn, THROUGH)
         conn.commit()
-    errors: list[BaseException] = []
     with psycopg.connect(db_url) as rollup, psycopg.connect(db_url) as other:
         # The rollup of new fills, in flight (its transaction open).
         store(rollup, wallet.id, _fills(wallet.id + 5, THROUGH, 3))
         rollups.rebuild_wallet_days(rollup, [wallet.id], THROUGH)
-        pid = other.info.backend_pid
 
         def tracking() -> None:
-            try:
-                if change == "track":
-                    orgs.track_wallets(other, b.id, [address(1)])
-                else:
-                    orgs.untrack_wallet(other, b.id, address(1))
-                other.commit()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
+            if change == "track":
+                orgs.track_wallets(other, b.id, [address(1)])
+            else:
+                orgs.untrack_wallet(other, b.id, address(1))
 
-        thread = threading.Thread(target=tracking)
-        thread.start()
-        with psycopg.connect(db_url, autocommit=True) as watch:
-            deadline = time.monotonic() + 30
-            while not _blocked(watch, pid):
-                assert thread.is_alive() and time.monotonic() < deadline, errors
-                time.sleep(0.01)
-        rollup.commit()
-        thread.join(30)
-        assert not thread.is_alive() and errors == []
+        _waits_for(db_url, rollup, other, tracking)
     with psycopg.connect(db_url) as conn:
         # The rollup's own org is brought up to date by its org-day rollup; the other's
         # rows are what the tracking change wrote.
@@ -225,29 +238,12 @@ def test_an_org_day_rollup_waits_for_a_rollup_listing_its_pending_wallet(db_url:
         rollups.rebuild_wallet_days(conn, [wallet.id], THROUGH)
         conn.commit()
         assert conn.execute("SELECT count(*) FROM org_wallet_ranks_pending").fetchone() == (1,)
-    errors: list[BaseException] = []
     with psycopg.connect(db_url) as rollup, psycopg.connect(db_url) as org_day:
         store(rollup, wallet.id, _fills(wallet.id + 5, THROUGH, 3))
         rollups.rebuild_wallet_days(rollup, [wallet.id], THROUGH)
-        pid = org_day.info.backend_pid
-
-        def roll_up_the_org_day() -> None:
-            try:
-                rollups.rebuild_org_day(org_day, org.id, THROUGH)
-                org_day.commit()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-
-        thread = threading.Thread(target=roll_up_the_org_day)
-        thread.start()
-        with psycopg.connect(db_url, autocommit=True) as watch:
-            deadline = time.monotonic() + 30
-            while not _blocked(watch, pid):
-                assert thread.is_alive() and time.monotonic() < deadline, errors
-                time.sleep(0.01)
-        rollup.commit()
-        thread.join(30)
-        assert not thread.is_alive() and errors == []
+        _waits_for(
+            db_url, rollup, org_day, lambda: rollups.rebuild_org_day(org_day, org.id, THROUGH)
+        )
     with psycopg.connect(db_url) as conn:
         _check(conn, THROUGH)
         assert conn.execute("SELECT count(*) FROM org_wallet_ranks_pending").fetchone() == (0,)
