@@ -44,7 +44,8 @@ from storage import ranks, read_models, rollups
 
 DAY_TOTALS = "wallet_day_totals"
 COLUMNS = read_models.WALLETS.columns
-SELECT_THROUGH, _SHARE_THROUGH, _LOCK_THROUGH, _SET_THROUGH = read_models.state_sql(DAY_TOTALS)
+STATE = read_models.State(DAY_TOTALS)
+SELECT_THROUGH = STATE.select
 
 # Wallets freshened in one transaction: as many as a rollup chunk (storage.rollups'
 # PENDING_CHUNK) locks, which the lock table is sized for.
@@ -154,12 +155,6 @@ def _refresh(
     return conn.execute(REFRESH, params).rowcount
 
 
-def _share_through(conn: psycopg.Connection) -> date | None:
-    """`through`, held FOR SHARE until the caller's transaction ends."""
-    row = conn.execute(_SHARE_THROUGH).fetchone()
-    return row[0] if row else None
-
-
 def refresh_read_models(
     conn: psycopg.Connection,
     wallet_ids: Sequence[int] | None,
@@ -179,7 +174,7 @@ def refresh_read_models(
 def _refresh_day_totals(
     conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date
 ) -> int:
-    through = _share_through(conn)
+    through = STATE.share(conn)
     if through is None or day > through:
         return 0
     if wallet_ids is None:
@@ -201,7 +196,7 @@ def freshen_day_totals(conn: psycopg.Connection, limit: int = FRESHEN_BATCH) -> 
         return 0
     rollups.lock_wallet_days(conn, candidates)  # no rollup of theirs in flight from here
     taken = conn.execute(_TAKE_STALE, {"wallet_ids": candidates}).fetchall()
-    through = _share_through(conn)
+    through = STATE.share(conn)
     if taken and through is not None:
         _refresh(conn, [w for w, _ in taken], min(d for _, d in taken), through)
     return len(taken)
@@ -223,18 +218,14 @@ def freshen_all(conn: psycopg.Connection, until: float = math.inf) -> int:
 def extend_day_totals(conn: psycopg.Connection, today: date) -> int:
     """Keeps the day totals through `today` (building them the first time), in the
     caller's transaction; returns the rows written (0 when they already reach it)."""
-    row = conn.execute(_LOCK_THROUGH).fetchone()
-    if row is None:  # the migration's row: only a hand-edited database lacks it
-        return 0
-    through: date | None = row[0]
-    if through is not None and through >= today:
+    moved, through = STATE.advance(conn, today)
+    if not moved:
         return 0
     if through is None:
         first = conn.execute("SELECT min(day) FROM wallet_running_totals").fetchone()
         start = first[0] if first is not None and first[0] is not None else today
     else:
         start = through + timedelta(days=1)
-    conn.execute(_SET_THROUGH, {"through": today})
     return _refresh(conn, None, min(start, today), today)
 
 

@@ -52,7 +52,8 @@ RANKS = "org_wallet_ranks"
 SPANS = (7, 30, 90)
 COLUMNS = read_models.WALLETS.columns
 
-SELECT_THROUGH, _SHARE_THROUGH, _LOCK_THROUGH, _SET_THROUGH = read_models.state_sql(RANKS)
+STATE = read_models.State(RANKS)
+SELECT_THROUGH = STATE.select
 
 # The (org, wallet) pairs' rows recomputed: each wallet's last running total on or
 # before `through` minus its last one before each span's first day. A pair whose wallet
@@ -127,11 +128,6 @@ def _params(through: date, **more: object) -> dict[str, object]:
     return {"through": through, "spans": list(SPANS), **more}
 
 
-def _share_through(conn: psycopg.Connection) -> date | None:
-    row = conn.execute(_SHARE_THROUGH).fetchone()
-    return row[0] if row else None
-
-
 def refresh(
     conn: psycopg.Connection, wallet_ids: Sequence[int] | None, day: date, *, one_day: bool
 ) -> int:
@@ -140,17 +136,15 @@ def refresh(
     wallets' rollup locks). `one_day` (a rollup: only `day`'s wallet-days changed): lists
     their pairs as pending for the org-day rollups (`mark`); else recomputes the rows.
     Returns the rows written."""
-    through = _share_through(conn)
-    if through is None or day > through:
+    through = STATE.share(conn)
+    if through is None or day > through or (wallet_ids is not None and not wallet_ids):
         return 0
     if one_day:
-        if day <= through - timedelta(days=max(SPANS)) or wallet_ids == []:
+        if day <= through - timedelta(days=max(SPANS)):
             return 0
         return mark(conn, wallet_ids)
     if wallet_ids is None:
         return conn.execute(REFRESH_ALL, _params(through)).rowcount
-    if not wallet_ids:
-        return 0
     params = _params(through, wallet_ids=sorted(set(wallet_ids)))
     return conn.execute(REFRESH_WALLETS, params).rowcount
 
@@ -188,7 +182,7 @@ def flush(conn: psycopg.Connection, org_id: uuid.UUID) -> int:
     """Recomputes the rows of the org's pending pairs and forgets them, in the caller's
     (org-day rollup) transaction, before it touches the org's row; returns the rows
     written."""
-    through = _share_through(conn)
+    through = STATE.share(conn)
     taken = [row[0] for row in conn.execute(_TAKE, {"org_id": org_id})]
     if through is None or not taken:
         return 0
@@ -200,12 +194,9 @@ def shift(conn: psycopg.Connection, today: date) -> int:
     """Moves the spans' end to `today` (building the rows the first time) and recomputes
     every row, in the caller's transaction; returns the rows written (0 when the spans
     already end there)."""
-    row = conn.execute(_LOCK_THROUGH).fetchone()
-    if row is None:  # the migration's row: only a hand-edited database lacks it
+    moved, _ = STATE.advance(conn, today)
+    if not moved:
         return 0
-    if row[0] is not None and row[0] >= today:
-        return 0
-    conn.execute(_SET_THROUGH, {"through": today})
     conn.execute(_FORGET_PENDING)  # every row is recomputed
     return conn.execute(REFRESH_ALL, _params(today)).rowcount
 
@@ -213,8 +204,7 @@ def shift(conn: psycopg.Connection, today: date) -> int:
 def lock_for_tracking(conn: psycopg.Connection) -> date | None:
     """Called first in a transaction that changes which wallets an org tracks: waits for
     the rollups in flight and holds off new ones until commit. Returns `through`."""
-    row = conn.execute(_LOCK_THROUGH).fetchone()
-    return row[0] if row else None
+    return STATE.lock(conn)
 
 
 def track(

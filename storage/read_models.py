@@ -86,17 +86,39 @@ SUMMED = (
 COIN_SUMMED = ("trade_count", "volume_usd", "fees_usd", "realized_pnl_usd", "unpriced_fills")
 
 
-def state_sql(model: str) -> tuple[str, str, str, str]:
-    """The statements on a dense read model's `read_model_state` row (migration 0018):
-    its `through`, the same FOR SHARE (a writer keeping it) and FOR UPDATE (one moving
-    it), and its update (parameter `through`). `model` is never user text."""
-    state = f"FROM read_model_state WHERE model = '{model}'"
-    return (
-        f"SELECT through {state}",
-        f"SELECT through {state} FOR SHARE",
-        f"SELECT through {state} FOR UPDATE",
-        f"UPDATE read_model_state SET through = %(through)s WHERE model = '{model}'",
-    )
+class State:
+    """A dense read model's `read_model_state` row (migration 0018): how far the model is
+    kept (`through`; None: not built). Writers keeping the model hold it FOR SHARE; one
+    moving it holds it FOR UPDATE, so it waits for them. `model` is never user text."""
+
+    def __init__(self, model: str) -> None:
+        where = f"FROM read_model_state WHERE model = '{model}'"
+        self.select = f"SELECT through {where}"
+        self._share = f"SELECT through {where} FOR SHARE"
+        self._lock = f"SELECT through {where} FOR UPDATE"
+        self._set = f"UPDATE read_model_state SET through = %(through)s WHERE model = '{model}'"
+
+    def share(self, conn: psycopg.Connection) -> date | None:
+        """`through`, held FOR SHARE until the caller's transaction ends."""
+        row = conn.execute(self._share).fetchone()
+        return row[0] if row else None
+
+    def lock(self, conn: psycopg.Connection) -> date | None:
+        """`through`, held FOR UPDATE until the caller's transaction ends."""
+        row = conn.execute(self._lock).fetchone()
+        return row[0] if row else None
+
+    def advance(self, conn: psycopg.Connection, today: date) -> tuple[bool, date | None]:
+        """Moves `through` to `today` unless it is there already (held FOR UPDATE until the
+        caller's transaction ends); returns whether it moved, and from where."""
+        row = conn.execute(self._lock).fetchone()
+        if row is None:  # the migration's row: only a hand-edited database lacks it
+            return False, None
+        through: date | None = row[0]
+        if through is not None and through >= today:
+            return False, through
+        conn.execute(self._set, {"through": today})
+        return True, through
 
 
 # Ranges of at most this many days are summed from the days (see above).
