@@ -8,7 +8,10 @@ smallest of its root fields' (summary 60 s, global metrics 300 s, top wallets
 120 s). When an org's numbers change as a whole (tracking, labels, a change
 without a day), its version changes, so none of its old keys is ever read again
 (they expire on their own); in Redis, a version key that is missing starts anew
-rather than reading as a default.
+rather than reading as a default. Every answer also carries the all-orgs version,
+changed when notifications may have been missed (the change listener's link was
+down); in Redis it is kept per database (`v:all:<database identity>`), so that
+deployments, or test databases, sharing one Redis do not drop each other's answers.
 
 A change of some of an org's days (a rollup) hides only the answers that read
 one of those days: each stored answer carries the org's change sequence number
@@ -164,6 +167,8 @@ class ResponseCache:
         # In memory: bounded by bytes (graph/memory_cache.py).
         self.backend: Any = _redis(redis_url) if redis_url else BoundedMemoryCache(max_bytes)
         self._versions: dict[uuid.UUID, str] = {}
+        # The all-orgs version's name in Redis: the database's, once the listener knows it.
+        self._all = "v:all"
         # Part of every key (in memory): changed when notifications may have been missed.
         self._epoch = uuid.uuid4().hex[:8]
         self._inflight: SingleFlight[str, Answer] = SingleFlight()
@@ -179,7 +184,7 @@ class ResponseCache:
         """The org's version and the all-orgs version, as one key part."""
         if not self.shared:
             return f"{self._versions.get(org_id, '0')}:{self._epoch}"
-        names = [f"v:{org_id}", "v:all"]
+        names = [f"v:{org_id}", self._all]
         try:
             values = await self.backend.multi_get(names)
             if not all(values):
@@ -280,12 +285,15 @@ class ResponseCache:
             await self._set_version(f"v:{org_id}", version)
         log.info("cache invalidated", extra={"action": "cache_invalidated", "org_id": str(org_id)})
 
-    async def invalidate_all(self) -> None:
-        """Hides every cached answer (after the notification link was down)."""
+    async def invalidate_all(self, database: str | None = None) -> None:
+        """Hides every cached answer of `database` (its identity; None: the one known) on
+        every instance sharing the cache (after the notification link was down)."""
+        if database is not None:
+            self._all = f"v:all:{database}"
         self._epoch = uuid.uuid4().hex[:8]
         self._versions.clear()
         if self.shared:
-            await self._set_version("v:all", self._epoch)
+            await self._set_version(self._all, self._epoch)
 
     async def key(self, org_id: uuid.UUID, day: str, digest: str) -> str:
         return f"r:{org_id}:{await self.version(org_id)}:{day}:{digest}"

@@ -51,9 +51,9 @@ class ChangeListener(ReconnectingListener):
         else:
             await self.cache.invalidate_days(org_id, days)
 
-    async def _connected(self) -> None:
+    async def _connected(self, database: str) -> None:
         self.coalescer.forget()
-        await self.cache.invalidate_all()
+        await self.cache.invalidate_all(database)
         for hook in self.on_reconnect:
             hook()
         log.info("listening for metric changes", extra={"action": "listener_started"})

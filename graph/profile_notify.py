@@ -32,7 +32,7 @@ class ProfileListener(ReconnectingListener):
         self.callers = callers
         self.on_change: list[Callable[[str], None]] = []
 
-    async def _connected(self) -> None:
+    async def _connected(self, database: str) -> None:
         self.callers.forget_all()
         for hook in self.on_change:
             hook("")

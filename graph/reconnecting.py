@@ -1,7 +1,8 @@
 """A LISTEN link of the API that keeps itself up: what the change and profile listeners share.
 
 The link is opened by a `listen(database_url, on_listening)` of storage (an async
-iterator of notification payloads until the link drops); when it drops, the
+iterator of notification payloads until the link drops, calling `on_listening` with
+the database's identity once LISTEN is in place); when it drops, the
 database being unreachable, it is opened again after a backoff that doubles from
 0.2 s to 5 s and starts over once a link holds. `listening` is set while LISTEN is
 in place. Subclasses say what a (re)established link means (`_connected`: changes
@@ -21,7 +22,7 @@ from storage.errors import DatabaseUnavailable
 log = logging.getLogger(__name__)
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 
-Listen = Callable[[str, Callable[[], Awaitable[None]]], AsyncIterator[Any]]
+Listen = Callable[[str, Callable[[str], Awaitable[None]]], AsyncIterator[Any]]
 
 
 class ReconnectingListener:
@@ -44,15 +45,16 @@ class ReconnectingListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _connected(self) -> None:
-        """The link is (re)established: what may have been missed meanwhile is dropped."""
+    async def _connected(self, database: str) -> None:
+        """The link to `database` (its identity) is (re)established: what may have been
+        missed meanwhile is dropped."""
 
     async def _received(self, payload: Any) -> None:
         raise NotImplementedError
 
-    async def _on_listening(self) -> None:
+    async def _on_listening(self, database: str) -> None:
         self._backoff = BACKOFF_MIN_S
-        await self._connected()
+        await self._connected(database)
         self.listening.set()
 
     async def _run(self) -> None:

@@ -20,7 +20,7 @@ from datetime import date
 
 import psycopg
 
-from storage.db import async_errors, connect, errors
+from storage.db import async_errors, connect, database_identity, errors
 
 CHANNEL = "hl_metrics_changed"
 LISTEN = f"LISTEN {CHANNEL}"
@@ -52,12 +52,13 @@ def parse_change(payload: str) -> Change:
 
 
 async def listen_changes(
-    database_url: str, on_listening: Callable[[], Awaitable[None] | None]
+    database_url: str, on_listening: Callable[[str], Awaitable[None] | None]
 ) -> AsyncIterator[str]:
     """Payloads of `hl_metrics_changed` notifications (`parse_change`), until the link drops.
 
-    `on_listening` runs once LISTEN is in place. A lost connection raises
-    DatabaseUnavailable; the caller reconnects.
+    `on_listening` runs once LISTEN is in place, with the database's identity
+    (`database_identity`). A lost connection raises DatabaseUnavailable; the caller
+    reconnects.
     """
     async with async_errors("cannot listen for changes"):
         conn = await psycopg.AsyncConnection.connect(
@@ -65,7 +66,7 @@ async def listen_changes(
         )
     async with async_errors("lost the change notifications"), conn:
         await conn.execute(LISTEN)
-        started = on_listening()
+        started = on_listening(await database_identity(conn))
         if started is not None:
             await started
         async for notify in conn.notifies():

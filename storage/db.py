@@ -182,6 +182,23 @@ def async_pool(
     )
 
 
+# Which database a connection is on, the same whatever address reached it: the
+# cluster's system identifier and the database's oid.
+DATABASE_IDENTITY = """
+SELECT c.system_identifier::text || '.' || d.oid::text
+FROM pg_control_system() c, pg_database d
+WHERE d.datname = current_database()
+"""
+
+
+async def database_identity(conn: psycopg.AsyncConnection[Any]) -> str:
+    """A name of the connection's database that no other database shares (for keys kept
+    outside it, such as a Redis shared by several deployments)."""
+    row = await (await conn.execute(DATABASE_IDENTITY)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
     parts = urlsplit(url)

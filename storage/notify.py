@@ -11,16 +11,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 
+from storage.db import database_identity
 from storage.errors import DatabaseUnavailable, first_line
 
 PROFILES_CHANNEL = "hl_profiles_changed"
 
 
 async def listen_profiles(
-    database_url: str, on_listening: Callable[[], Awaitable[None]]
+    database_url: str, on_listening: Callable[[str], Awaitable[None]]
 ) -> AsyncIterator[str]:
     """User ids whose profile changed, until the link drops; `on_listening` runs once
-    LISTEN is in place."""
+    LISTEN is in place, with the database's identity (`database_identity`)."""
     try:
         conn = await psycopg.AsyncConnection.connect(
             database_url, autocommit=True, application_name="hl-analytics-api-profiles"
@@ -32,7 +33,7 @@ async def listen_profiles(
     try:
         async with conn:
             await conn.execute(f"LISTEN {PROFILES_CHANNEL}")
-            await on_listening()
+            await on_listening(await database_identity(conn))
             async for notify in conn.notifies():
                 yield notify.payload
     except psycopg.OperationalError as exc:

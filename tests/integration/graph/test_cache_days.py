@@ -15,6 +15,8 @@ import pytest
 from graph.cache import Answer, ResponseCache
 from graph.coalesce import Coalescer
 from storage import changes
+from storage.db import database_identity
+from tests.dbs import TestDatabases
 from tests.integration.graph.conftest import running_api, settings
 from tests.integration.graph.seed import Seeded
 from tests.integration.graph.test_cache import redis_url
@@ -85,6 +87,50 @@ async def test_in_redis_a_changed_day_reaches_every_instance() -> None:
     finally:
         await one.close()
         await two.close()
+
+
+async def _identity(url: str) -> str:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        return await database_identity(conn)
+
+
+async def test_in_redis_a_lost_link_drops_only_its_own_databases_answers(
+    dbs: TestDatabases,
+) -> None:
+    """Two deployments (here: two databases) sharing one Redis: when one's change
+    listener reconnects, its answers are dropped on every instance, the other's stay."""
+    url = redis_url()
+    if url is None:
+        pytest.skip("no Redis on 127.0.0.1:6379 (set TEST_REDIS_URL)")
+    first, second = dbs.fresh(migrated=False), dbs.fresh(migrated=False)
+    try:
+        # One database has one identity, whatever address reaches it.
+        by_name = first.replace("127.0.0.1", "localhost", 1)
+        assert await _identity(first) == await _identity(by_name)
+        a, b = await _identity(first), await _identity(second)
+        assert a != b
+        a_one, a_two, b_one = ResponseCache(url), ResponseCache(url), ResponseCache(url)
+        try:
+            for cache, database in ((a_one, a), (a_two, a), (b_one, b)):
+                await cache.invalidate_all(database)  # each listener's first LISTEN
+            org_a, org_b = uuid.uuid4(), uuid.uuid4()
+            day = TODAY.isoformat()
+
+            async def stored(cache: ResponseCache, org: uuid.UUID) -> bytes | None:
+                return await cache.get(await cache.key(org, day, "week"))
+
+            await a_one.compute_once(await a_one.key(org_a, day, "week"), _answer(b"a", (D7,)))
+            await b_one.compute_once(await b_one.key(org_b, day, "week"), _answer(b"b", (D7,)))
+            assert await stored(a_two, org_a) == b"a"
+            await a_two.invalidate_all(a)  # a's second instance lost its link
+            assert await stored(a_one, org_a) is None
+            assert await stored(b_one, org_b) == b"b"
+        finally:
+            for cache in (a_one, a_two, b_one):
+                await cache.close()
+    finally:
+        dbs.drop(first)
+        dbs.drop(second)
 
 
 async def test_notifications_are_coalesced_per_org_and_window() -> None:
